@@ -1,0 +1,301 @@
+// Package sqlite is the embedded store: one SQLite file (pure Go, WAL mode)
+// under the data directory, needing nothing else on the machine.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fmtbank/cmts/store"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// FileName is the database file created under the data directory.
+const FileName = "cmts.db"
+
+// schema is applied at open; every statement is idempotent.
+const schema = `
+CREATE TABLE IF NOT EXISTS current (
+	pk      INTEGER PRIMARY KEY,
+	type    TEXT NOT NULL,
+	id      TEXT NOT NULL,
+	tenant  TEXT NOT NULL,
+	vid     INTEGER NOT NULL,
+	lu      INTEGER NOT NULL,
+	deleted INTEGER NOT NULL,
+	body    BLOB,
+	UNIQUE (type, id)
+);
+CREATE INDEX IF NOT EXISTS current_tenant_type ON current (tenant, type, id);
+CREATE TABLE IF NOT EXISTS versions (
+	type    TEXT NOT NULL,
+	id      TEXT NOT NULL,
+	vid     INTEGER NOT NULL,
+	tenant  TEXT NOT NULL,
+	lu      INTEGER NOT NULL,
+	deleted INTEGER NOT NULL,
+	body    BLOB,
+	PRIMARY KEY (type, id, vid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS versions_history ON versions (tenant, lu DESC, type, id, vid DESC);
+CREATE INDEX IF NOT EXISTS versions_type_history ON versions (tenant, type, lu DESC, id, vid DESC);
+CREATE TABLE IF NOT EXISTS idx (
+	pk     INTEGER NOT NULL,
+	param  TEXT NOT NULL,
+	kind   TEXT NOT NULL,
+	system TEXT NOT NULL,
+	code   TEXT NOT NULL,
+	value  TEXT NOT NULL,
+	low    TEXT NOT NULL,
+	high   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_pk ON idx (pk);
+CREATE INDEX IF NOT EXISTS idx_token ON idx (param, code, system);
+CREATE INDEX IF NOT EXISTS idx_value ON idx (param, value);
+CREATE INDEX IF NOT EXISTS idx_low ON idx (param, low);
+CREATE INDEX IF NOT EXISTS idx_high ON idx (param, high);
+`
+
+// Store is the SQLite backend. Writes go through one connection (SQLite has
+// one writer at a time anyway, and this avoids busy retries); reads use a pool.
+type Store struct {
+	w *sql.DB
+	r *sql.DB
+}
+
+// Open opens (creating if needed) the database under dir.
+func Open(ctx context.Context, dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: data directory: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	// synchronous(FULL): an acknowledged write survives a crash of the machine,
+	// not only of the process; registry data is worth the fsync.
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	if _, err := w.ExecContext(ctx, schema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: schema: %w", err)
+	}
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	r.SetMaxOpenConns(8)
+	return &Store{w: w, r: r}, nil
+}
+
+// Close closes both connection pools; WAL content is checkpointed by SQLite.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.r.PingContext(ctx); err != nil {
+		return wrap(err)
+	}
+	return nil
+}
+
+const versionCols = `tenant, type, id, vid, lu, deleted, body`
+
+func scanVersion(row interface{ Scan(...any) error }) (*store.Version, error) {
+	var v store.Version
+	var lu int64
+	var deleted int
+	if err := row.Scan(&v.Tenant, &v.Type, &v.ID, &v.VersionID, &lu, &deleted, &v.Resource); err != nil {
+		return nil, err
+	}
+	v.LastUpdated = time.UnixMicro(lu).UTC()
+	v.Deleted = deleted != 0
+	return &v, nil
+}
+
+// Read returns the current version.
+func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*store.Version, error) {
+	v, err := scanVersion(s.r.QueryRowContext(ctx,
+		`SELECT `+versionCols+` FROM current WHERE type = ? AND id = ? AND tenant = ?`, typ, id, tenant))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return v, nil
+}
+
+// ReadVersion returns one version.
+func (s *Store) ReadVersion(ctx context.Context, tenant, typ, id string, vid int64) (*store.Version, error) {
+	v, err := scanVersion(s.r.QueryRowContext(ctx,
+		`SELECT `+versionCols+` FROM versions WHERE type = ? AND id = ? AND vid = ? AND tenant = ?`, typ, id, vid, tenant))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return v, nil
+}
+
+// Put writes a version, its history row and its index entries in one
+// transaction.
+func (s *Store) Put(ctx context.Context, w store.Write) error {
+	v := w.Version
+	if v.VersionID != w.PrevVersion+1 {
+		return fmt.Errorf("sqlite: version %d does not follow %d: %w", v.VersionID, w.PrevVersion, store.ErrConflict)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(err)
+	}
+	defer tx.Rollback()
+	var pk, cur int64
+	var tenant string
+	err = tx.QueryRowContext(ctx, `SELECT pk, vid, tenant FROM current WHERE type = ? AND id = ?`, v.Type, v.ID).Scan(&pk, &cur, &tenant)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if w.PrevVersion != 0 {
+			return fmt.Errorf("sqlite: %s/%s does not exist: %w", v.Type, v.ID, store.ErrConflict)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO current (type, id, tenant, vid, lu, deleted, body) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			v.Type, v.ID, v.Tenant, v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), v.Resource)
+		if err != nil {
+			return wrap(err)
+		}
+		if pk, err = res.LastInsertId(); err != nil {
+			return wrap(err)
+		}
+	case err != nil:
+		return wrap(err)
+	default:
+		if tenant != v.Tenant || cur != w.PrevVersion {
+			return fmt.Errorf("sqlite: %s/%s is at version %d, not %d: %w", v.Type, v.ID, cur, w.PrevVersion, store.ErrConflict)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE current SET vid = ?, lu = ?, deleted = ?, body = ? WHERE pk = ?`,
+			v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), v.Resource, pk); err != nil {
+			return wrap(err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM idx WHERE pk = ?`, pk); err != nil {
+			return wrap(err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO versions (type, id, vid, tenant, lu, deleted, body) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		v.Type, v.ID, v.VersionID, v.Tenant, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), v.Resource); err != nil {
+		return wrap(err)
+	}
+	if !v.Deleted && len(v.Index) > 0 {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO idx (pk, param, kind, system, code, value, low, high) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return wrap(err)
+		}
+		defer stmt.Close()
+		for _, e := range v.Index {
+			if _, err := stmt.ExecContext(ctx, pk, e.Param, string(e.Kind), e.System, e.Code, e.Value, e.Low, e.High); err != nil {
+				return wrap(err)
+			}
+		}
+	}
+	return wrap(tx.Commit())
+}
+
+// History pages through versions newest first.
+func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
+	var where []string
+	args := []any{}
+	where = append(where, "tenant = ?")
+	args = append(args, q.Tenant)
+	if q.Type != "" {
+		where = append(where, "type = ?")
+		args = append(args, q.Type)
+	}
+	if q.ID != "" {
+		where = append(where, "id = ?")
+		args = append(args, q.ID)
+	}
+	if !q.Since.IsZero() {
+		where = append(where, "lu >= ?")
+		args = append(args, q.Since.UnixMicro())
+	}
+	if a := q.After; a != nil {
+		lu := a.LastUpdated.UnixMicro()
+		where = append(where, "(lu < ? OR (lu = ? AND (type > ? OR (type = ? AND (id > ? OR (id = ? AND vid < ?))))))")
+		args = append(args, lu, lu, a.Type, a.Type, a.ID, a.ID, a.VersionID)
+	}
+	count := q.Count
+	if count <= 0 {
+		count = 50
+	}
+	args = append(args, count+1)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+versionCols+` FROM versions WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY lu DESC, type, id, vid DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	page := &store.HistoryPage{}
+	for rows.Next() {
+		v, err := scanVersion(rows)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		page.Versions = append(page.Versions, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(err)
+	}
+	if len(page.Versions) > count {
+		page.Versions = page.Versions[:count]
+		last := page.Versions[count-1]
+		page.Next = &store.HistoryCursor{LastUpdated: last.LastUpdated, Type: last.Type, ID: last.ID, VersionID: last.VersionID}
+	}
+	return page, nil
+}
+
+// wrap translates driver errors into store errors; nothing above this package
+// sees SQLite's own.
+func wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_CONSTRAINT:
+			return fmt.Errorf("sqlite: %v: %w", err, store.ErrConflict)
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_FULL:
+			return fmt.Errorf("sqlite: %v: %w", err, store.ErrUnavailable)
+		}
+	}
+	if strings.Contains(err.Error(), "database is closed") {
+		return fmt.Errorf("sqlite: %v: %w", err, store.ErrUnavailable)
+	}
+	return fmt.Errorf("sqlite: %w", err)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,117 @@
+// Package store defines how the server keeps FHIR resources: every version of
+// every resource, each with the tenant that wrote it and the search index
+// entries computed from it at write time. Backends (store/sqlite, store/mongo)
+// implement Store and prove it with store/storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by every backend. Backends translate their driver errors into
+// these (wrapped with detail); nothing above the backend sees driver errors.
+var (
+	// ErrNotFound: no such resource (or version) visible to the tenant.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: the write's expected version no longer matches the stored
+	// one (a lost race), or the id is taken.
+	ErrConflict = errors.New("store: version conflict")
+	// ErrUnavailable: the database cannot be reached right now; the request may
+	// be retried later.
+	ErrUnavailable = errors.New("store: unavailable")
+	// ErrInvalidQuery: the query uses a form this backend cannot evaluate.
+	ErrInvalidQuery = errors.New("store: invalid query")
+)
+
+// Version is one stored version of a resource. A deleted resource is a version
+// too (a tombstone) with Deleted set and no Resource body.
+type Version struct {
+	Tenant string
+	Type   string
+	ID     string
+	// VersionID counts from 1 and grows by one with every write, deletes included.
+	VersionID int64
+	// LastUpdated is UTC, with microsecond precision at most.
+	LastUpdated time.Time
+	Deleted     bool
+	// Resource is the FHIR JSON of this version, meta.versionId and
+	// meta.lastUpdated already set; nil for a tombstone.
+	Resource []byte
+	// Index holds the search index entries of this version (none for a tombstone).
+	Index []IndexEntry
+}
+
+// Write is one new version to store. It succeeds only if the resource's current
+// version is still PrevVersion (0: the resource must not exist yet), which makes
+// every write a compare-and-swap.
+type Write struct {
+	PrevVersion int64
+	Version     Version
+}
+
+// HistoryQuery selects versions for _history at instance (Type and ID set),
+// type (Type set) or system level (neither).
+type HistoryQuery struct {
+	Tenant string
+	Type   string
+	ID     string
+	// Since, when not zero, keeps versions with LastUpdated >= Since.
+	Since time.Time
+	// Count is the page size (>0).
+	Count int
+	// After, when set, continues after this position in the history order.
+	After *HistoryCursor
+}
+
+// HistoryCursor is a position in the history order: LastUpdated descending,
+// then Type, ID ascending, then VersionID descending. Because new versions only
+// enter at the top of that order, pages already handed out stay stable.
+type HistoryCursor struct {
+	LastUpdated time.Time
+	Type        string
+	ID          string
+	VersionID   int64
+}
+
+// Page is a page of versions with the position to continue from (nil when the
+// page is the last).
+type HistoryPage struct {
+	Versions []*Version
+	Next     *HistoryCursor
+}
+
+// Store keeps resource versions. All methods take a context and are safe for
+// concurrent use. Times are UTC.
+//
+// Resource ids are unique per type across tenants: a resource written by one
+// tenant is invisible to others (ErrNotFound), and its id cannot be taken by
+// another tenant (ErrConflict).
+type Store interface {
+	// Read returns the current version of a resource, a tombstone included.
+	// Errors: ErrNotFound when the resource never existed for the tenant.
+	Read(ctx context.Context, tenant, typ, id string) (*Version, error)
+
+	// ReadVersion returns one version. Errors: ErrNotFound.
+	ReadVersion(ctx context.Context, tenant, typ, id string, versionID int64) (*Version, error)
+
+	// Put stores w.Version as the new current version if the stored current
+	// version is w.PrevVersion (0: none may exist), atomically with its index
+	// entries: a reader sees the whole version or nothing of it. The new
+	// VersionID must be PrevVersion+1. Errors: ErrConflict when the
+	// precondition fails, ErrUnavailable.
+	Put(ctx context.Context, w Write) error
+
+	// History returns versions newest first (see HistoryCursor).
+	History(ctx context.Context, q HistoryQuery) (*HistoryPage, error)
+
+	// Search returns current, non-deleted versions that match q.
+	Search(ctx context.Context, q Query) (*SearchPage, error)
+
+	// Ping reports whether the database is reachable (ErrUnavailable if not).
+	Ping(ctx context.Context) error
+
+	// Close releases the database; in-flight calls may fail afterwards.
+	Close() error
+}
