@@ -1,0 +1,284 @@
+package rest
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/store"
+	"github.com/gin-gonic/gin"
+)
+
+type bundleLink struct {
+	Relation string `json:"relation"`
+	URL      string `json:"url"`
+}
+
+type bundleEntry struct {
+	FullURL  string          `json:"fullUrl,omitempty"`
+	Resource json.RawMessage `json:"resource,omitempty"`
+	Search   *struct {
+		Mode string `json:"mode"`
+	} `json:"search,omitempty"`
+	Request *struct {
+		Method string `json:"method"`
+		URL    string `json:"url"`
+	} `json:"request,omitempty"`
+	Response *struct {
+		Status       string `json:"status"`
+		Etag         string `json:"etag,omitempty"`
+		LastModified string `json:"lastModified,omitempty"`
+	} `json:"response,omitempty"`
+}
+
+type bundle struct {
+	ResourceType string `json:"resourceType"`
+	ID           string `json:"id"`
+	Meta         struct {
+		LastUpdated string `json:"lastUpdated"`
+	} `json:"meta"`
+	Type  string        `json:"type"`
+	Total *int          `json:"total,omitempty"`
+	Link  []bundleLink  `json:"link,omitempty"`
+	Entry []bundleEntry `json:"entry,omitempty"`
+}
+
+func (s *Server) newBundle(typ string) *bundle {
+	b := &bundle{ResourceType: "Bundle", ID: newID(), Type: typ}
+	b.Meta.LastUpdated = s.now().Format(time.RFC3339Nano)
+	return b
+}
+
+// pageSize reads _count: default 50, at most 1000. _count=0 asks only for a total.
+func pageSize(c *gin.Context, params url.Values) (int, error) {
+	v := params.Get("_count")
+	if v == "" {
+		return 50, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fhir.Invalid(fhir.IssueValue, "_count must be a whole number", "_count 必须是非负整数").WithExpression("_count")
+	}
+	return min(n, 1000), nil
+}
+
+// historyCursor is the opaque _page token of a history page.
+func encodeCursor(h *store.HistoryCursor) string {
+	raw := fmt.Sprintf("%d|%s|%s|%d", h.LastUpdated.UnixMicro(), h.Type, h.ID, h.VersionID)
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+func decodeCursor(tok string) (*store.HistoryCursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	parts := strings.Split(string(raw), "|")
+	if err != nil || len(parts) != 4 {
+		return nil, fhir.Invalid(fhir.IssueValue, "The page token is not valid", "分页标记无效").WithExpression("_page")
+	}
+	lu, err1 := strconv.ParseInt(parts[0], 10, 64)
+	vid, err2 := strconv.ParseInt(parts[3], 10, 64)
+	if err1 != nil || err2 != nil {
+		return nil, fhir.Invalid(fhir.IssueValue, "The page token is not valid", "分页标记无效").WithExpression("_page")
+	}
+	return &store.HistoryCursor{LastUpdated: time.UnixMicro(lu).UTC(), Type: parts[1], ID: parts[2], VersionID: vid}, nil
+}
+
+// parseInstant reads a FHIR instant or dateTime (date alone allowed).
+func parseInstant(v string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02", "2006-01", "2006"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fhir.Invalid(fhir.IssueValue, "'"+v+"' is not a valid instant", "'"+v+"' 不是合法的时间").WithExpression("_since")
+}
+
+func (s *Server) historySystem(c *gin.Context) { s.history(c, "", "") }
+func (s *Server) historyType(c *gin.Context)   { s.history(c, c.Param("type"), "") }
+func (s *Server) historyInstance(c *gin.Context) {
+	if err := checkID(c.Param("id")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.history(c, c.Param("type"), c.Param("id"))
+}
+
+func (s *Server) history(c *gin.Context, typ, id string) {
+	params := c.Request.URL.Query()
+	q := store.HistoryQuery{Tenant: principal(c).Tenant, Type: typ, ID: id}
+	var err error
+	if q.Count, err = pageSize(c, params); err != nil {
+		s.fail(c, err)
+		return
+	}
+	q.Count = max(q.Count, 1)
+	if v := params.Get("_since"); v != "" {
+		if q.Since, err = parseInstant(v); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	if v := params.Get("_page"); v != "" {
+		if q.After, err = decodeCursor(v); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	if id != "" {
+		// An unknown instance is a 404, not an empty history.
+		if _, err := s.opts.Store.Read(c, q.Tenant, typ, id); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				err = fhir.NotFound(typ, id)
+			}
+			s.fail(c, err)
+			return
+		}
+	}
+	page, err := s.opts.Store.History(c, q)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	base := s.base(c)
+	path := base
+	if typ != "" {
+		path += "/" + typ
+	}
+	if id != "" {
+		path += "/" + id
+	}
+	path += "/_history"
+	b := s.newBundle("history")
+	b.Link = append(b.Link, bundleLink{"self", path + queryString(params)})
+	if page.Next != nil {
+		next := cloneValues(params)
+		next.Set("_page", encodeCursor(page.Next))
+		b.Link = append(b.Link, bundleLink{"next", path + queryString(next)})
+	}
+	for _, v := range page.Versions {
+		e := bundleEntry{FullURL: base + "/" + v.Type + "/" + v.ID}
+		e.Request = &struct {
+			Method string `json:"method"`
+			URL    string `json:"url"`
+		}{Method: http.MethodPut, URL: v.Type + "/" + v.ID}
+		status := "200 OK"
+		switch {
+		case v.Deleted:
+			e.Request.Method, status = http.MethodDelete, "204 No Content"
+		case v.VersionID == 1:
+			e.Request.Method, e.Request.URL, status = http.MethodPost, v.Type, "201 Created"
+		}
+		if !v.Deleted {
+			e.Resource = v.Resource
+		}
+		e.Response = &struct {
+			Status       string `json:"status"`
+			Etag         string `json:"etag,omitempty"`
+			LastModified string `json:"lastModified,omitempty"`
+		}{Status: status, Etag: etag(v.VersionID), LastModified: v.LastUpdated.Format(time.RFC3339Nano)}
+		b.Entry = append(b.Entry, e)
+	}
+	s.writeBundle(c, b)
+}
+
+func (s *Server) writeBundle(c *gin.Context, b *bundle) {
+	body, err := json.Marshal(b)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.writeJSON(c, http.StatusOK, body)
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+func queryString(v url.Values) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
+}
+
+func (s *Server) search(c *gin.Context) {
+	typ := c.Param("type")
+	params := c.Request.URL.Query()
+	if c.Request.Method == http.MethodPost {
+		// POST _search carries its parameters as a form body (and may have
+		// some in the URL too).
+		ct := c.GetHeader("Content-Type")
+		if ct != "" && !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+			s.fail(c, fhir.UnsupportedMediaType(ct))
+			return
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBody)
+		if err := c.Request.ParseForm(); err != nil {
+			s.fail(c, fhir.Invalid(fhir.IssueStructure, "The search form cannot be read", "无法读取检索表单"))
+			return
+		}
+		params = c.Request.Form
+	}
+	count, err := pageSize(c, params)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	offset := 0
+	if v := params.Get("_offset"); v != "" {
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
+			s.fail(c, fhir.Invalid(fhir.IssueValue, "_offset must be a whole number", "_offset 必须是非负整数").WithExpression("_offset"))
+			return
+		}
+	}
+	filter, err := s.opts.Indexer.Compile(typ, params)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	q := store.Query{Tenant: principal(c).Tenant, Type: typ, Filter: filter, Count: max(count, 1), Offset: offset,
+		WantTotal: params.Get("_total") != "none"}
+	page, err := s.opts.Store.Search(c, q)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	base := s.base(c)
+	b := s.newBundle("searchset")
+	if page.Total >= 0 {
+		b.Total = &page.Total
+	}
+	self := cloneValues(params)
+	self.Del("_format")
+	b.Link = append(b.Link, bundleLink{"self", base + "/" + typ + queryString(self)})
+	if count > 0 {
+		if page.More {
+			next := cloneValues(self)
+			next.Set("_offset", strconv.Itoa(offset+count))
+			b.Link = append(b.Link, bundleLink{"next", base + "/" + typ + queryString(next)})
+		}
+		if offset > 0 {
+			prev := cloneValues(self)
+			prev.Set("_offset", strconv.Itoa(max(offset-count, 0)))
+			b.Link = append(b.Link, bundleLink{"previous", base + "/" + typ + queryString(prev)})
+		}
+		for _, v := range page.Versions {
+			e := bundleEntry{FullURL: base + "/" + v.Type + "/" + v.ID, Resource: v.Resource}
+			e.Search = &struct {
+				Mode string `json:"mode"`
+			}{Mode: "match"}
+			b.Entry = append(b.Entry, e)
+		}
+	}
+	s.writeBundle(c, b)
+}

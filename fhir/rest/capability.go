@@ -1,0 +1,95 @@
+package rest
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// capabilities answers /metadata with a CapabilityStatement built from the
+// route table and the search registry, so it says exactly what this build does.
+func (s *Server) capabilities(c *gin.Context) {
+	body, err := json.Marshal(s.capabilityStatement(s.base(c)))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.writeJSON(c, http.StatusOK, body)
+}
+
+type csInteraction struct {
+	Code string `json:"code"`
+}
+
+type csSearchParam struct {
+	Name          string `json:"name"`
+	Type          string `json:"type"`
+	Documentation string `json:"documentation,omitempty"`
+}
+
+type csResource struct {
+	Type              string          `json:"type"`
+	Interaction       []csInteraction `json:"interaction"`
+	Versioning        string          `json:"versioning"`
+	ReadHistory       bool            `json:"readHistory"`
+	UpdateCreate      bool            `json:"updateCreate"`
+	ConditionalCreate bool            `json:"conditionalCreate"`
+	ConditionalRead   string          `json:"conditionalRead"`
+	ConditionalUpdate bool            `json:"conditionalUpdate"`
+	ConditionalDelete string          `json:"conditionalDelete"`
+	SearchParam       []csSearchParam `json:"searchParam,omitempty"`
+}
+
+func (s *Server) capabilityStatement(base string) map[string]any {
+	typeLevel, systemLevel := []csInteraction{}, []csInteraction{}
+	seen := map[string]bool{}
+	for _, r := range routeTable() {
+		if r.interaction == "" || seen[r.interaction] {
+			continue
+		}
+		seen[r.interaction] = true
+		if r.level == "system" {
+			systemLevel = append(systemLevel, csInteraction{r.interaction})
+		} else {
+			typeLevel = append(typeLevel, csInteraction{r.interaction})
+		}
+	}
+	var resources []csResource
+	for _, t := range s.opts.Codec.ResourceTypes() {
+		r := csResource{
+			Type: t, Interaction: typeLevel, Versioning: "versioned-update", ReadHistory: true,
+			UpdateCreate: true, ConditionalCreate: true, ConditionalRead: "not-supported",
+			ConditionalUpdate: true, ConditionalDelete: "single",
+		}
+		for _, sp := range s.opts.Indexer.Params(t) {
+			r.SearchParam = append(r.SearchParam, csSearchParam{Name: sp.Code, Type: string(sp.Type), Documentation: sp.Doc})
+		}
+		resources = append(resources, r)
+	}
+	version := s.opts.Version
+	if version == "" {
+		version = "dev"
+	}
+	return map[string]any{
+		"resourceType": "CapabilityStatement",
+		"status":       "active",
+		"date":         s.now().Format(time.RFC3339),
+		"publisher":    "CMTS",
+		"kind":         "instance",
+		"software":     map[string]any{"name": "CMTS FHIR server", "version": version},
+		"implementation": map[string]any{
+			"description": "China Microbiota Transplantation System registry (FMT/WMT)",
+			"url":         base,
+		},
+		"fhirVersion": "4.0.1",
+		"format":      []string{"json"},
+		"patchFormat": []string{mimeJSONPatch},
+		"rest": []map[string]any{{
+			"mode":        "server",
+			"resource":    resources,
+			"interaction": systemLevel,
+		}},
+	}
+}

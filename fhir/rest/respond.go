@@ -1,0 +1,168 @@
+package rest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/store"
+	"github.com/gin-gonic/gin"
+)
+
+const (
+	mimeFHIRJSON  = "application/fhir+json"
+	mimeJSON      = "application/json"
+	mimeJSONPatch = "application/json-patch+json"
+)
+
+// negotiate checks _format and Accept: JSON is what we write; a request only
+// for XML (or anything else) gets 406 before any work is done.
+func (s *Server) negotiate(c *gin.Context) {
+	if f := c.Query("_format"); f != "" {
+		switch strings.ToLower(strings.TrimSpace(strings.SplitN(f, ";", 2)[0])) {
+		case "json", mimeJSON, mimeFHIRJSON:
+		case "html", "text/html":
+			// Browsers: JSON is readable there too.
+		default:
+			s.fail(c, fhir.NotAcceptable(f))
+			return
+		}
+		c.Next()
+		return
+	}
+	if a := c.GetHeader("Accept"); a != "" && !acceptsJSON(a) {
+		s.fail(c, fhir.NotAcceptable(a))
+		return
+	}
+	c.Next()
+}
+
+func acceptsJSON(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		if q, ok := params["q"]; ok {
+			if v, err := strconv.ParseFloat(q, 64); err == nil && v == 0 {
+				continue
+			}
+		}
+		switch mt {
+		case "*/*", "application/*", mimeJSON, mimeFHIRJSON, "text/html", "application/json+fhir":
+			return true
+		}
+	}
+	return false
+}
+
+// writeJSON writes a FHIR JSON body, indented under _pretty=true.
+func (s *Server) writeJSON(c *gin.Context, status int, body []byte) {
+	ct := mimeFHIRJSON + "; charset=utf-8"
+	if a := c.GetHeader("Accept"); strings.Contains(a, mimeJSON) && !strings.Contains(a, "fhir") {
+		ct = mimeJSON + "; charset=utf-8"
+	}
+	if c.Query("_pretty") == "true" {
+		var buf bytes.Buffer
+		if json.Indent(&buf, body, "", "  ") == nil {
+			body = buf.Bytes()
+		}
+	}
+	c.Data(status, ct, body)
+}
+
+// base is the FHIR base URL for links.
+func (s *Server) base(c *gin.Context) string {
+	if s.opts.BaseURL != "" {
+		return s.opts.BaseURL
+	}
+	scheme := "http"
+	if c.Request.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Request.Host + "/fhir"
+}
+
+func etag(vid int64) string { return `W/"` + strconv.FormatInt(vid, 10) + `"` }
+
+// parseETag reads W/"3", "3" or 3.
+func parseETag(v string) (int64, bool) {
+	v = strings.TrimSpace(v)
+	v = strings.TrimPrefix(v, "W/")
+	v = strings.Trim(v, `"`)
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil && n > 0
+}
+
+// versionHeaders sets ETag and Last-Modified for a version.
+func versionHeaders(c *gin.Context, v *store.Version) {
+	c.Header("ETag", etag(v.VersionID))
+	c.Header("Last-Modified", v.LastUpdated.UTC().Format(http.TimeFormat))
+}
+
+// readBody reads a request body of an accepted media type within the limit.
+func (s *Server) readBody(c *gin.Context, accepted ...string) ([]byte, error) {
+	ct := c.GetHeader("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil {
+		return nil, fhir.UnsupportedMediaType(ct)
+	}
+	ok := false
+	for _, a := range accepted {
+		ok = ok || mt == a
+	}
+	if !ok {
+		return nil, fhir.UnsupportedMediaType(ct)
+	}
+	if c.Request.ContentLength > s.opts.MaxBody {
+		return nil, fhir.TooLarge(s.opts.MaxBody)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fhir.TooLarge(s.opts.MaxBody)
+		}
+		return nil, fhir.Invalid(fhir.IssueStructure, "The request body could not be read", "无法读取请求体")
+	}
+	return body, nil
+}
+
+// preferReturn reads Prefer: return=minimal|representation|OperationOutcome.
+func preferReturn(c *gin.Context) string {
+	for _, p := range strings.Split(c.GetHeader("Prefer"), ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.TrimSpace(k) == "return" {
+			return strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	return "representation"
+}
+
+// respondWrite answers a create or update as the client prefers.
+func (s *Server) respondWrite(c *gin.Context, status int, v *store.Version, msg fhir.Message) {
+	versionHeaders(c, v)
+	loc := s.base(c) + "/" + v.Type + "/" + v.ID + "/_history/" + strconv.FormatInt(v.VersionID, 10)
+	if status == http.StatusCreated || c.Request.Method != http.MethodGet {
+		c.Header("Location", loc)
+	}
+	switch preferReturn(c) {
+	case "minimal":
+		c.Status(status)
+		c.Writer.WriteHeaderNow()
+	case "OperationOutcome":
+		s.writeJSON(c, status, fhir.OperationOutcome([]fhir.Issue{{Severity: "information", Code: fhir.IssueInformation, Message: msg}},
+			fhir.NegotiateLanguage(c.GetHeader("Accept-Language"))))
+	default:
+		s.writeJSON(c, status, v.Resource)
+	}
+}
+
+// now is the clock, in UTC at the precision the store keeps.
+func (s *Server) now() time.Time { return s.opts.Now().UTC().Truncate(time.Microsecond) }
