@@ -34,7 +34,9 @@ const markerName = ".cmts-install-complete"
 
 var (
 	installMu    sync.Mutex
+	installDone  bool
 	installedDir string // node_modules path once installed in this process
+	installErr   error  // why the install failed, remembered for later tests
 )
 
 // NodeModules returns the absolute path of a node_modules directory that
@@ -49,15 +51,15 @@ var (
 func NodeModules(t testing.TB) string {
 	t.Helper()
 	installMu.Lock()
-	defer installMu.Unlock()
-	if installedDir != "" {
-		return installedDir
+	if !installDone {
+		installedDir, installErr = install()
+		installDone = true
 	}
-	dir, err := install()
+	dir, err := installedDir, installErr
+	installMu.Unlock()
 	if err != nil {
 		unavailable(t, err)
 	}
-	installedDir = dir
 	return dir
 }
 
@@ -70,13 +72,28 @@ func unavailable(t testing.TB, err error) {
 	t.Skipf("fhirtest: npm test packages unavailable (set CI=1 to make this fatal): %v", err)
 }
 
-// npmSourceDir returns testdata/npm of this module, found from this file.
+// npmSourceDir returns testdata/npm of this module, found from this source
+// file, or (when built with -trimpath) from the working directory upwards.
 func npmSourceDir() (string, error) {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", errors.New("runtime.Caller failed")
+	const rel = "testdata/npm/package-lock.json"
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		dir := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "npm")
+		if _, err := os.Stat(filepath.Join(dir, "package-lock.json")); err == nil {
+			return dir, nil
+		}
 	}
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "npm"), nil
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(rel))); err == nil {
+			return filepath.Join(dir, "testdata", "npm"), nil
+		}
+		if filepath.Dir(dir) == dir {
+			return "", errors.New("testdata/npm not found from the source file or " + wd)
+		}
+	}
 }
 
 func install() (string, error) {
@@ -240,18 +257,51 @@ func loadIndex(dir string) ([]indexFile, error) {
 	return files, nil
 }
 
+// builtIndexName is the index that readIndex writes into the examples
+// directory (in the test cache) when the package has no .index.json, so
+// that later test processes need not read every file again.
+const builtIndexName = ".cmts-index.json"
+
+type index struct {
+	Files []indexFile `json:"files"`
+}
+
 func readIndex(dir string) ([]indexFile, error) {
-	if b, err := os.ReadFile(filepath.Join(dir, ".index.json")); err == nil {
-		var idx struct {
-			Files []indexFile `json:"files"`
-		}
-		if err := json.Unmarshal(b, &idx); err != nil {
-			return nil, fmt.Errorf(".index.json: %w", err)
-		}
-		if len(idx.Files) > 0 {
-			return idx.Files, nil
+	for _, name := range []string{".index.json", builtIndexName} {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
+			var idx index
+			if err := json.Unmarshal(b, &idx); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			if len(idx.Files) > 0 {
+				return idx.Files, nil
+			}
 		}
 	}
+	files, err := scanDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	// Best effort: write the index atomically for the next process.
+	if b, err := json.Marshal(index{files}); err == nil {
+		if f, err := os.CreateTemp(dir, builtIndexName+".*"); err == nil {
+			werr := f.Chmod(0o644)
+			if werr == nil {
+				_, werr = f.Write(b)
+			}
+			if cerr := f.Close(); werr == nil && cerr == nil {
+				werr = os.Rename(f.Name(), filepath.Join(dir, builtIndexName))
+			}
+			if werr != nil {
+				os.Remove(f.Name())
+			}
+		}
+	}
+	return files, nil
+}
+
+// scanDir reads the resourceType of every JSON resource file in dir.
+func scanDir(dir string) ([]indexFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err

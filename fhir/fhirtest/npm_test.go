@@ -45,6 +45,8 @@ func TestExampleFiles(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("%d example resources in %s: %d SearchParameter, %d StructureDefinition",
+		len(all), ExamplesDir(t), len(ExampleFiles(t, "SearchParameter")), len(ExampleFiles(t, "StructureDefinition")))
 	if got := ExampleFiles(t, "NoSuchResource"); len(got) != 0 {
 		t.Errorf("NoSuchResource: got %d files", len(got))
 	}

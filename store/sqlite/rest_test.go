@@ -18,3 +18,5 @@ func openStore(t testing.TB) store.Store {
 }
 
 func TestREST(t *testing.T) { resttest.Run(t, openStore) }
+
+func TestOfficialExamplesRoundTrip(t *testing.T) { resttest.RunExamples(t, openStore, 4000) }

@@ -6,8 +6,8 @@
 // binary is cached under os.UserCacheDir()/cmts-test, keyed by a hash of the
 // test server's sources, and built at most once even when several test
 // processes (go test ./... runs each package as its own process) ask for it at
-// the same time. The first build compiles FerretDB and takes minutes; later
-// starts take about a second.
+// the same time. The first build compiles FerretDB (a minute or more); later
+// starts take about 25 ms.
 //
 // If the environment variable CMTS_TEST_MONGO_URI is set, no process is
 // started and the tests use that MongoDB instead.
@@ -126,7 +126,9 @@ func Start(t testing.TB) *Server {
 		}
 		s.addr = addr
 		s.uri = "mongodb://" + addr + "/"
+		started := time.Now()
 		if lastErr = s.start(); lastErr == nil {
+			t.Logf("mongotest: FerretDB ready at %s in %v", s.uri, time.Since(started).Round(time.Millisecond))
 			return s
 		}
 	}
@@ -241,6 +243,25 @@ func (s *Server) start() error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
+
+	// Wait for the port first: a driver whose first dial failed waits
+	// 500 ms before it tries again.
+	for {
+		conn, err := net.DialTimeout("tcp", s.addr, time.Second)
+		if err == nil {
+			conn.Close()
+			break
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("server exited: %v; output:\n%s", p.err, p.stderr)
+		case <-ctx.Done():
+			p.kill()
+			return fmt.Errorf("not listening on %s within %v: %v; output:\n%s", s.addr, readyTimeout, err, p.stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+
 	c, err := mongo.Connect(options.Client().ApplyURI(s.uri).
 		SetServerSelectionTimeout(time.Second).
 		SetConnectTimeout(time.Second))
@@ -297,10 +318,7 @@ func (p *process) kill() {
 // binary returns the path of a FerretDB test server binary built from the
 // current sources, building it if needed. It is computed once per process.
 func binary(t testing.TB) (string, error) {
-	buildOnce.Do(func() {
-		t.Logf("mongotest: looking for the FerretDB test server binary (the first build takes minutes)")
-		buildPath, buildErr = buildBinary()
-	})
+	buildOnce.Do(func() { buildPath, buildErr = buildBinary(t.Logf) })
 	return buildPath, buildErr
 }
 
@@ -310,7 +328,7 @@ var (
 	buildErr  error
 )
 
-func buildBinary() (string, error) {
+func buildBinary(logf func(string, ...any)) (string, error) {
 	src, err := sourceDir()
 	if err != nil {
 		return "", err
@@ -345,12 +363,14 @@ func buildBinary() (string, error) {
 
 	// Several test processes may get here at once; one builds, the others
 	// wait for the lock and then find the binary.
+	waitStart := time.Now()
 	unlock, err := lockFile(bin + ".lock")
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
 	if isExecutable(bin) {
+		logf("mongotest: waited %v for another process to build %s", time.Since(waitStart).Round(time.Millisecond), bin)
 		return bin, nil
 	}
 
@@ -363,6 +383,8 @@ func buildBinary() (string, error) {
 	cmd := exec.Command(goTool, "build", "-o", tmp, ".")
 	cmd.Dir = src
 	cmd.Env = buildEnv(os.Environ())
+	logf("mongotest: building the FerretDB test server from %s into %s (first run: compiling FerretDB takes minutes)", src, bin)
+	buildStart := time.Now()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build in %s: %v\n%s", src, err, out)
@@ -371,6 +393,7 @@ func buildBinary() (string, error) {
 	if err := os.Rename(tmp, bin); err != nil {
 		return "", err
 	}
+	logf("mongotest: built the FerretDB test server in %v", time.Since(buildStart).Round(time.Millisecond))
 	return bin, nil
 }
 

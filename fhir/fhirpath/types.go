@@ -1,0 +1,78 @@
+package fhirpath
+
+import "strings"
+
+// choiceTypes maps the suffix of a choice-type element name (valueQuantity
+// -> "Quantity") to the FHIR R4 type name. It lists the R4 "open" types,
+// which include every type a choice element can take.
+var choiceTypes = func() map[string]string {
+	m := map[string]string{}
+	for _, t := range []string{
+		// primitive types
+		"base64Binary", "boolean", "canonical", "code", "date", "dateTime", "decimal", "id",
+		"instant", "integer", "markdown", "oid", "positiveInt", "string", "time",
+		"unsignedInt", "uri", "url", "uuid",
+		// general-purpose types
+		"Address", "Age", "Annotation", "Attachment", "CodeableConcept", "Coding",
+		"ContactPoint", "Count", "Distance", "Duration", "HumanName", "Identifier", "Money",
+		"Period", "Quantity", "Range", "Ratio", "Reference", "SampledData", "Signature",
+		"Timing",
+		// metadata types
+		"ContactDetail", "Contributor", "DataRequirement", "Expression",
+		"ParameterDefinition", "RelatedArtifact", "TriggerDefinition", "UsageContext",
+		// special-purpose types
+		"Dosage", "Meta",
+	} {
+		m[strings.ToUpper(t[:1])+t[1:]] = t
+	}
+	return m
+}()
+
+// typeParent gives the base type of the FHIR R4 data types that are
+// specialisations of another type than Element.
+var typeParent = map[string]string{
+	"Age": "Quantity", "Count": "Quantity", "Distance": "Quantity", "Duration": "Quantity",
+	"MoneyQuantity": "Quantity", "SimpleQuantity": "Quantity",
+	"code": "string", "id": "string", "markdown": "string",
+	"canonical": "uri", "oid": "uri", "url": "uri", "uuid": "uri",
+	"positiveInt": "integer", "unsignedInt": "integer",
+	"DomainResource": "Resource",
+	// resources that are not domain resources
+	"Bundle": "Resource", "Binary": "Resource", "Parameters": "Resource",
+}
+
+// parentType returns the base type of a FHIR type name, or "" at the top.
+func parentType(t string) string {
+	if p, ok := typeParent[t]; ok {
+		return p
+	}
+	switch {
+	case t == "" || t == "Resource" || t == "Element" || strings.HasPrefix(t, "System."):
+		return ""
+	case choiceTypes[strings.ToUpper(t[:1])+t[1:]] == t, t == "Extension", t == "BackboneElement", t == "Narrative":
+		return "Element"
+	case t[0] >= 'A' && t[0] <= 'Z':
+		// Any other capitalised name is taken to be a resource type.
+		return "DomainResource"
+	}
+	return ""
+}
+
+// isType reports whether a value of FHIR type have is an instance of the
+// type named by spec (an optional "FHIR." or "System." namespace, then the
+// type name), following the R4 type hierarchy.
+func isType(have, spec string) bool {
+	if have == "" {
+		return false
+	}
+	if strings.HasPrefix(spec, "System.") {
+		return have == spec
+	}
+	spec = strings.TrimPrefix(spec, "FHIR.")
+	for t := have; t != ""; t = parentType(t) {
+		if t == spec {
+			return true
+		}
+	}
+	return false
+}
