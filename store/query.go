@@ -16,29 +16,44 @@ const (
 
 // IndexEntry is one searchable value of a resource version, computed at write
 // time from a search parameter definition. Backends store entries beside the
-// version and evaluate queries on them, never on the resource JSON.
+// version and evaluate queries on them, never on the resource JSON. What each
+// field holds depends on Kind:
+//
+//	token      System, Code; Value = display/text, normalised (for :text)
+//	string     Value = normalised text (see fhir/search); Code = the exact text (for :exact)
+//	uri        Value = the uri
+//	reference  System = target type, Code = target id (relative references);
+//	           Value = the reference as written when it is absolute or canonical
+//	date       Low, High = the covered period, as EncodeTime strings
+//	number     Low, High = the value (or range), as EncodeNumber strings
+//	quantity   Low, High as for number; System, Code = the unit's system and code
+//
+// Composite parameters are stored as entries of their components, each with
+// Param "<composite>$<n>" n = component index, and Group set to the same
+// number for the components of one composite value, so that a composite
+// match requires all components in the same group.
 type IndexEntry struct {
-	// Param is the search parameter code ("identifier", "_id", "subject").
-	Param string
-	Kind  IndexKind
-	// System and Code hold a token (System empty when the value has none) or,
-	// for a reference, the target type and id.
+	Param  string
+	Kind   IndexKind
 	System string
 	Code   string
-	// Value holds a string parameter's normalised text or a uri.
-	Value string
-	// Low and High bound a date, number or quantity as sortable strings.
-	Low  string
-	High string
+	Value  string
+	Low    string
+	High   string
+	// Group ties the components of one composite value together (0: none).
+	Group int
 }
 
-// Query selects current, non-deleted resources of one tenant. The zero Filter
+// Query selects current, non-deleted resources of one tenant. A nil Filter
 // matches everything.
 type Query struct {
 	Tenant string
 	// Type restricts to one resource type; empty searches all types.
 	Type   string
 	Filter Expr
+	// Sort orders the matches; ties (and an empty Sort) fall back to type,
+	// then id, ascending.
+	Sort []SortKey
 	// Count is the page size (>0); Offset the number of matches to skip.
 	Count  int
 	Offset int
@@ -46,8 +61,16 @@ type Query struct {
 	WantTotal bool
 }
 
-// SearchPage is one page of matches, in a stable order (type, id) unless the
-// query sorts otherwise.
+// SortKey orders by a parameter's entries: ascending by the smallest of the
+// resource's values (Value for strings/uri/token codes, Low for ranges),
+// descending by the largest (High for ranges). Resources with no entry sort
+// last either way.
+type SortKey struct {
+	Param string
+	Desc  bool
+}
+
+// SearchPage is one page of matches.
 type SearchPage struct {
 	Versions []*Version
 	// Total is the number of matches, or -1 when not asked for.
@@ -57,14 +80,18 @@ type SearchPage struct {
 }
 
 // Expr is a node of the store-neutral search AST that every backend compiles
-// (to SQL, to a MongoDB filter).
+// (to SQL, to a MongoDB filter). Every leaf tests "the resource has at least
+// one index entry of Param that ..." unless it says otherwise.
 type Expr interface{ isExpr() }
 
-// And matches when every operand matches.
+// And matches when every operand matches (an empty And matches everything).
 type And []Expr
 
-// Or matches when any operand matches.
+// Or matches when any operand matches (an empty Or matches nothing).
 type Or []Expr
+
+// Not matches when the operand does not (for :not and ne).
+type Not struct{ Expr Expr }
 
 // Token matches an entry of Param with this code and, when System is not nil,
 // this system (an empty *System matches only entries without a system).
@@ -77,7 +104,116 @@ type Token struct {
 // ID matches resources by logical id.
 type ID struct{ IDs []string }
 
-func (And) isExpr()   {}
-func (Or) isExpr()    {}
-func (Token) isExpr() {}
-func (ID) isExpr()    {}
+// StringMode is how a String leaf compares.
+type StringMode int
+
+// String comparison modes.
+const (
+	// Prefix: the entry's Value starts with the (normalised) text.
+	Prefix StringMode = iota
+	// Exact: the entry's Code equals the text exactly.
+	Exact
+	// Contains: the entry's Value contains the (normalised) text.
+	Contains
+	// Equal: the entry's Value equals the text (uri, reference URL).
+	Equal
+	// Below: the entry's Value starts with the text (uri :below).
+	Below
+	// Above: the text starts with the entry's Value (uri :above).
+	Above
+)
+
+// String matches string, uri and token-text entries. Fields selects what is
+// compared: a string leaf compares Value (Prefix, Contains, Equal...) or Code
+// (Exact).
+type String struct {
+	Param string
+	Mode  StringMode
+	Text  string
+}
+
+// Missing matches resources that have no entry of Param (Missing true) or at
+// least one (Missing false).
+type Missing struct {
+	Param   string
+	Missing bool
+}
+
+// Bound compares one end of an entry's range with a value, as strings (the
+// encodings make string order the value order).
+type Bound struct {
+	// High selects the entry's High; otherwise its Low.
+	High bool
+	Op   CompareOp
+	// Value is an EncodeTime or EncodeNumber string.
+	Value string
+}
+
+// CompareOp is a comparison of a Bound.
+type CompareOp int
+
+// Comparisons.
+const (
+	LT CompareOp = iota
+	LE
+	GT
+	GE
+)
+
+// Range matches an entry of Param for which every bound holds (the same
+// entry: a resource with two dates does not match a range that neither date
+// satisfies alone). For quantities System and Code, when not nil, must also
+// equal the entry's unit system and code.
+type Range struct {
+	Param  string
+	Bounds []Bound
+	System *string
+	Code   *string
+}
+
+// Reference matches a reference entry of Param to Type/ID (Type empty: any
+// type), or, when URL is set, an entry whose Value equals URL.
+type Reference struct {
+	Param string
+	Type  string
+	ID    string
+	URL   string
+}
+
+// Chain matches resources with a reference entry of Param pointing to a
+// current resource of TargetType (same tenant) that matches Filter
+// (subject:Patient.name=x).
+type Chain struct {
+	Param      string
+	TargetType string
+	Filter     Expr
+}
+
+// Has matches resources referred to, through Param, by a current resource of
+// Type (same tenant) that matches Filter (_has:Type:param:...).
+type Has struct {
+	Type   string
+	Param  string
+	Filter Expr
+}
+
+// Composite matches when one composite value (a Group of entries) satisfies
+// every component expression; Components[i] is tested against entries of
+// Param "$<i>" of the same group.
+type Composite struct {
+	Param      string
+	Components []Expr
+}
+
+func (And) isExpr()       {}
+func (Or) isExpr()        {}
+func (Not) isExpr()       {}
+func (Token) isExpr()     {}
+func (ID) isExpr()        {}
+func (String) isExpr()    {}
+func (Missing) isExpr()   {}
+func (Range) isExpr()     {}
+func (Reference) isExpr() {}
+func (Chain) isExpr()     {}
+func (Has) isExpr()       {}
+func (Composite) isExpr() {}
