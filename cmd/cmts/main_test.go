@@ -1,0 +1,377 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary act as the cmts command, so process-level
+// tests (kill -9, SIGTERM) run the real binary's code without a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("CMTS_TEST_BE_CMTS") == "1" {
+		ctx, stop := signalContext()
+		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+func TestParseFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    Config
+		wantErr string
+	}{
+		{name: "defaults", want: Config{Addr: "127.0.0.1:8080", Data: "./data", MongoDB: "cmts", LogLevel: "info", MaxBody: 16 << 20, DefaultTenant: "default"}},
+		{name: "flags", args: []string{"--addr", "127.0.0.1:9000", "--data", "/tmp/x", "--mongo-uri", "mongodb://h", "--mongo-db", "reg", "--base-url", "https://fhir.example/fhir", "--insecure-no-auth", "--log-level", "debug"},
+			want: Config{Addr: "127.0.0.1:9000", Data: "/tmp/x", MongoURI: "mongodb://h", MongoDB: "reg", BaseURL: "https://fhir.example/fhir", InsecureNoAuth: true, LogLevel: "debug", MaxBody: 16 << 20, DefaultTenant: "default"}},
+		{name: "env twins", env: map[string]string{"CMTS_ADDR": "[::1]:7000", "CMTS_DATA": "/srv/cmts", "CMTS_MONGO_URI": "mongodb://e", "CMTS_MONGO_DB": "x", "CMTS_BASE_URL": "http://b/fhir", "CMTS_INSECURE_NO_AUTH": "true", "CMTS_LOG_LEVEL": "warn", "CMTS_MAX_BODY": "1024"},
+			want: Config{Addr: "[::1]:7000", Data: "/srv/cmts", MongoURI: "mongodb://e", MongoDB: "x", BaseURL: "http://b/fhir", InsecureNoAuth: true, LogLevel: "warn", MaxBody: 1024, DefaultTenant: "default"}},
+		{name: "flag beats env", args: []string{"--addr", "localhost:1"}, env: map[string]string{"CMTS_ADDR": "127.0.0.1:2"},
+			want: Config{Addr: "localhost:1", Data: "./data", MongoDB: "cmts", LogLevel: "info", MaxBody: 16 << 20, DefaultTenant: "default"}},
+		{name: "insecure on a public address", args: []string{"--insecure-no-auth", "--addr", "0.0.0.0:8080"}, wantErr: "refuses the non-loopback address"},
+		{name: "insecure on all interfaces", args: []string{"--insecure-no-auth", "--addr", ":8080"}, wantErr: "refuses the non-loopback address"},
+		{name: "public address without an identity provider", args: []string{"--addr", "10.1.2.3:8080"}, wantErr: "no identity provider"},
+		{name: "bad address", args: []string{"--addr", "nonsense"}, wantErr: "--addr"},
+		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			m := NewMain(io.Discard)
+			err := m.ParseFlags(tc.args)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Config != tc.want {
+				t.Errorf("config\n got %+v\nwant %+v", m.Config, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunCommands(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), nil, &out, &errb); code != 2 || !strings.Contains(errb.String(), "usage") {
+		t.Errorf("no command: %d %q", code, errb.String())
+	}
+	if code := run(context.Background(), []string{"frobnicate"}, &out, &errb); code != 2 {
+		t.Errorf("unknown command: %d", code)
+	}
+	if code := run(context.Background(), []string{"serve", "--insecure-no-auth", "--addr", "0.0.0.0:0"}, &out, &errb); code != 2 {
+		t.Errorf("insecure public serve: exit %d, want 2", code)
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"version"}, &out, &errb); code != 0 || out.String() != "dev\n" {
+		t.Errorf("version: %d %q", code, out.String())
+	}
+}
+
+// startMain runs the server in-process on a free port.
+func startMain(t *testing.T, args ...string) (base string, stop func()) {
+	t.Helper()
+	m := NewMain(io.Discard)
+	if err := m.ParseFlags(append([]string{"--addr", "127.0.0.1:0"}, args...)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := m.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := m.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return m.URL(), stop
+}
+
+func do(t *testing.T, method, url, body string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func TestServeEmbedded(t *testing.T) {
+	dir := t.TempDir()
+	base, stop := startMain(t, "--data", dir, "--insecure-no-auth")
+	for _, path := range []string{"/healthz", "/readyz", "/fhir/metadata"} {
+		if code, body, _ := do(t, "GET", base+path, ""); code != 200 {
+			t.Errorf("%s: %d %s", path, code, body)
+		}
+	}
+	if code, body, _ := do(t, "PUT", base+"/fhir/Patient/keep", `{"resourceType":"Patient","id":"keep","name":[{"text":"李四"}]}`); code != 201 {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	stop()
+
+	// Data survives a restart.
+	base, _ = startMain(t, "--data", dir, "--insecure-no-auth")
+	code, body, _ := do(t, "GET", base+"/fhir/Patient/keep", "")
+	if code != 200 || !strings.Contains(body, "李四") {
+		t.Fatalf("after restart: %d %s", code, body)
+	}
+}
+
+func TestServeWithoutAuthAnswers401(t *testing.T) {
+	base, _ := startMain(t, "--data", t.TempDir())
+	if code, _, _ := do(t, "GET", base+"/fhir/metadata", ""); code != 200 {
+		t.Errorf("metadata: %d, want 200 (it is public)", code)
+	}
+	code, body, _ := do(t, "GET", base+"/fhir/Patient/x", "")
+	if code != 401 || !strings.Contains(body, "OperationOutcome") {
+		t.Errorf("read without credentials: %d %s", code, body)
+	}
+}
+
+// child is the cmts binary (this test binary in disguise) serving dir.
+type child struct {
+	cmd  *exec.Cmd
+	base string
+	logs *bytes.Buffer
+	mu   *sync.Mutex
+}
+
+func startChild(t *testing.T, dir string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "serve", "--addr", "127.0.0.1:0", "--data", dir, "--insecure-no-auth")
+	cmd.Env = append(os.Environ(), "CMTS_TEST_BE_CMTS=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, logs: &bytes.Buffer{}, mu: &sync.Mutex{}}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			c.mu.Lock()
+			c.logs.WriteString(line + "\n")
+			c.mu.Unlock()
+			var rec struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" {
+				addr <- rec.Addr
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		c.base = "http://" + a
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("server did not start; logs:\n%s", c.log())
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return c
+}
+
+func (c *child) log() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.logs.String()
+}
+
+// TestKill9LosesNoAcknowledgedWrite kills the server with SIGKILL in the
+// middle of a stream of writes; every write it acknowledged must be there
+// after a restart.
+func TestKill9LosesNoAcknowledgedWrite(t *testing.T) {
+	dir := t.TempDir()
+	c := startChild(t, dir)
+	type ack struct {
+		id      string
+		version string
+	}
+	var (
+		mu    sync.Mutex
+		acked []ack
+		wg    sync.WaitGroup
+	)
+	stopWriting := make(chan struct{})
+	client := &http.Client{Timeout: 10 * time.Second}
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stopWriting:
+					return
+				default:
+				}
+				// Half new resources, half updates of a per-writer resource.
+				id := fmt.Sprintf("w%d-%d", w, i)
+				if i%2 == 1 {
+					id = fmt.Sprintf("w%d-hot", w)
+				}
+				body := fmt.Sprintf(`{"resourceType":"Observation","id":%q,"status":"final","code":{"text":"write %d"}}`, id, i)
+				req, _ := http.NewRequest("PUT", c.base+"/fhir/Observation/"+id, strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/fhir+json")
+				resp, err := client.Do(req)
+				if err != nil {
+					return // the server is gone
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 || resp.StatusCode == 201 {
+					mu.Lock()
+					acked = append(acked, ack{id, strings.Trim(strings.TrimPrefix(resp.Header.Get("ETag"), "W/"), `"`)})
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	// Let writes flow, then kill without warning.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 300 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd.Wait()
+	close(stopWriting)
+	wg.Wait()
+	if len(acked) < 50 {
+		t.Fatalf("only %d writes acknowledged before the kill", len(acked))
+	}
+
+	c2 := startChild(t, dir)
+	latest := map[string]int{}
+	for _, a := range acked {
+		var v int
+		fmt.Sscan(a.version, &v)
+		latest[a.id] = max(latest[a.id], v)
+	}
+	for id, v := range latest {
+		code, body, h := do(t, "GET", c2.base+"/fhir/Observation/"+id, "")
+		if code != 200 {
+			t.Errorf("acknowledged %s (version %d) lost: %d %s", id, v, code, body)
+			continue
+		}
+		var got int
+		fmt.Sscan(strings.Trim(strings.TrimPrefix(h.Get("ETag"), "W/"), `"`), &got)
+		if got < v {
+			t.Errorf("%s is at version %d after restart, but version %d was acknowledged", id, got, v)
+		}
+	}
+	t.Logf("%d acknowledged writes (%d resources) all present after kill -9", len(acked), len(latest))
+}
+
+// TestSIGTERMFinishesInFlight sends SIGTERM while a request body is still
+// arriving: the request completes, then the server exits cleanly.
+func TestSIGTERMFinishesInFlight(t *testing.T) {
+	dir := t.TempDir()
+	c := startChild(t, dir)
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("PUT", c.base+"/fhir/Patient/inflight", pr)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	type result struct {
+		code int
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			res <- result{0, err}
+			return
+		}
+		resp.Body.Close()
+		res <- result{resp.StatusCode, nil}
+	}()
+	io.WriteString(pw, `{"resourceType":"Patient",`)
+	time.Sleep(200 * time.Millisecond) // the request is in flight now
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	io.WriteString(pw, `"id":"inflight"}`)
+	pw.Close()
+	r := <-res
+	if r.err != nil || r.code != 201 {
+		t.Fatalf("in-flight request: %d %v", r.code, r.err)
+	}
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- c.cmd.Wait() }()
+	select {
+	case err := <-waitErr:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, c.log())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not exit after SIGTERM")
+	}
+	if !strings.Contains(c.log(), "shutting down") {
+		t.Errorf("no shutdown log:\n%s", c.log())
+	}
+	// New connections are refused once it has stopped.
+	if _, err := http.Get(c.base + "/healthz"); err == nil {
+		t.Error("server still accepts connections after SIGTERM")
+	}
+	c2 := startChild(t, dir)
+	if code, _, _ := do(t, "GET", c2.base+"/fhir/Patient/inflight", ""); code != 200 {
+		t.Errorf("in-flight write not stored: %d", code)
+	}
+}
