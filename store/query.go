@@ -59,6 +59,16 @@ type Query struct {
 	Offset int
 	// WantTotal asks for the number of matches across all pages.
 	WantTotal bool
+	// After, when set (only with an empty Sort), starts the page after this
+	// resource in the (type, id) order: keyset paging, stable while other
+	// resources are created or deleted.
+	After *SearchCursor
+}
+
+// SearchCursor is a position in the default (type, id) search order.
+type SearchCursor struct {
+	Type string
+	ID   string
 }
 
 // SortKey orders by a parameter's entries: ascending by the smallest of the

@@ -141,8 +141,12 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Config.InsecureNoAuth {
 		authn = auth.Insecure{Tenant: m.Config.DefaultTenant}
 	}
+	engine, err := search.New()
+	if err != nil {
+		return err
+	}
 	api, err := rest.New(rest.Options{
-		Store: m.store, Codec: codec, Indexer: search.Engine{}, Auth: authn,
+		Store: m.store, Codec: codec, Indexer: engine, Auth: authn,
 		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Logger: m.logger, Version: version,
 	})
 	if err != nil {

@@ -9,9 +9,11 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/fmtbank/cmts/store"
 	"github.com/gin-gonic/gin"
 )
@@ -193,7 +195,18 @@ func (s *Server) read(c *gin.Context) {
 			return
 		}
 	}
-	s.writeJSON(c, http.StatusOK, v.Resource)
+	body := v.Resource
+	if sum, els := c.Query("_summary"), c.Query("_elements"); sum != "" || els != "" {
+		var elements []string
+		if els != "" {
+			elements = strings.Split(els, ",")
+		}
+		if body, err = shape(typ, body, search.SummaryMode(sum), elements); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	s.writeJSON(c, http.StatusOK, body)
 }
 
 func (s *Server) vread(c *gin.Context) {

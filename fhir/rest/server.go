@@ -22,6 +22,7 @@ import (
 type Indexer interface {
 	Entries(resourceType string, body []byte) ([]store.IndexEntry, error)
 	Compile(resourceType string, params url.Values) (store.Expr, error)
+	Parse(resourceType string, params url.Values, strict bool) (*search.Search, error)
 	Params(resourceType string) []search.Param
 }
 

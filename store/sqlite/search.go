@@ -2,47 +2,53 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/fmtbank/cmts/store"
 )
 
 // Search compiles q to SQL over the current versions and their index entries.
+//
+// Every node of the AST has a condition form (cond): a boolean SQL expression
+// on one row of current, mostly correlated EXISTS probes into that resource's
+// entries (idx is clustered by pk, so a probe is one seek). Evaluated alone,
+// conditions would scan every current row of the tenant, so most nodes also
+// have a candidate form (pkset): an uncorrelated SELECT of the pks that can
+// match, answered from one of idx's secondary indexes. Search drives the query
+// from the most selective candidate set of the top-level conjuncts (rowid IN
+// (...)) and checks the other conjuncts on each candidate; without any, it
+// walks current in (tenant, type, id) order, which is also the default page
+// order, so that LIMIT stops the walk early.
 func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, error) {
-	where := []string{"c.tenant = ?", "c.deleted = 0"}
-	args := []any{q.Tenant}
-	if q.Type != "" {
-		where = append(where, "c.type = ?")
-		args = append(args, q.Type)
-	}
-	if q.Filter != nil {
-		cond, cargs, err := compile(q.Filter)
-		if err != nil {
-			return nil, err
-		}
-		where = append(where, cond)
-		args = append(args, cargs...)
-	}
-	cond := strings.Join(where, " AND ")
-	page := &store.SearchPage{Total: -1}
-	if q.WantTotal {
-		if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM current c WHERE `+cond, args...).Scan(&page.Total); err != nil {
-			return nil, wrap(err)
-		}
-	}
 	count := q.Count
 	if count <= 0 {
 		count = 50
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+prefixed("c.", versionCols)+` FROM current c WHERE `+cond+
-		` ORDER BY c.type, c.id LIMIT ? OFFSET ?`, append(args, count+1, q.Offset)...)
+	st, err := compileSearch(q, count, s.estimator(ctx))
+	if err != nil {
+		return nil, err
+	}
+	page := &store.SearchPage{Total: -1}
+	if q.WantTotal && !st.pageTotal {
+		if err := s.r.QueryRowContext(ctx, st.count.sql, st.count.args...).Scan(&page.Total); err != nil {
+			return nil, wrap(err)
+		}
+	}
+	rows, err := s.r.QueryContext(ctx, st.page.sql, st.page.args...)
 	if err != nil {
 		return nil, wrap(err)
 	}
 	defer rows.Close()
+	row := scanner(rows)
+	if st.pageTotal {
+		row = withTotal{rows, &page.Total}
+	}
 	for rows.Next() {
-		v, err := scanVersion(rows)
+		v, err := scanVersion(row)
 		if err != nil {
 			return nil, wrap(err)
 		}
@@ -51,11 +57,106 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 	if err := rows.Err(); err != nil {
 		return nil, wrap(err)
 	}
+	if st.pageTotal && len(page.Versions) == 0 {
+		// No row carried the total: none matched, or the offset is past the
+		// end.
+		page.Total = 0
+		if q.Offset > 0 {
+			if err := s.r.QueryRowContext(ctx, st.count.sql, st.count.args...).Scan(&page.Total); err != nil {
+				return nil, wrap(err)
+			}
+		}
+	}
 	if len(page.Versions) > count {
 		page.Versions = page.Versions[:count]
 		page.More = true
 	}
 	return page, nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+// withTotal scans a page row followed by the total.
+type withTotal struct {
+	rows  *sql.Rows
+	total *int
+}
+
+func (w withTotal) Scan(dest ...any) error { return w.rows.Scan(append(dest, w.total)...) }
+
+// estimator counts a candidate set's rows, up to estimateCap.
+func (s *Store) estimator(ctx context.Context) func(frag) (int, error) {
+	return func(f frag) (int, error) {
+		var n int
+		err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM (`+f.sql+` LIMIT `+strconv.Itoa(estimateCap)+`)`, f.args...).Scan(&n)
+		return n, wrap(err)
+	}
+}
+
+// searchSQL is a compiled search: the statement counting every match, and the
+// one reading a page (count+1 rows, to tell whether more follow). With
+// pageTotal, each page row ends with the total as well: a query driven by a
+// candidate set visits every match to sort them anyway, so counting them on
+// the way saves a second pass.
+type searchSQL struct {
+	count, page frag
+	pageTotal   bool
+}
+
+// compileSearch compiles q; estimate (nil: none) counts candidate sets to
+// choose between them.
+func compileSearch(q store.Query, count int, estimate func(frag) (int, error)) (searchSQL, error) {
+	cp := &compiler{tenant: q.Tenant, estimate: estimate}
+	where, driven, err := cp.where(q)
+	if err != nil {
+		return searchSQL{}, err
+	}
+	// First the page's pks in order (the sorter then carries pks and sort
+	// values, not bodies), then the page's rows.
+	var keys, inner, outer []string
+	var args []any
+	for n, k := range q.Sort {
+		agg, col := "MIN", "low"
+		if k.Desc {
+			agg, col = "MAX", "high"
+		}
+		keys = append(keys, fmt.Sprintf(`(SELECT %s(CASE WHEN s.kind = 'token' THEN s.code WHEN s.kind IN ('date', 'number', 'quantity') THEN s.%s `+
+			`WHEN s.kind = 'reference' AND s.code <> '' THEN s.system || '/' || s.code ELSE s.value END) `+
+			`FROM idx s WHERE s.pk = c.pk AND s.param = ?) AS k%d`, agg, col, n))
+		args = append(args, k.Param)
+		dir := ""
+		if k.Desc {
+			dir = " DESC"
+		}
+		inner = append(inner, fmt.Sprintf("k%d IS NULL, k%d%s", n, n, dir))
+		outer = append(outer, fmt.Sprintf("p.k%d IS NULL, p.k%d%s", n, n, dir))
+	}
+	inner = append(inner, "c.type, c.id")
+	outer = append(outer, "p.ty, p.id")
+	sel := append([]string{"c.pk AS pk", "c.type AS ty", "c.id AS id"}, keys...)
+	cols := prefixed("c2.", versionCols)
+	// Not with After: the total counts the pages before the cursor too. Not
+	// when walking (tenant, type, id) in page order either: the page stops
+	// early there.
+	pageTotal := q.WantTotal && driven && q.After == nil
+	if pageTotal {
+		sel = append(sel, "count(*) OVER () AS total")
+		cols += ", p.total"
+	}
+	// Keyset paging: the page starts after the cursor; the count (total)
+	// does not.
+	pageWhere := where
+	if a := q.After; a != nil && len(q.Sort) == 0 {
+		pageWhere = frag{sql: where.sql + " AND (c.type > ? OR (c.type = ? AND c.id > ?))",
+			args: append(append([]any(nil), where.args...), a.Type, a.Type, a.ID)}
+	}
+	page := frag{
+		sql: `SELECT ` + cols + ` FROM (SELECT ` + strings.Join(sel, ", ") +
+			` FROM current c WHERE ` + pageWhere.sql + ` ORDER BY ` + strings.Join(inner, ", ") + ` LIMIT ? OFFSET ?) p` +
+			` JOIN current c2 ON c2.pk = p.pk ORDER BY ` + strings.Join(outer, ", "),
+		args: append(append(args, pageWhere.args...), count+1, max(q.Offset, 0)),
+	}
+	return searchSQL{count: frag{`SELECT count(*) FROM current c WHERE ` + where.sql, where.args}, page: page, pageTotal: pageTotal}, nil
 }
 
 func prefixed(p, cols string) string {
@@ -66,52 +167,708 @@ func prefixed(p, cols string) string {
 	return strings.Join(parts, ", ")
 }
 
-// compile turns an expression into a SQL condition on current c.
-func compile(e store.Expr) (string, []any, error) {
+// frag is a piece of SQL with the arguments of its placeholders, in order.
+type frag struct {
+	sql  string
+	args []any
+}
+
+// sqlf builds a frag: each %s in format takes a frag's SQL (and its
+// arguments, in order); a ? takes the next plain argument.
+func sqlf(format string, parts ...any) frag {
+	var b strings.Builder
+	var args []any
+	i := 0
+	for j := 0; j < len(format); j++ {
+		switch {
+		case format[j] == '%' && j+1 < len(format) && format[j+1] == 's':
+			f := parts[i].(frag)
+			i++
+			b.WriteString(f.sql)
+			args = append(args, f.args...)
+			j++
+		case format[j] == '?':
+			b.WriteByte('?')
+			args = append(args, parts[i])
+			i++
+		default:
+			b.WriteByte(format[j])
+		}
+	}
+	if i != len(parts) {
+		panic(fmt.Sprintf("sqlite: sqlf %q: %d parts, %d used", format, len(parts), i))
+	}
+	return frag{b.String(), args}
+}
+
+// joinFrags joins conditions with sep (" AND ", " OR ").
+func joinFrags(fs []frag, sep string) frag {
+	var out frag
+	for i, f := range fs {
+		if i > 0 {
+			out.sql += sep
+		}
+		out.sql += "(" + f.sql + ")"
+		out.args = append(out.args, f.args...)
+	}
+	return out
+}
+
+// compiler turns AST nodes into SQL for one query.
+//
+// SQLite's planner has no statistics here (nobody runs ANALYZE on the
+// embedded store), so the SQL fixes the access paths itself: a correlated
+// probe into one resource's entries marks every column but pk and param with
+// a unary + so that it seeks idx's clustered key (pk, param) rather than a
+// secondary index with more equality columns; joins are CROSS JOINs, which
+// SQLite never reorders, written in the order they should run; and the
+// columns a step must not be driven by are marked too.
+type compiler struct {
+	tenant string
+	n      int // aliases made so far
+	// estimate, when set, counts a candidate set's rows up to a cap, to
+	// choose between candidate sets; without it the guess by form decides.
+	estimate func(frag) (int, error)
+}
+
+// estimateCap bounds the rows an estimate reads; a candidate set smaller
+// than smallEnough is driven from without estimating the others.
+const (
+	estimateCap = 1000
+	smallEnough = 100
+)
+
+// alias returns a table alias not used elsewhere in the query.
+func (cp *compiler) alias(prefix string) string {
+	cp.n++
+	return prefix + strconv.Itoa(cp.n)
+}
+
+// scope is where a condition is evaluated: on the resource whose current row
+// is alias c, and inside a composite on the entries of one group only (those
+// of param whose grp equals grp's).
+type scope struct {
+	c     string
+	grp   string
+	param string
+}
+
+// entries restricts idx alias a to the scope's entries, as a probe by
+// (pk, param).
+func (s scope) entries(a string) frag {
+	if s.grp == "" {
+		return sqlf(a + ".pk = " + s.c + ".pk")
+	}
+	return sqlf(a+".pk = "+s.c+".pk AND +"+a+".grp = "+s.grp+".grp AND "+a+".param = ?", s.param)
+}
+
+// where compiles the query's whole condition on current c, and reports
+// whether a candidate set drives it.
+func (cp *compiler) where(q store.Query) (frag, bool, error) {
+	var conj []store.Expr
+	flatten(q.Filter, &conj)
+	best, driver, found, err := cp.best(conj)
+	if err != nil {
+		return frag{}, false, err
+	}
+	var parts []frag
+	// With a driver, the unary + keeps SQLite from walking the (tenant, type,
+	// id) index instead of looking candidates up by rowid.
+	plus := ""
+	if found {
+		plus = "+"
+	}
+	parts = append(parts, sqlf(plus+"c.tenant = ?", q.Tenant), sqlf(plus+"c.deleted = 0"))
+	if q.Type != "" {
+		parts = append(parts, sqlf(plus+"c.type = ?", q.Type))
+	}
+	// The conjuncts that look only at entries are checked on the candidates
+	// before their rows are read: idx is clustered by pk and narrow, current
+	// holds the bodies.
+	d := cp.alias("d")
+	var early []frag
+	for i, e := range conj {
+		if found && i == best && driver.exact {
+			continue
+		}
+		sc := scope{c: "c"}
+		if found && !needsRow(e) {
+			sc.c = d
+		}
+		f, err := cp.cond(e, sc)
+		if err != nil {
+			return frag{}, false, err
+		}
+		if sc.c == d {
+			early = append(early, f)
+		} else {
+			parts = append(parts, f)
+		}
+	}
+	if found {
+		cands := driver.frag
+		if len(early) > 0 {
+			cands = sqlf("SELECT "+d+".pk FROM (%s) "+d+" WHERE %s", cands, joinFrags(early, " AND "))
+		}
+		parts = append(parts, sqlf("c.pk IN (%s)", cands))
+	}
+	return joinFrags(parts, " AND "), found, nil
+}
+
+// best returns the most selective candidate set among the conjuncts, and
+// which conjunct it belongs to.
+func (cp *compiler) best(conj []store.Expr) (int, cand, bool, error) {
+	type option struct {
+		i    int
+		c    cand
+		rows int
+	}
+	var opts []option
+	for i, e := range conj {
+		c, ok, err := cp.pkset(e)
+		if err != nil {
+			return 0, cand{}, false, err
+		}
+		if ok {
+			opts = append(opts, option{i, c, estimateCap})
+		}
+	}
+	if len(opts) == 0 {
+		return 0, cand{}, false, nil
+	}
+	if len(opts) > 1 && cp.estimate != nil {
+		// Cheapest-looking first; once one is small, driving from it is cheap
+		// whatever the others hold, and estimating them could cost more.
+		slices.SortStableFunc(opts, func(a, b option) int { return a.c.rank - b.c.rank })
+		for k := range opts {
+			if opts[k].c.rank == 0 {
+				break // a list of ids: nothing is smaller
+			}
+			n, err := cp.estimate(opts[k].c.frag)
+			if err != nil {
+				return 0, cand{}, false, err
+			}
+			if opts[k].rows = n; n < smallEnough {
+				break
+			}
+		}
+	}
+	b := opts[0]
+	for _, o := range opts[1:] {
+		if o.rows < b.rows || (o.rows == b.rows && o.c.rank < b.c.rank) {
+			b = o
+		}
+	}
+	return b.i, b.c, true, nil
+}
+
+// flatten appends the conjuncts of e (nested Ands opened up, nil dropped).
+func flatten(e store.Expr, out *[]store.Expr) {
 	switch e := e.(type) {
+	case nil:
+	case store.And:
+		for _, sub := range e {
+			flatten(sub, out)
+		}
+	default:
+		*out = append(*out, e)
+	}
+}
+
+// cond compiles e to a condition on the scope's resource.
+func (cp *compiler) cond(e store.Expr, s scope) (frag, error) {
+	switch e := e.(type) {
+	case nil:
+		return sqlf("1"), nil
 	case store.And, store.Or:
-		var list []store.Expr
-		op := " AND "
+		list, sep, empty := []store.Expr(nil), " AND ", "1"
 		if a, ok := e.(store.And); ok {
 			list = a
 		} else {
-			list, op = e.(store.Or), " OR "
+			list, sep, empty = e.(store.Or), " OR ", "0"
 		}
 		if len(list) == 0 {
-			if op == " AND " {
-				return "1", nil, nil
-			}
-			return "0", nil, nil
+			return sqlf(empty), nil
 		}
-		var parts []string
-		var args []any
+		var fs []frag
 		for _, sub := range list {
-			c, a, err := compile(sub)
+			f, err := cp.cond(sub, s)
 			if err != nil {
-				return "", nil, err
+				return frag{}, err
 			}
-			parts = append(parts, "("+c+")")
-			args = append(args, a...)
+			fs = append(fs, f)
 		}
-		return strings.Join(parts, op), args, nil
-	case store.Token:
-		c := "EXISTS (SELECT 1 FROM idx i WHERE i.pk = c.pk AND i.param = ? AND i.code = ?"
-		args := []any{e.Param, e.Code}
-		if e.System != nil {
-			c += " AND i.system = ?"
-			args = append(args, *e.System)
+		return joinFrags(fs, sep), nil
+	case store.Not:
+		f, err := cp.cond(e.Expr, s)
+		if err != nil {
+			return frag{}, err
 		}
-		return c + ")", args, nil
+		return sqlf("NOT (%s)", f), nil
 	case store.ID:
-		if len(e.IDs) == 0 {
-			return "0", nil, nil
+		return idIn(s.c+".id", e.IDs), nil
+	case store.Missing:
+		a := cp.alias("m")
+		f := sqlf("EXISTS (SELECT 1 FROM idx "+a+" WHERE %s AND "+a+".param = ?)", s.entries(a), e.Param)
+		if e.Missing {
+			f.sql = "NOT " + f.sql
 		}
-		args := make([]any, len(e.IDs))
-		for i, id := range e.IDs {
-			args[i] = id
+		return f, nil
+	case store.Token, store.String, store.Range, store.Reference:
+		a := cp.alias("i")
+		leaf, err := leaf(e, a, true)
+		if err != nil {
+			return frag{}, err
 		}
-		return "c.id IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(e.IDs)), ", ") + ")", args, nil
+		return sqlf("EXISTS (SELECT 1 FROM idx "+a+" WHERE %s AND %s)", s.entries(a), leaf), nil
+	case store.Chain:
+		// The resource's reference entries, then their targets by (type, id).
+		a, t := cp.alias("i"), cp.alias("t")
+		f := sqlf("EXISTS (SELECT 1 FROM idx "+a+" CROSS JOIN current "+t+" ON "+t+".type = "+a+".system AND "+t+".id = "+a+".code WHERE %s AND %s",
+			s.entries(a), cp.chainRef(e, a, t, true))
+		if e.Filter != nil {
+			sub, err := cp.cond(e.Filter, scope{c: t})
+			if err != nil {
+				return frag{}, err
+			}
+			f = sqlf("%s AND %s", f, sub)
+		}
+		f.sql += ")"
+		return f, nil
+	case store.Has:
+		// The referrers' entries that point at the resource, found through
+		// idx_token (param, code = id, kind, system = type), then the
+		// referrers' rows.
+		a, r := cp.alias("i"), cp.alias("r")
+		f := sqlf("EXISTS (SELECT 1 FROM idx "+a+" CROSS JOIN current "+r+" ON "+r+".pk = "+a+".pk WHERE "+
+			a+".param = ? AND "+a+".code = "+s.c+".id AND "+a+".kind = 'reference' AND "+a+".system = "+s.c+".type AND "+
+			"+"+r+".type = ? AND +"+r+".tenant = ? AND +"+r+".deleted = 0", e.Param, e.Type, cp.tenant)
+		if e.Filter != nil {
+			sub, err := cp.cond(e.Filter, scope{c: r})
+			if err != nil {
+				return frag{}, err
+			}
+			f = sqlf("%s AND %s", f, sub)
+		}
+		f.sql += ")"
+		return f, nil
+	case store.Composite:
+		g := cp.alias("g")
+		drv, rest, err := cp.composite(e, g, s, true, compositeLeads(e)[0])
+		if err != nil {
+			return frag{}, err
+		}
+		return sqlf("EXISTS (SELECT 1 FROM idx "+g+" WHERE %s AND %s AND %s)", s.entries(g), drv, rest), nil
 	default:
-		return "", nil, fmt.Errorf("sqlite: %T: %w", e, store.ErrInvalidQuery)
+		return frag{}, fmt.Errorf("sqlite: %T: %w", e, store.ErrInvalidQuery)
 	}
+}
+
+// chainRef is a Chain's condition on its reference entry, idx alias a, and
+// the target's current row, alias t. probe marks a's columns other than param
+// (a is reached by (pk, param)).
+func (cp *compiler) chainRef(e store.Chain, a, t string, probe bool) frag {
+	p := ""
+	if probe {
+		p = "+"
+	}
+	f := sqlf(a+".param = ? AND "+p+a+".kind = 'reference'", e.Param)
+	if e.TargetType != "" {
+		f = sqlf("%s AND "+p+a+".system = ?", f, e.TargetType)
+	}
+	return sqlf("%s AND +"+t+".tenant = ? AND +"+t+".deleted = 0", f, cp.tenant)
+}
+
+// leaf compiles a Token, String, Range or Reference to a condition on one
+// entry, idx alias a, of the leaf's parameter. A probe (a reached by (pk,
+// param)) marks the other columns so that SQLite does not pick an index by
+// them.
+func leaf(e store.Expr, a string, probe bool) (frag, error) {
+	col := func(c string) string {
+		if probe {
+			return "+" + a + "." + c
+		}
+		return a + "." + c
+	}
+	switch e := e.(type) {
+	case store.Token:
+		f := sqlf(a+".param = ? AND "+col("code")+" = ? AND "+col("kind")+" = 'token'", e.Param, e.Code)
+		if e.System != nil {
+			f = sqlf("%s AND "+col("system")+" = ?", f, *e.System)
+		}
+		return f, nil
+	case store.String:
+		p := sqlf(a+".param = ?", e.Param)
+		switch e.Mode {
+		case store.Prefix, store.Below:
+			// A range on (param, value) instead of LIKE, which folds ASCII case
+			// and needs escaping.
+			if end, ok := prefixEnd(e.Text); ok {
+				return sqlf("%s AND "+col("value")+" >= ? AND "+col("value")+" < ?", p, e.Text, end), nil
+			}
+			return sqlf("%s AND "+col("value")+" >= ?", p, e.Text), nil
+		case store.Exact:
+			return sqlf("%s AND "+col("code")+" = ?", p, e.Text), nil
+		case store.Contains:
+			return sqlf("%s AND instr("+col("value")+", ?) > 0", p, e.Text), nil
+		case store.Equal:
+			return sqlf("%s AND "+col("value")+" = ?", p, e.Text), nil
+		case store.Above:
+			// The entry's value is one of the text's prefixes: an IN list
+			// served by the (param, value) index while the text is short.
+			if len(e.Text) > maxAbovePrefixes {
+				return sqlf("%s AND instr(?, "+col("value")+") = 1", p, e.Text), nil
+			}
+			f := sqlf("%s AND "+col("value")+" IN (?", p, "")
+			for i := 1; i <= len(e.Text); i++ {
+				f = sqlf("%s, ?", f, e.Text[:i])
+			}
+			f.sql += ")"
+			return f, nil
+		default:
+			return frag{}, fmt.Errorf("sqlite: string mode %d: %w", e.Mode, store.ErrInvalidQuery)
+		}
+	case store.Range:
+		f := sqlf(a+".param = ? AND "+col("kind")+" IN ('date', 'number', 'quantity')", e.Param)
+		for _, b := range e.Bounds {
+			c := col("low")
+			if b.High {
+				c = col("high")
+			}
+			op, ok := compareOps[b.Op]
+			if !ok {
+				return frag{}, fmt.Errorf("sqlite: compare op %d: %w", b.Op, store.ErrInvalidQuery)
+			}
+			f = sqlf("%s AND "+c+" "+op+" ?", f, b.Value)
+			// Entries have Low <= High, so an upper bound on High bounds Low
+			// too (and a lower bound on Low bounds High): the implied bound
+			// lets (param, low) or (param, high) scan a narrow range instead
+			// of everything on one side.
+			switch {
+			case b.High && (b.Op == store.LT || b.Op == store.LE):
+				f = sqlf("%s AND "+col("low")+" "+op+" ?", f, b.Value)
+			case !b.High && (b.Op == store.GT || b.Op == store.GE):
+				f = sqlf("%s AND "+col("high")+" "+op+" ?", f, b.Value)
+			}
+		}
+		if e.System != nil {
+			f = sqlf("%s AND "+col("system")+" = ?", f, *e.System)
+		}
+		if e.Code != nil {
+			f = sqlf("%s AND "+col("code")+" = ?", f, *e.Code)
+		}
+		return f, nil
+	case store.Reference:
+		if e.URL != "" {
+			return sqlf(a+".param = ? AND "+col("value")+" = ? AND "+col("kind")+" = 'reference'", e.Param, e.URL), nil
+		}
+		f := sqlf(a+".param = ? AND "+col("code")+" = ? AND "+col("kind")+" = 'reference'", e.Param, e.ID)
+		if e.Type != "" {
+			f = sqlf("%s AND "+col("system")+" = ?", f, e.Type)
+		}
+		return f, nil
+	}
+	return frag{}, fmt.Errorf("sqlite: %T: %w", e, store.ErrInvalidQuery)
+}
+
+var compareOps = map[store.CompareOp]string{store.LT: "<", store.LE: "<=", store.GT: ">", store.GE: ">="}
+
+// maxAbovePrefixes bounds the IN list of an :above search.
+const maxAbovePrefixes = 512
+
+// prefixEnd returns the smallest string above every string that starts with
+// p (SQLite compares text bytewise), and false when there is none.
+func prefixEnd(p string) (string, bool) {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
+}
+
+func idIn(col string, ids []string) frag {
+	if len(ids) == 0 {
+		return sqlf("0")
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return frag{col + " IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + ")", args}
+}
+
+// composite compiles a Composite around idx alias g, the row that names the
+// group: drv restricts g (to a component's matching entry when a component is
+// a plain leaf, else to any grouped entry of the composite), and rest holds
+// the other components, each on the entries of g's group. probe: g is
+// reached by (pk, param).
+func (cp *compiler) composite(e store.Composite, g string, s scope, probe bool, lead int) (drv, rest frag, err error) {
+	prefix := e.Param + "$"
+	if lead >= 0 {
+		if drv, err = leaf(e.Components[lead], g, probe); err != nil {
+			return frag{}, frag{}, err
+		}
+	} else {
+		// Any grouped entry of the composite names a group.
+		drv = sqlf(g+".param >= ?", prefix)
+		if end, ok := prefixEnd(prefix); ok {
+			drv = sqlf("%s AND "+g+".param < ?", drv, end)
+		}
+	}
+	drv.sql += " AND +" + g + ".grp <> 0"
+	parts := []frag{sqlf("1")}
+	for i, c := range e.Components {
+		if i == lead {
+			continue
+		}
+		f, err := cp.cond(c, scope{c: s.c, grp: g, param: prefix + strconv.Itoa(i)})
+		if err != nil {
+			return frag{}, frag{}, err
+		}
+		parts = append(parts, f)
+	}
+	return drv, joinFrags(parts, " AND "), nil
+}
+
+// compositeLeads returns the components that are plain leaves on their own
+// component parameter (their entries can name the groups), or -1 alone.
+func compositeLeads(e store.Composite) []int {
+	var out []int
+	for i, c := range e.Components {
+		if leafParam(c) == e.Param+"$"+strconv.Itoa(i) {
+			out = append(out, i)
+		}
+	}
+	if len(out) == 0 {
+		return []int{-1}
+	}
+	return out
+}
+
+// needsRow reports whether a condition on e reads the resource's current row
+// (not only its entries).
+func needsRow(e store.Expr) bool {
+	switch e := e.(type) {
+	case store.ID, store.Has:
+		return true
+	case store.And:
+		return slices.ContainsFunc(e, needsRow)
+	case store.Or:
+		return slices.ContainsFunc(e, needsRow)
+	case store.Not:
+		return needsRow(e.Expr)
+	case store.Composite:
+		return slices.ContainsFunc(e.Components, needsRow)
+	}
+	return false
+}
+
+// leafParam returns the parameter of a Token, String, Range or Reference
+// leaf, and "" for any other node.
+func leafParam(e store.Expr) string {
+	switch e := e.(type) {
+	case store.Token:
+		return e.Param
+	case store.String:
+		return e.Param
+	case store.Range:
+		return e.Param
+	case store.Reference:
+		return e.Param
+	}
+	return ""
+}
+
+// cand is a candidate set: an uncorrelated SELECT of pks (a column named pk)
+// that includes every
+// resource matching a node (exactly those when exact), with a guess of its
+// size from its form (rank: lower is smaller).
+type cand struct {
+	frag  frag
+	rank  int
+	exact bool
+}
+
+// pkset returns e's candidate set, and false when e has none worth using
+// (Not, Missing true: they hold for most resources).
+func (cp *compiler) pkset(e store.Expr) (cand, bool, error) {
+	switch e := e.(type) {
+	case store.ID:
+		return cand{frag: sqlf("SELECT pk FROM current WHERE %s", idIn("id", e.IDs)), rank: 0, exact: true}, true, nil
+	case store.Token, store.String, store.Range, store.Reference:
+		a := cp.alias("i")
+		f, err := leaf(e, a, false)
+		if err != nil {
+			return cand{}, false, err
+		}
+		return cand{frag: sqlf("SELECT "+a+".pk FROM idx "+a+" WHERE %s", f), rank: leafRank(e), exact: true}, true, nil
+	case store.Missing:
+		if e.Missing {
+			return cand{}, false, nil
+		}
+		a := cp.alias("m")
+		return cand{frag: sqlf("SELECT "+a+".pk FROM idx "+a+" WHERE "+a+".param = ?", e.Param), rank: 7, exact: true}, true, nil
+	case store.And:
+		var conj []store.Expr
+		flatten(e, &conj)
+		_, c, ok, err := cp.best(conj)
+		c.exact = c.exact && len(conj) == 1
+		return c, ok, err
+	case store.Or:
+		if len(e) == 0 {
+			return cand{frag: sqlf("SELECT NULL AS pk WHERE 0"), rank: 0, exact: true}, true, nil
+		}
+		out := cand{exact: true}
+		var fs []string
+		for _, sub := range e {
+			c, ok, err := cp.pkset(sub)
+			if err != nil || !ok {
+				return cand{}, false, err
+			}
+			fs = append(fs, c.frag.sql)
+			out.frag.args = append(out.frag.args, c.frag.args...)
+			out.rank = max(out.rank, c.rank)
+			out.exact = out.exact && c.exact
+		}
+		out.frag.sql = strings.Join(fs, " UNION ALL ")
+		return out, true, nil
+	case store.Chain:
+		return cp.chainSet(e)
+	case store.Has:
+		return cp.hasSet(e)
+	case store.Composite:
+		return cp.compositeSet(e)
+	}
+	return cand{}, false, nil
+}
+
+// chainSet is a Chain's candidate set: the targets that match (by their own
+// candidate set), then the entries that point at them, found through
+// idx_token (param, code = id, kind, system = type). Without a candidate set
+// for the targets there is none: every entry of the parameter, of every
+// resource type, would be a candidate, and walking the query's type is
+// cheaper.
+func (cp *compiler) chainSet(e store.Chain) (cand, bool, error) {
+	a, t := cp.alias("i"), cp.alias("t")
+	sub, ok, err := cp.pkset(e.Filter)
+	if err != nil || !ok {
+		return cand{}, false, err
+	}
+	// +t.id, +t.type: no constraint on t is derived from a's, so the
+	// target's candidates drive.
+	f := sqlf("SELECT "+a+".pk FROM current "+t+" CROSS JOIN idx "+a+" ON "+a+".code = +"+t+".id AND "+a+".system = +"+t+".type WHERE "+
+		t+".pk IN (%s) AND %s", sub.frag, cp.chainRef(e, a, t, false))
+	if !sub.exact {
+		c, err := cp.cond(e.Filter, scope{c: t})
+		if err != nil {
+			return cand{}, false, err
+		}
+		f = sqlf("%s AND %s", f, c)
+	}
+	return cand{frag: f, rank: max(sub.rank, 3), exact: true}, true, nil
+}
+
+// hasSet is a Has's candidate set: the referrers that match (by their own
+// candidate set when the filter has one), their reference entries by (pk,
+// param), then the resources those point at.
+func (cp *compiler) hasSet(e store.Has) (cand, bool, error) {
+	a, r, t := cp.alias("i"), cp.alias("r"), cp.alias("t")
+	sub, ok, err := cp.pkset(e.Filter)
+	if err != nil {
+		return cand{}, false, err
+	}
+	join := " CROSS JOIN current " + t + " ON " + t + ".type = " + a + ".system AND " + t + ".id = " + a + ".code WHERE "
+	var f frag
+	rank := 6
+	if ok {
+		f = sqlf("SELECT "+t+".pk FROM current "+r+" CROSS JOIN idx "+a+" ON "+a+".pk = "+r+".pk"+join+
+			r+".pk IN (%s) AND +"+r+".type = ? AND +"+r+".tenant = ? AND +"+r+".deleted = 0 AND "+a+".param = ? AND +"+a+".kind = 'reference'",
+			sub.frag, e.Type, cp.tenant, e.Param)
+		rank = max(sub.rank, 3)
+	} else {
+		f = sqlf("SELECT "+t+".pk FROM current "+r+" CROSS JOIN idx "+a+" ON "+a+".pk = "+r+".pk"+join+
+			r+".tenant = ? AND "+r+".type = ? AND +"+r+".deleted = 0 AND "+a+".param = ? AND +"+a+".kind = 'reference'",
+			cp.tenant, e.Type, e.Param)
+	}
+	if e.Filter != nil && !(ok && sub.exact) {
+		c, err := cp.cond(e.Filter, scope{c: r})
+		if err != nil {
+			return cand{}, false, err
+		}
+		f = sqlf("%s AND %s", f, c)
+	}
+	return cand{frag: f, rank: rank, exact: true}, true, nil
+}
+
+// compositeSet is a Composite's candidate set, when a component is a plain
+// leaf: the matching entries of the most selective such component name the
+// groups, and the other components are probed in each group.
+func (cp *compiler) compositeSet(e store.Composite) (cand, bool, error) {
+	leads := compositeLeads(e)
+	if leads[0] < 0 {
+		return cand{}, false, nil
+	}
+	lead := leads[0]
+	if len(leads) > 1 && cp.estimate != nil {
+		best := estimateCap + 1
+		for _, i := range leads {
+			a := cp.alias("i")
+			f, err := leaf(e.Components[i], a, false)
+			if err != nil {
+				return cand{}, false, err
+			}
+			n, err := cp.estimate(sqlf("SELECT "+a+".pk FROM idx "+a+" WHERE %s AND "+a+".grp <> 0", f))
+			if err != nil {
+				return cand{}, false, err
+			}
+			if n < best {
+				lead, best = i, n
+			}
+		}
+	}
+	g := cp.alias("g")
+	from, c := "idx "+g, g
+	if slices.ContainsFunc(e.Components, needsRow) {
+		c = cp.alias("c")
+		from += " CROSS JOIN current " + c + " ON " + c + ".pk = " + g + ".pk"
+	}
+	drv, rest, err := cp.composite(e, g, scope{c: c}, false, lead)
+	if err != nil {
+		return cand{}, false, err
+	}
+	return cand{frag: sqlf("SELECT "+g+".pk FROM "+from+" WHERE %s AND %s", drv, rest),
+		rank: max(leafRank(e.Components[lead]), 3), exact: true}, true, nil
+}
+
+// leafRank guesses how selective a leaf is from its form alone.
+func leafRank(e store.Expr) int {
+	switch e := e.(type) {
+	case store.Token:
+		if e.System != nil {
+			return 1
+		}
+		return 2
+	case store.Reference:
+		if e.Type != "" || e.URL != "" {
+			return 1
+		}
+		return 2
+	case store.String:
+		switch e.Mode {
+		case store.Exact, store.Equal:
+			return 2
+		case store.Prefix, store.Below:
+			if e.Text == "" {
+				return 7
+			}
+			return 4
+		}
+		return 6
+	case store.Range:
+		return 5
+	}
+	return 7
 }

@@ -49,22 +49,39 @@ CREATE TABLE IF NOT EXISTS versions (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS versions_history ON versions (tenant, lu DESC, type, id, vid DESC);
 CREATE INDEX IF NOT EXISTS versions_type_history ON versions (tenant, type, lu DESC, id, vid DESC);
+-- idx holds the search index entries of current versions, clustered by
+-- resource (pk) so that the entries of one resource sit together: a search
+-- probes a candidate's entries in one seek, and an update replaces them
+-- cheaply. n numbers the entries of one version; grp ties the components of
+-- one composite value (0: none). Each secondary index carries (pk, param, n)
+-- as well, so that a leaf of the search AST is answered from the index alone.
 CREATE TABLE IF NOT EXISTS idx (
 	pk     INTEGER NOT NULL,
 	param  TEXT NOT NULL,
+	n      INTEGER NOT NULL,
 	kind   TEXT NOT NULL,
 	system TEXT NOT NULL,
 	code   TEXT NOT NULL,
 	value  TEXT NOT NULL,
 	low    TEXT NOT NULL,
-	high   TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS idx_pk ON idx (pk);
-CREATE INDEX IF NOT EXISTS idx_token ON idx (param, code, system);
-CREATE INDEX IF NOT EXISTS idx_value ON idx (param, value);
-CREATE INDEX IF NOT EXISTS idx_low ON idx (param, low);
-CREATE INDEX IF NOT EXISTS idx_high ON idx (param, high);
+	high   TEXT NOT NULL,
+	grp    INTEGER NOT NULL,
+	PRIMARY KEY (pk, param, n)
+) WITHOUT ROWID;
+-- token, reference (code = target id), :exact string (code = text)
+CREATE INDEX IF NOT EXISTS idx_token ON idx (param, code, kind, system, grp);
+-- string prefix, uri, reference URL
+CREATE INDEX IF NOT EXISTS idx_value ON idx (param, value, grp);
+-- date, number, quantity ranges; the other end and kind make them covering
+CREATE INDEX IF NOT EXISTS idx_low ON idx (param, low, high, kind, grp);
+CREATE INDEX IF NOT EXISTS idx_high ON idx (param, high, low, kind, grp);
+-- (grp, mostly 0, takes no payload bytes: it lets a composite's leading
+-- component be answered from the index too)
+-- _id searches across types
+CREATE INDEX IF NOT EXISTS current_id ON current (id);
 `
+
+const insertEntry = `INSERT INTO idx (pk, param, n, kind, system, code, value, low, high, grp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // Store is the SQLite backend. Writes go through one connection (SQLite has
 // one writer at a time anyway, and this avoids busy retries); reads use a pool.
@@ -95,6 +112,12 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	if _, err := w.ExecContext(ctx, schema); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: schema: %w", err)
+	}
+	// CREATE TABLE IF NOT EXISTS keeps a table of an older shape; say so
+	// rather than fail on the first write.
+	if _, err := w.ExecContext(ctx, `SELECT grp FROM idx LIMIT 0`); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: %s was written by an older development build (index table without composite groups); move it away: %w", path, err)
 	}
 	r, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -199,13 +222,13 @@ func (s *Store) Put(ctx context.Context, w store.Write) error {
 		return wrap(err)
 	}
 	if !v.Deleted && len(v.Index) > 0 {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO idx (pk, param, kind, system, code, value, low, high) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		stmt, err := tx.PrepareContext(ctx, insertEntry)
 		if err != nil {
 			return wrap(err)
 		}
 		defer stmt.Close()
-		for _, e := range v.Index {
-			if _, err := stmt.ExecContext(ctx, pk, e.Param, string(e.Kind), e.System, e.Code, e.Value, e.Low, e.High); err != nil {
+		for n, e := range v.Index {
+			if _, err := stmt.ExecContext(ctx, pk, e.Param, n, string(e.Kind), e.System, e.Code, e.Value, e.Low, e.High, e.Group); err != nil {
 				return wrap(err)
 			}
 		}

@@ -34,6 +34,10 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ConcurrentWritersOneWins", testConcurrent},
 		{"SearchTokens", testSearchTokens},
 		{"SearchPaging", testSearchPaging},
+		{"Search", testSearch},
+		{"SearchInvalid", testSearchInvalid},
+		{"SearchLarge", testSearchLarge},
+		{"SearchAfter", testSearchAfter},
 		{"Unicode", testUnicode},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {

@@ -150,8 +150,8 @@ func testErrors(t *testing.T, newStore NewStore) {
 		{name: "no such endpoint", method: "GET", path: "/Patient/p1/_history/1/extra", status: 404, code: fhir.IssueNotFound},
 		{name: "XML requested by _format", method: "GET", path: "/Patient/p1?_format=xml", status: 406, code: fhir.IssueNotSupported},
 		{name: "XML requested by Accept", method: "GET", path: "/Patient/p1", header: []string{"Accept", "application/fhir+xml"}, status: 406, code: fhir.IssueNotSupported},
-		{name: "unknown search parameter", method: "GET", path: "/Patient?favourite=blue", status: 400, code: fhir.IssueNotSupported, expr: "favourite"},
-		{name: "bad _count", method: "GET", path: "/Patient?_count=many", status: 400, code: fhir.IssueValue},
+		{name: "unknown search parameter, strict", method: "GET", path: "/Patient?favourite=blue", header: []string{"Prefer", "handling=strict"}, status: 400, code: fhir.IssueNotSupported, expr: "favourite"},
+		{name: "bad _count", method: "GET", path: "/Patient?_count=many", status: 400, code: fhir.IssueInvalid},
 		{name: "bad _since", method: "GET", path: "/Patient/_history?_since=yesterday", status: 400, code: fhir.IssueValue},
 		{name: "bad page token", method: "GET", path: "/_history?_page=zzz", status: 400, code: fhir.IssueValue},
 		{name: "patch with wrong media type", method: "PATCH", path: "/Patient/p1", body: `[]`, status: 415, code: fhir.IssueNotSupported},
@@ -183,6 +183,16 @@ func testErrors(t *testing.T, newStore NewStore) {
 				}
 			}
 		})
+	}
+	// Under lenient handling (the default) an unknown parameter is ignored,
+	// and the self link shows the search without it.
+	r := c.Do("GET", "/Patient?favourite=blue&_id=p1", nil)
+	if r.Status != 200 {
+		t.Fatalf("lenient unknown parameter: %d %s", r.Status, r.Body)
+	}
+	m := r.JSON(t)
+	if self := asList(m["link"])[0].(map[string]any)["url"].(string); strings.Contains(self, "favourite") || !strings.Contains(self, "_id=p1") {
+		t.Errorf("self link %q should drop the ignored parameter and keep _id", self)
 	}
 	// The default limit is 16 MiB.
 	c2, _ := open(t, newStore)

@@ -41,7 +41,11 @@ func Serve(t testing.TB, st store.Store, opts ...Options) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := rest.Options{Store: st, Codec: codec, Indexer: search.Engine{}, Auth: auth.Insecure{Tenant: "t1"}}
+	engine, err := search.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := rest.Options{Store: st, Codec: codec, Indexer: engine, Auth: auth.Insecure{Tenant: "t1"}}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -122,6 +126,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Negotiation", testNegotiation},
 		{"Metadata", testMetadata},
 		{"Tenants", testTenants},
+		{"Search", testSearchREST},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
 	}

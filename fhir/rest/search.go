@@ -1,0 +1,316 @@
+package rest
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/search"
+	"github.com/fmtbank/cmts/fhir/subset"
+	"github.com/fmtbank/cmts/store"
+	"github.com/gin-gonic/gin"
+)
+
+const (
+	defaultPageSize = 50
+	maxPageSize     = 1000
+	// maxIncluded bounds _include/_revinclude results per page, as HAPI does.
+	maxIncluded = 1000
+	// maxIterate bounds :iterate rounds.
+	maxIterate = 4
+)
+
+// preferHandling reads Prefer: handling=strict|lenient (lenient by default,
+// as the spec allows).
+func preferHandling(c *gin.Context) string {
+	for _, p := range strings.Split(c.GetHeader("Prefer"), ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.TrimSpace(k) == "handling" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "lenient"
+}
+
+// searchParams are the query's parameters: the URL's, plus a form body for
+// POST _search.
+func (s *Server) searchParams(c *gin.Context) (url.Values, error) {
+	params := c.Request.URL.Query()
+	if c.Request.Method != http.MethodPost {
+		return params, nil
+	}
+	ct := c.GetHeader("Content-Type")
+	if ct != "" && !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		return nil, fhir.UnsupportedMediaType(ct)
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBody)
+	if err := c.Request.ParseForm(); err != nil {
+		return nil, fhir.Invalid(fhir.IssueStructure, "The search form cannot be read", "无法读取检索表单")
+	}
+	return c.Request.Form, nil
+}
+
+// searchCursor is the _page token of a next link in the default order
+// (type, id): the next page starts after this resource, so resources created
+// or deleted meanwhile neither repeat nor skip entries already paged past.
+func encodeSearchCursor(v *store.Version) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(v.Type + "/" + v.ID))
+}
+
+func decodeSearchCursor(tok string) (*store.SearchCursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	typ, id, ok := strings.Cut(string(raw), "/")
+	if err != nil || !ok {
+		return nil, fhir.Invalid(fhir.IssueValue, "The page token is not valid", "分页标记无效").WithExpression("_page")
+	}
+	return &store.SearchCursor{Type: typ, ID: id}, nil
+}
+
+func (s *Server) search(c *gin.Context) {
+	typ, p := c.Param("type"), principal(c)
+	params, err := s.searchParams(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	sp, err := s.opts.Indexer.Parse(typ, params, preferHandling(c) == "strict")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	count := sp.Count
+	switch {
+	case sp.Summary == search.SummaryCount:
+		count = 0
+	case count <= 0:
+		count = defaultPageSize
+	}
+	count = min(count, maxPageSize)
+	q := store.Query{Tenant: p.Tenant, Type: typ, Filter: sp.Filter, Sort: sp.Sort, Count: max(count, 1),
+		Offset: sp.Offset, WantTotal: sp.Total != search.TotalNone || sp.Summary == search.SummaryCount}
+	if sp.Page != "" {
+		if len(sp.Sort) > 0 {
+			s.fail(c, fhir.Invalid(fhir.IssueValue, "_page cannot be combined with _sort; use _offset", "_page 不能与 _sort 同时使用，请使用 _offset").WithExpression("_page"))
+			return
+		}
+		if q.After, err = decodeSearchCursor(sp.Page); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	page, err := s.opts.Store.Search(c, q)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	base := s.base(c)
+	b := s.newBundle("searchset")
+	if page.Total >= 0 && q.WantTotal {
+		b.Total = &page.Total
+	}
+	// The self link shows the search as performed: parameters ignored under
+	// lenient handling are left out, so a client can tell.
+	self := cloneValues(params)
+	for _, k := range append(sp.Unknown, "_format", "_pretty") {
+		self.Del(k)
+	}
+	link := func(rel string, v url.Values) {
+		b.Link = append(b.Link, bundleLink{rel, base + "/" + typ + queryString(v)})
+	}
+	link("self", self)
+	if count > 0 {
+		if page.More {
+			next := cloneValues(self)
+			if len(sp.Sort) == 0 {
+				next.Del("_offset")
+				next.Set("_page", encodeSearchCursor(page.Versions[len(page.Versions)-1]))
+			} else {
+				next.Set("_offset", strconv.Itoa(sp.Offset+count))
+			}
+			link("next", next)
+		}
+		if sp.Offset > 0 {
+			prev := cloneValues(self)
+			prev.Set("_offset", strconv.Itoa(max(sp.Offset-count, 0)))
+			link("previous", prev)
+		}
+		for _, v := range page.Versions {
+			if err := s.addEntry(b, base, v, "match", sp); err != nil {
+				s.fail(c, err)
+				return
+			}
+		}
+		included, err := s.includes(c, p.Tenant, page.Versions, sp)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		for _, v := range included {
+			if err := s.addEntry(b, base, v, "include", sp); err != nil {
+				s.fail(c, err)
+				return
+			}
+		}
+	}
+	s.writeBundle(c, b)
+}
+
+// addEntry adds a resource to a searchset, shaped by _summary/_elements.
+func (s *Server) addEntry(b *bundle, base string, v *store.Version, mode string, sp *search.Search) error {
+	body, err := shape(v.Type, v.Resource, sp.Summary, sp.Elements)
+	if err != nil {
+		return err
+	}
+	e := bundleEntry{FullURL: base + "/" + v.Type + "/" + v.ID, Resource: body}
+	e.Search = &struct {
+		Mode string `json:"mode"`
+	}{Mode: mode}
+	b.Entry = append(b.Entry, e)
+	return nil
+}
+
+// shape applies _summary and _elements to one resource.
+func shape(typ string, body []byte, summary search.SummaryMode, elements []string) ([]byte, error) {
+	switch {
+	case len(elements) > 0:
+		return subset.Elements(typ, body, elements)
+	case summary != "" && summary != search.SummaryFalse && summary != search.SummaryCount:
+		return subset.Summary(typ, body, string(summary))
+	}
+	return body, nil
+}
+
+// includes resolves _include and _revinclude (with :iterate) for a page of
+// matches; what is already on the page is not repeated.
+func (s *Server) includes(ctx context.Context, tenant string, matches []*store.Version, sp *search.Search) ([]*store.Version, error) {
+	if len(sp.Include) == 0 && len(sp.RevInclude) == 0 {
+		return nil, nil
+	}
+	seen := map[string]bool{}
+	for _, v := range matches {
+		seen[v.Type+"/"+v.ID] = true
+	}
+	var out []*store.Version
+	frontier := matches
+	for round := 0; round <= maxIterate && len(frontier) > 0 && len(out) < maxIncluded; round++ {
+		var found []*store.Version
+		add := func(vs []*store.Version) {
+			for _, v := range vs {
+				if k := v.Type + "/" + v.ID; !seen[k] && len(out)+len(found) < maxIncluded {
+					seen[k] = true
+					found = append(found, v)
+				}
+			}
+		}
+		for _, inc := range sp.Include {
+			if round > 0 && !inc.Iterate {
+				continue
+			}
+			vs, err := s.forwardInclude(ctx, tenant, frontier, inc)
+			if err != nil {
+				return nil, err
+			}
+			add(vs)
+		}
+		for _, inc := range sp.RevInclude {
+			if round > 0 && !inc.Iterate {
+				continue
+			}
+			vs, err := s.reverseInclude(ctx, tenant, frontier, inc)
+			if err != nil {
+				return nil, err
+			}
+			add(vs)
+		}
+		out = append(out, found...)
+		frontier = found
+	}
+	return out, nil
+}
+
+// forwardInclude fetches what the frontier's resources refer to through inc.
+func (s *Server) forwardInclude(ctx context.Context, tenant string, frontier []*store.Version, inc search.Include) ([]*store.Version, error) {
+	byType := map[string][]string{}
+	for _, v := range frontier {
+		if v.Type != inc.SourceType {
+			continue
+		}
+		entries, err := s.opts.Indexer.Entries(v.Type, v.Resource)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if e.Kind != store.KindReference || e.System == "" || e.Code == "" {
+				continue
+			}
+			if inc.Param != "*" && e.Param != inc.Param {
+				continue
+			}
+			if inc.TargetType != "" && e.System != inc.TargetType {
+				continue
+			}
+			byType[e.System] = append(byType[e.System], e.Code)
+		}
+	}
+	types := make([]string, 0, len(byType))
+	for t := range byType {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	var out []*store.Version
+	for _, t := range types {
+		ids := dedupe(byType[t])
+		page, err := s.opts.Store.Search(ctx, store.Query{Tenant: tenant, Type: t, Filter: store.ID{IDs: ids}, Count: len(ids)})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Versions...)
+	}
+	return out, nil
+}
+
+// reverseInclude fetches resources of inc.SourceType that refer to the
+// frontier through inc.Param.
+func (s *Server) reverseInclude(ctx context.Context, tenant string, frontier []*store.Version, inc search.Include) ([]*store.Version, error) {
+	params := []string{inc.Param}
+	if inc.Param == "*" {
+		params = nil
+		for _, p := range s.opts.Indexer.Params(inc.SourceType) {
+			if p.Type == store.KindReference {
+				params = append(params, p.Code)
+			}
+		}
+	}
+	var or store.Or
+	for _, v := range frontier {
+		if inc.TargetType != "" && v.Type != inc.TargetType {
+			continue
+		}
+		for _, p := range params {
+			or = append(or, store.Reference{Param: p, Type: v.Type, ID: v.ID})
+		}
+	}
+	if len(or) == 0 {
+		return nil, nil
+	}
+	page, err := s.opts.Store.Search(ctx, store.Query{Tenant: tenant, Type: inc.SourceType, Filter: or, Count: maxIncluded})
+	if err != nil {
+		return nil, err
+	}
+	return page.Versions, nil
+}
+
+func dedupe(xs []string) []string {
+	sort.Strings(xs)
+	out := xs[:0]
+	for i, x := range xs {
+		if i == 0 || x != xs[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}

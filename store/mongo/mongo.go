@@ -1,0 +1,648 @@
+// Package mongo is the MongoDB backend of the store: a standalone server, a
+// replica set, a sharded cluster or Atlas, and any MongoDB-wire server that
+// evaluates the small subset of MongoDB it uses (FerretDB v1, which the tests
+// run against; Amazon DocumentDB; Azure Cosmos DB for MongoDB).
+//
+// It needs neither multi-document transactions nor atomic conditional
+// updates: FerretDB v1 applies an update (findAndModify included) by reading
+// the matching documents and then writing them back by _id, so two
+// "compare-and-swap" updates on the same version can both succeed. The only
+// atomic operation it relies on is an insert refused by a unique _id.
+//
+// Two collections hold the data (docs/mongodb.md has the details):
+//
+//   - versions: every committed version, never changed once inserted except
+//     to mark it superseded. The current version of each resource carries its
+//     search index entries, and the same entries encoded as arrays of strings
+//     (multikey indexes make a token match one equality on an array element).
+//   - pending: one small marker per update whose predecessor may not be
+//     marked superseded yet; normally empty.
+//
+// See [Store.Put] for the commit protocol and [Store.Search] for how searches
+// run.
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fmtbank/cmts/store"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// DefaultServerSelectionTimeout bounds how long a call waits for a reachable
+// server before it fails with store.ErrUnavailable, unless Options or the URI
+// say otherwise. It is short on purpose: a request should fail fast while the
+// database is gone, and the client reconnects by itself when it is back.
+const DefaultServerSelectionTimeout = 2 * time.Second
+
+// Collection names.
+const (
+	versionsColl = "versions"
+	pendingColl  = "pending"
+)
+
+// finishTimeout bounds the work Put does after its commit point, when the
+// caller's context is no longer consulted.
+const finishTimeout = 10 * time.Second
+
+// Options configure Open.
+type Options struct {
+	// URI is a MongoDB connection string: mongodb://host1,host2/?replicaSet=rs0
+	// or mongodb+srv://cluster.example.net/. Required.
+	URI string
+	// Database is the database that holds the collections. Required.
+	Database string
+	// ServerSelectionTimeout overrides the URI's serverSelectionTimeoutMS;
+	// when both are unset it is DefaultServerSelectionTimeout.
+	ServerSelectionTimeout time.Duration
+}
+
+// Store is the MongoDB backend. It is safe for concurrent use, keeps no state
+// that another instance needs, and may run as many instances side by side.
+type Store struct {
+	client   *mongodrv.Client
+	versions *mongodrv.Collection
+	pending  *mongodrv.Collection
+
+	// idProbes makes Read find the current version by _id lookups alone
+	// (exponential, then binary search over version numbers, which are
+	// contiguous from 1). Set for FerretDB, whose SQLite backend uses an index
+	// only for filters on _id and would otherwise read the whole collection
+	// for every Read; a real MongoDB serves the sorted query from an index.
+	idProbes bool
+
+	// crashAfter names a step of Put ("check", "mark", "commit",
+	// "supersede") after which Put returns errCrashed, leaving the database
+	// as a writer that died there would. Only tests set it.
+	crashAfter string
+}
+
+// Open connects, checks the server answers (store.ErrUnavailable if it does
+// not) and creates the indexes it needs; creating them again is a no-op, so
+// every instance may do it at start-up.
+//
+// Unless the URI sets one, writes use write concern "majority": an
+// acknowledged write survives the loss of the primary. Reads keep the
+// server's default read concern ("local") and go to the primary, so every
+// instance reads the writes acknowledged to any other; "majority" reads would
+// need causally consistent sessions to guarantee that.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if o.URI == "" {
+		return nil, errors.New("mongo: Options.URI is required")
+	}
+	if o.Database == "" {
+		return nil, errors.New("mongo: Options.Database is required")
+	}
+	co := options.Client().ApplyURI(o.URI)
+	switch {
+	case o.ServerSelectionTimeout > 0:
+		co.SetServerSelectionTimeout(o.ServerSelectionTimeout)
+	case co.ServerSelectionTimeout == nil:
+		co.SetServerSelectionTimeout(DefaultServerSelectionTimeout)
+	}
+	if co.ConnectTimeout == nil {
+		// A server that accepts no connection should cost no more than a
+		// server that cannot be selected.
+		co.SetConnectTimeout(*co.ServerSelectionTimeout)
+	}
+	client, err := mongodrv.Connect(co)
+	if err != nil {
+		// Only option errors end up here: Connect does not dial.
+		return nil, fmt.Errorf("mongo: %w", err)
+	}
+	// Primary reads, whatever the URI says: the precondition check in Put and
+	// read-your-writes across instances depend on them.
+	dbo := options.Database().SetReadPreference(readpref.Primary())
+	if co.WriteConcern == nil {
+		dbo.SetWriteConcern(writeconcern.Majority())
+	}
+	db := client.Database(o.Database, dbo)
+	s := &Store{client: client, versions: db.Collection(versionsColl), pending: db.Collection(pendingColl)}
+	if err := s.Ping(ctx); err != nil {
+		client.Disconnect(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	if err := s.createIndexes(ctx); err != nil {
+		client.Disconnect(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	var info bson.M
+	if err := db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err == nil {
+		_, s.idProbes = info["ferretdbVersion"]
+	}
+	return s, nil
+}
+
+// createIndexes creates every index the queries use. Names are fixed so that
+// running it again (every start of every instance) finds them in place.
+// They are created one per command: FerretDB v1 panics when one createIndexes
+// command names several indexes that already exist.
+func (s *Store) createIndexes(ctx context.Context) error {
+	type key = bson.E
+	asc := func(f string) key { return key{Key: f, Value: 1} }
+	desc := func(f string) key { return key{Key: f, Value: -1} }
+	for _, ix := range []struct {
+		coll   *mongodrv.Collection
+		name   string
+		unique bool
+		keys   bson.D
+	}{
+		// Read (the highest vid of a resource), instance history, and the
+		// update that marks predecessors superseded. Unique like _id, which
+		// encodes the same three fields.
+		{s.versions, "type_id_vid", true, bson.D{asc("type"), asc("id"), asc("vid")}},
+		// System and type history, in the history order.
+		{s.versions, "tenant_lu", false, bson.D{asc("tenant"), desc("lu"), asc("type"), asc("id"), desc("vid")}},
+		{s.versions, "tenant_type_lu", false, bson.D{asc("tenant"), asc("type"), desc("lu"), asc("id"), desc("vid")}},
+		// Search without a filter, in the page order.
+		{s.versions, "tenant_sup_type_id", false, bson.D{asc("tenant"), asc("sup"), asc("type"), asc("id"), desc("vid")}},
+		// Multikey: one key per encoded index entry of a current version
+		// (superseded versions have their index arrays removed). The rarer
+		// forms (refi, refu) go without.
+		{s.versions, "tenant_tok", false, bson.D{asc("tenant"), asc(fTok)}},
+		{s.versions, "tenant_tokc", false, bson.D{asc("tenant"), asc(fTokCode)}},
+		{s.versions, "tenant_ref", false, bson.D{asc("tenant"), asc(fRef)}},
+		{s.versions, "tenant_val", false, bson.D{asc("tenant"), asc(fValue)}},
+		{s.versions, "tenant_code", false, bson.D{asc("tenant"), asc(fCode)}},
+		{s.versions, "tenant_lo", false, bson.D{asc("tenant"), asc(fLow)}},
+		{s.versions, "tenant_hi", false, bson.D{asc("tenant"), asc(fHigh)}},
+		{s.pending, "tenant", false, bson.D{asc("tenant")}},
+		{s.pending, "type_id_vid", false, bson.D{asc("type"), asc("id"), asc("vid")}},
+	} {
+		o := options.Index().SetName(ix.name)
+		if ix.unique {
+			o.SetUnique(true)
+		}
+		m := mongodrv.IndexModel{Keys: ix.keys, Options: o}
+		if _, err := ix.coll.Indexes().CreateOne(ctx, m); err != nil {
+			return translate(ctx, "create index "+ix.coll.Name()+"."+ix.name, err)
+		}
+	}
+	return nil
+}
+
+// Close disconnects; in-flight calls fail with store.ErrUnavailable.
+func (s *Store) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.client.Disconnect(ctx); err != nil && !errors.Is(err, mongodrv.ErrClientDisconnected) {
+		return fmt.Errorf("mongo: close: %v", err)
+	}
+	return nil
+}
+
+// Ping checks that the primary answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return translate(ctx, "ping", s.client.Ping(ctx, readpref.Primary()))
+}
+
+// versionDoc is the stored form of a version, as read back (the index
+// arrays stay on the server).
+type versionDoc struct {
+	Key     string `bson:"_id"`
+	Tenant  string `bson:"tenant"`
+	Type    string `bson:"type"`
+	ID      string `bson:"id"`
+	VID     int64  `bson:"vid"`
+	LU      int64  `bson:"lu"`
+	Deleted bool   `bson:"deleted"`
+	Body    []byte `bson:"body"`
+	// Idx holds the index entries of a current version, when projected.
+	Idx []entryDoc `bson:"idx,omitempty"`
+}
+
+// versionProjection leaves the index arrays on the server.
+var versionProjection = bson.D{
+	{Key: "tenant", Value: 1}, {Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "vid", Value: 1},
+	{Key: "lu", Value: 1}, {Key: "deleted", Value: 1}, {Key: "body", Value: 1},
+}
+
+func (d *versionDoc) version() *store.Version {
+	return &store.Version{
+		Tenant: d.Tenant, Type: d.Type, ID: d.ID, VersionID: d.VID,
+		LastUpdated: time.UnixMicro(d.LU).UTC(), Deleted: d.Deleted, Resource: d.Body,
+	}
+}
+
+// versionKey is the _id of a versions (and pending) document. FHIR types and
+// ids never contain "/", so the key is unambiguous.
+func versionKey(typ, id string, vid int64) string {
+	return typ + "/" + id + "/" + strconv.FormatInt(vid, 10)
+}
+
+// newVersionDoc is what versions holds for v until a later version
+// supersedes it.
+func newVersionDoc(v *store.Version) bson.D {
+	d := bson.D{
+		{Key: "_id", Value: versionKey(v.Type, v.ID, v.VersionID)},
+		{Key: "tenant", Value: v.Tenant}, {Key: "type", Value: v.Type}, {Key: "id", Value: v.ID},
+		{Key: "vid", Value: v.VersionID}, {Key: "lu", Value: v.LastUpdated.UnixMicro()},
+		{Key: "deleted", Value: v.Deleted}, {Key: "body", Value: v.Resource},
+		{Key: "sup", Value: false},
+	}
+	if v.Deleted {
+		return d
+	}
+	return append(d, indexFields(v.Index)...)
+}
+
+// Read returns the highest version of the resource. (On FerretDB v1 this
+// scans the collection: it hands only a filter on _id alone to its storage.)
+func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*store.Version, error) {
+	if s.idProbes {
+		return s.readByProbes(ctx, tenant, typ, id)
+	}
+	var d versionDoc
+	err := s.versions.FindOne(ctx, bson.D{{Key: "type", Value: typ}, {Key: "id", Value: id}, {Key: "tenant", Value: tenant}},
+		options.FindOne().SetSort(bson.D{{Key: "vid", Value: -1}}).SetProjection(versionProjection)).Decode(&d)
+	if err != nil {
+		return nil, translate(ctx, "read "+typ+"/"+id, err)
+	}
+	return d.version(), nil
+}
+
+// ReadVersion returns one version.
+func (s *Store) ReadVersion(ctx context.Context, tenant, typ, id string, vid int64) (*store.Version, error) {
+	d, err := s.byKey(ctx, versionKey(typ, id, vid))
+	if err != nil {
+		return nil, err
+	}
+	if d.Tenant != tenant {
+		return nil, fmt.Errorf("mongo: read %s: %w", versionKey(typ, id, vid), store.ErrNotFound)
+	}
+	return d.version(), nil
+}
+
+// byKey reads one version by _id alone, the one filter FerretDB v1 hands to
+// its storage instead of scanning the collection.
+func (s *Store) byKey(ctx context.Context, key string) (*versionDoc, error) {
+	var d versionDoc
+	err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: key}}, options.FindOne().SetProjection(versionProjection)).Decode(&d)
+	if err != nil {
+		return nil, translate(ctx, "read "+key, err)
+	}
+	return &d, nil
+}
+
+// Put stores a version with neither a transaction nor a conditional update.
+// Inserting the version under _id type/id/vid is the commit point: the unique
+// _id lets exactly one writer of a version number in, and the document holds
+// the whole version (body and index entries), so readers see all of it or
+// nothing. What follows is bookkeeping that any process can finish. For an
+// update to version N:
+//
+//  1. Check: version N-1 exists and belongs to the tenant (else
+//     ErrConflict). Versions are never deleted, so if the insert of N then
+//     succeeds, N-1 was the current version.
+//  2. Mark: insert the pending marker type/id/N (a duplicate is fine).
+//  3. Commit: insert version N with sup: false. A duplicate _id means another
+//     writer won: ErrConflict, having written nothing but possibly the
+//     marker, which then points at the winner's version.
+//  4. Supersede: set sup: true on version N-1 and remove its index arrays;
+//     Search reads only versions with sup: false.
+//  5. Unmark: delete marker N.
+//
+// A create (PrevVersion 0) is step 3 alone: there is nothing to supersede,
+// and the unique _id type/id/1 refuses an id that any tenant holds.
+//
+// A writer that dies after step 3 leaves versions N-1 and N with sup: false,
+// and marker N. Read, ReadVersion and History do not look at sup, and Search
+// first finishes steps 4 and 5 for every marker of its tenant whose version
+// exists, so no reader sees N-1's index entries beside N. A writer that dies
+// before step 3 leaves at most a marker without a version, which readers
+// leave alone (its writer may yet commit) and the next writer of version N
+// takes over.
+//
+// No document is ever updated except by step 4, which only ever sets the
+// same values, so FerretDB's read-then-write updates cannot lose anything,
+// and a step repeated late or twice changes nothing. Every step but the
+// insert of the version filters on _id alone.
+//
+// Errors: ErrConflict when the precondition fails, ErrUnavailable when the
+// database cannot be reached (if that happens during step 3 the write may or
+// may not have been committed, as with any database reached over a network).
+func (s *Store) Put(ctx context.Context, w store.Write) error {
+	v := &w.Version
+	if v.VersionID != w.PrevVersion+1 {
+		return fmt.Errorf("mongo: version %d does not follow %d: %w", v.VersionID, w.PrevVersion, store.ErrConflict)
+	}
+	if v.Type == "" || v.ID == "" || strings.Contains(v.Type, "/") || strings.Contains(v.ID, "/") {
+		return fmt.Errorf("mongo: invalid resource type or id %q/%q", v.Type, v.ID)
+	}
+	if w.PrevVersion == 0 {
+		return s.commit(ctx, v)
+	}
+	if err := s.check(ctx, w.PrevVersion, v); err != nil {
+		return err
+	}
+	if s.crashAfter == "check" {
+		return errCrashed
+	}
+	marked, err := s.mark(ctx, v)
+	if err != nil {
+		return err
+	}
+	if s.crashAfter == "mark" {
+		return errCrashed
+	}
+	// Past the commit the caller must hear the outcome even if it gives up,
+	// and the bookkeeping is repaired by readers and the next writer if it
+	// fails, so its errors are dropped.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	if err := s.commit(ctx, v); err != nil {
+		if marked && errors.Is(err, store.ErrConflict) {
+			// The marker is ours and points at the winner's version:
+			// finishing it is harmless and leaves nothing behind.
+			_ = s.finish(fctx, v.Type, v.ID, v.VersionID)
+		}
+		return err
+	}
+	if s.crashAfter == "commit" {
+		return errCrashed
+	}
+	err = s.supersede(fctx, v.Type, v.ID, v.VersionID)
+	if s.crashAfter == "supersede" {
+		return errCrashed
+	}
+	if err == nil {
+		// The marker may go only once version N-1 is superseded.
+		_ = s.unmark(fctx, v.Type, v.ID, v.VersionID)
+	}
+	return nil
+}
+
+// errCrashed is what Put returns when a test makes it stop half-way.
+var errCrashed = errors.New("mongo: writer stopped by a test")
+
+// check is step 1 of Put.
+func (s *Store) check(ctx context.Context, prev int64, v *store.Version) error {
+	d, err := s.byKey(ctx, versionKey(v.Type, v.ID, prev))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("mongo: %s/%s has no version %d: %w", v.Type, v.ID, prev, store.ErrConflict)
+	case err != nil:
+		return err
+	case d.Tenant != v.Tenant:
+		return fmt.Errorf("mongo: %s/%s belongs to another tenant: %w", v.Type, v.ID, store.ErrConflict)
+	}
+	return nil
+}
+
+// mark is step 2 of Put; it reports whether it inserted the marker.
+func (s *Store) mark(ctx context.Context, v *store.Version) (bool, error) {
+	_, err := s.pending.InsertOne(ctx, bson.D{
+		{Key: "_id", Value: versionKey(v.Type, v.ID, v.VersionID)},
+		{Key: "tenant", Value: v.Tenant}, {Key: "type", Value: v.Type}, {Key: "id", Value: v.ID}, {Key: "vid", Value: v.VersionID},
+	})
+	if mongodrv.IsDuplicateKeyError(err) {
+		return false, nil
+	}
+	return err == nil, translate(ctx, "mark "+versionKey(v.Type, v.ID, v.VersionID), err)
+}
+
+// commit is step 3 of Put: the commit point.
+func (s *Store) commit(ctx context.Context, v *store.Version) error {
+	_, err := s.versions.InsertOne(ctx, newVersionDoc(v))
+	return translate(ctx, "write "+versionKey(v.Type, v.ID, v.VersionID), err)
+}
+
+// finish is steps 4 and 5 of Put for version vid, which must exist.
+func (s *Store) finish(ctx context.Context, typ, id string, vid int64) error {
+	if err := s.supersede(ctx, typ, id, vid); err != nil {
+		return err
+	}
+	return s.unmark(ctx, typ, id, vid)
+}
+
+// supersede is step 4 of Put: it marks the version before vid superseded.
+// The versions before that one were superseded before their marker went.
+func (s *Store) supersede(ctx context.Context, typ, id string, vid int64) error {
+	unset := bson.D{}
+	for _, f := range indexArrays {
+		unset = append(unset, bson.E{Key: f, Value: ""})
+	}
+	key := versionKey(typ, id, vid-1)
+	_, err := s.versions.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "sup", Value: true}}}, {Key: "$unset", Value: unset}})
+	return translate(ctx, "supersede "+key, err)
+}
+
+// unmark is step 5 of Put.
+func (s *Store) unmark(ctx context.Context, typ, id string, vid int64) error {
+	key := versionKey(typ, id, vid)
+	_, err := s.pending.DeleteOne(ctx, bson.D{{Key: "_id", Value: key}})
+	return translate(ctx, "unmark "+key, err)
+}
+
+// maxPending bounds the markers one Search finishes before it runs.
+const maxPending = 1000
+
+// finishPending finishes the updates of tenant that a writer committed but
+// did not finish (a dead writer, or one still at work). Markers whose version
+// does not exist are left alone: their writer may still commit.
+func (s *Store) finishPending(ctx context.Context, tenant string) error {
+	var marks []struct {
+		Type string `bson:"type"`
+		ID   string `bson:"id"`
+		VID  int64  `bson:"vid"`
+	}
+	cur, err := s.pending.Find(ctx, bson.D{{Key: "tenant", Value: tenant}}, options.Find().SetLimit(maxPending))
+	if err == nil {
+		err = cur.All(ctx, &marks)
+	}
+	if err != nil || len(marks) == 0 {
+		return translate(ctx, "read pending", err)
+	}
+	keys := bson.A{}
+	for _, m := range marks {
+		keys = append(keys, versionKey(m.Type, m.ID, m.VID))
+	}
+	var found []struct {
+		Key string `bson:"_id"`
+	}
+	cur, err = s.versions.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err == nil {
+		err = cur.All(ctx, &found)
+	}
+	if err != nil {
+		return translate(ctx, "read pending", err)
+	}
+	committed := map[string]bool{}
+	for _, f := range found {
+		committed[f.Key] = true
+	}
+	for _, m := range marks {
+		if committed[versionKey(m.Type, m.ID, m.VID)] {
+			if err := s.finish(ctx, m.Type, m.ID, m.VID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// historySort is the history order.
+var historySort = bson.D{{Key: "lu", Value: -1}, {Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "vid", Value: -1}}
+
+// History pages through versions newest first.
+func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
+	count := q.Count
+	if count <= 0 {
+		count = 50
+	}
+	filter := bson.D{{Key: "tenant", Value: q.Tenant}}
+	if q.Type != "" {
+		filter = append(filter, bson.E{Key: "type", Value: q.Type})
+	}
+	if q.ID != "" {
+		filter = append(filter, bson.E{Key: "id", Value: q.ID})
+	}
+	if !q.Since.IsZero() {
+		filter = append(filter, bson.E{Key: "lu", Value: bson.D{{Key: "$gte", Value: q.Since.UnixMicro()}}})
+	}
+	if a := q.After; a != nil {
+		lu := a.LastUpdated.UnixMicro()
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "lu", Value: bson.D{{Key: "$lt", Value: lu}}}},
+			bson.D{{Key: "lu", Value: lu}, {Key: "type", Value: bson.D{{Key: "$gt", Value: a.Type}}}},
+			bson.D{{Key: "lu", Value: lu}, {Key: "type", Value: a.Type}, {Key: "id", Value: bson.D{{Key: "$gt", Value: a.ID}}}},
+			bson.D{{Key: "lu", Value: lu}, {Key: "type", Value: a.Type}, {Key: "id", Value: a.ID}, {Key: "vid", Value: bson.D{{Key: "$lt", Value: a.VersionID}}}},
+		}})
+	}
+	docs, err := s.find(ctx, "history", filter,
+		options.Find().SetSort(historySort).SetLimit(int64(count+1)).SetProjection(versionProjection))
+	if err != nil {
+		return nil, err
+	}
+	page := &store.HistoryPage{}
+	for i, d := range docs {
+		if i == count {
+			last := page.Versions[count-1]
+			page.Next = &store.HistoryCursor{LastUpdated: last.LastUpdated, Type: last.Type, ID: last.ID, VersionID: last.VersionID}
+			break
+		}
+		page.Versions = append(page.Versions, d.version())
+	}
+	return page, nil
+}
+
+// find runs a query on versions and decodes every document.
+func (s *Store) find(ctx context.Context, what string, filter bson.D, opts *options.FindOptionsBuilder) ([]*versionDoc, error) {
+	cur, err := s.versions.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, translate(ctx, what, err)
+	}
+	var docs []*versionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, translate(ctx, what, err)
+	}
+	return docs, nil
+}
+
+// unavailableCodes are server error codes that mean "not now, try later":
+// no primary, shutting down, unreachable host, or a primary that stepped down.
+var unavailableCodes = []int{
+	6,     // HostUnreachable
+	7,     // HostNotFound
+	89,    // NetworkTimeout
+	91,    // ShutdownInProgress
+	189,   // PrimarySteppedDown
+	9001,  // SocketException
+	10107, // NotWritablePrimary
+	11600, // InterruptedAtShutdown
+	11602, // InterruptedDueToReplStateChange
+	13435, // NotPrimaryNoSecondaryOk
+	13436, // NotPrimaryOrSecondary
+}
+
+// translate turns a driver error into a store error; nothing above this
+// package sees the driver's own. It is the only place that inspects them.
+func translate(ctx context.Context, what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, mongodrv.ErrNoDocuments) {
+		return fmt.Errorf("mongo: %s: %w", what, store.ErrNotFound)
+	}
+	if mongodrv.IsDuplicateKeyError(err) {
+		return fmt.Errorf("mongo: %s: already exists: %w", what, store.ErrConflict)
+	}
+	var sse topology.ServerSelectionError
+	var se mongodrv.ServerError
+	unavailable := errors.As(err, &sse) || mongodrv.IsNetworkError(err) || errors.Is(err, mongodrv.ErrClientDisconnected) ||
+		errors.As(err, &se) && slices.ContainsFunc(unavailableCodes, se.HasErrorCode)
+	if cerr := ctx.Err(); cerr != nil {
+		// The caller gave up: say so, and whether the database was the cause.
+		if unavailable {
+			return fmt.Errorf("mongo: %s: %v: %w (%w)", what, err, store.ErrUnavailable, cerr)
+		}
+		return fmt.Errorf("mongo: %s: %v: %w", what, err, cerr)
+	}
+	if unavailable || mongodrv.IsTimeout(err) {
+		return fmt.Errorf("mongo: %s: %v: %w", what, err, store.ErrUnavailable)
+	}
+	return fmt.Errorf("mongo: %s: %v", what, err)
+}
+
+// readByProbes finds the highest existing version number with _id lookups
+// only (see Store.idProbes).
+func (s *Store) readByProbes(ctx context.Context, tenant, typ, id string) (*store.Version, error) {
+	exists := func(vid int64) (bool, error) {
+		err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: versionKey(typ, id, vid)}},
+			options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+		if errors.Is(err, mongodrv.ErrNoDocuments) {
+			return false, nil
+		}
+		return err == nil, translate(ctx, "read "+typ+"/"+id, err)
+	}
+	// lo exists, hi does not.
+	lo, hi := int64(0), int64(1)
+	for {
+		ok, err := exists(hi)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		lo, hi = hi, hi*2
+	}
+	if lo == 0 {
+		return nil, fmt.Errorf("mongo: read %s/%s: %w", typ, id, store.ErrNotFound)
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		ok, err := exists(mid)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	d, err := s.byKey(ctx, versionKey(typ, id, lo))
+	if err != nil {
+		return nil, err
+	}
+	if d.Tenant != tenant {
+		return nil, fmt.Errorf("mongo: read %s/%s: %w", typ, id, store.ErrNotFound)
+	}
+	return d.version(), nil
+}
