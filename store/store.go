@@ -109,6 +109,20 @@ type Store interface {
 	// Search returns current, non-deleted versions that match q.
 	Search(ctx context.Context, q Query) (*SearchPage, error)
 
+	// Scan returns up to limit current, non-deleted versions of every
+	// tenant in (type, id) order, after the cursor (nil: from the start). It
+	// serves maintenance (reindex), never a request.
+	Scan(ctx context.Context, after *SearchCursor, limit int) ([]*Version, error)
+
+	// Count returns the number of current, non-deleted versions of every
+	// tenant (for maintenance progress; may be approximate while writes run).
+	Count(ctx context.Context) (int, error)
+
+	// SetIndex replaces the index entries of a current version in place,
+	// without making a new version. Errors: ErrConflict when v is no longer
+	// the current version (a writer got there first, with entries of its own).
+	SetIndex(ctx context.Context, v *Version, entries []IndexEntry) error
+
 	// Ping reports whether the database is reachable (ErrUnavailable if not).
 	Ping(ctx context.Context) error
 

@@ -33,6 +33,8 @@ const usage = `usage: cmts <command> [flags]
 
 commands:
   serve    run the FHIR server (cmts serve -h for flags)
+  reindex  rebuild the search index entries of every resource (after an upgrade
+           that changes search parameters; cmts reindex -h for flags)
   version  print the version
 `
 
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "reindex":
+		return runReindex(ctx, args[1:], stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return 0

@@ -125,13 +125,8 @@ func (m *Main) Open(ctx context.Context) error {
 	m.logger = slog.New(slog.NewJSONHandler(m.stderr, &slog.HandlerOptions{Level: lvl}))
 
 	var err error
-	if m.Config.MongoURI != "" {
-		m.store, err = mongo.Open(ctx, mongo.Options{URI: m.Config.MongoURI, Database: m.Config.MongoDB})
-	} else {
-		m.store, err = sqlite.Open(ctx, m.Config.Data)
-	}
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
+	if m.store, err = openStore(ctx, m.Config); err != nil {
+		return err
 	}
 	codec, err := fhir.NewCodec()
 	if err != nil {
@@ -158,6 +153,22 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.server = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn)}
 	return nil
+}
+
+// openStore opens the configured backend: MongoDB when a URI is given, else
+// the embedded store under the data directory.
+func openStore(ctx context.Context, c Config) (store.Store, error) {
+	var st store.Store
+	var err error
+	if c.MongoURI != "" {
+		st, err = mongo.Open(ctx, mongo.Options{URI: c.MongoURI, Database: c.MongoDB})
+	} else {
+		st, err = sqlite.Open(ctx, c.Data)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return st, nil
 }
 
 // URL is the server's root URL (the listener's real address).

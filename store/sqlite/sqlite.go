@@ -83,6 +83,24 @@ CREATE INDEX IF NOT EXISTS current_id ON current (id);
 
 const insertEntry = `INSERT INTO idx (pk, param, n, kind, system, code, value, low, high, grp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
+// insertIndex writes a version's entries (n keeps their order).
+func insertIndex(ctx context.Context, tx *sql.Tx, pk int64, entries []store.IndexEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, insertEntry)
+	if err != nil {
+		return wrap(err)
+	}
+	defer stmt.Close()
+	for n, e := range entries {
+		if _, err := stmt.ExecContext(ctx, pk, e.Param, n, string(e.Kind), e.System, e.Code, e.Value, e.Low, e.High, e.Group); err != nil {
+			return wrap(err)
+		}
+	}
+	return nil
+}
+
 // Store is the SQLite backend. Writes go through one connection (SQLite has
 // one writer at a time anyway, and this avoids busy retries); reads use a pool.
 type Store struct {
@@ -221,16 +239,9 @@ func (s *Store) Put(ctx context.Context, w store.Write) error {
 		v.Type, v.ID, v.VersionID, v.Tenant, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), v.Resource); err != nil {
 		return wrap(err)
 	}
-	if !v.Deleted && len(v.Index) > 0 {
-		stmt, err := tx.PrepareContext(ctx, insertEntry)
-		if err != nil {
-			return wrap(err)
-		}
-		defer stmt.Close()
-		for n, e := range v.Index {
-			if _, err := stmt.ExecContext(ctx, pk, e.Param, n, string(e.Kind), e.System, e.Code, e.Value, e.Low, e.High, e.Group); err != nil {
-				return wrap(err)
-			}
+	if !v.Deleted {
+		if err := insertIndex(ctx, tx, pk, v.Index); err != nil {
+			return err
 		}
 	}
 	return wrap(tx.Commit())

@@ -1,0 +1,93 @@
+package mongo
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/fmtbank/cmts/store"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Scan pages through current versions of all tenants in (type, id) order.
+func (s *Store) Scan(ctx context.Context, after *store.SearchCursor, limit int) ([]*store.Version, error) {
+	filter := bson.D{{Key: "sup", Value: false}, {Key: "deleted", Value: false}}
+	if after != nil {
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "type", Value: bson.D{{Key: "$gt", Value: after.Type}}}},
+			bson.D{{Key: "type", Value: after.Type}, {Key: "id", Value: bson.D{{Key: "$gt", Value: after.ID}}}},
+		}})
+	}
+	// One more than asked: an update in flight can leave two current
+	// versions of one resource, of which the newer is kept.
+	opts := options.Find().SetSort(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "vid", Value: -1}}).
+		SetLimit(int64(limit + 1)).SetProjection(versionProjection)
+	docs, err := s.find(ctx, "scan", filter, opts)
+	if err != nil {
+		return nil, err
+	}
+	docs = slices.CompactFunc(docs, func(a, b *versionDoc) bool { return a.Type == b.Type && a.ID == b.ID })
+	var out []*store.Version
+	for _, d := range docs[:min(limit, len(docs))] {
+		out = append(out, d.version())
+	}
+	return out, nil
+}
+
+// SetIndex rewrites the index fields of a current version. On a real MongoDB
+// the update is atomic on the document; FerretDB v1 reads and writes back, so
+// run reindex there with writes stopped (docs/reindex.md).
+func (s *Store) SetIndex(ctx context.Context, v *store.Version, entries []store.IndexEntry) error {
+	next, err := s.exists(ctx, versionKey(v.Type, v.ID, v.VersionID+1))
+	if err != nil {
+		return err
+	}
+	if next {
+		return fmt.Errorf("mongo: %s/%s has moved past version %d: %w", v.Type, v.ID, v.VersionID, store.ErrConflict)
+	}
+	fields := indexFields(entries)
+	set := bson.D{}
+	unset := bson.D{}
+	have := map[string]bool{}
+	for _, f := range fields {
+		have[f.Key] = true
+		set = append(set, f)
+	}
+	for _, f := range indexArrays {
+		if !have[f] {
+			unset = append(unset, bson.E{Key: f, Value: ""})
+		}
+	}
+	update := bson.D{}
+	if len(set) > 0 {
+		update = append(update, bson.E{Key: "$set", Value: set})
+	}
+	if len(unset) > 0 {
+		update = append(update, bson.E{Key: "$unset", Value: unset})
+	}
+	key := versionKey(v.Type, v.ID, v.VersionID)
+	res, err := s.versions.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "sup", Value: false}, {Key: "deleted", Value: false}}, update)
+	if err != nil {
+		return translate(ctx, "reindex "+key, err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("mongo: %s is not current: %w", key, store.ErrConflict)
+	}
+	return nil
+}
+
+// exists looks a document up by _id alone (the one lookup FerretDB indexes).
+func (s *Store) exists(ctx context.Context, key string) (bool, error) {
+	n, err := s.versions.CountDocuments(ctx, bson.D{{Key: "_id", Value: key}}, options.Count().SetLimit(1))
+	if err != nil {
+		return false, translate(ctx, "read "+key, err)
+	}
+	return n > 0, nil
+}
+
+// Count counts current, non-deleted versions (an update in flight may count twice).
+func (s *Store) Count(ctx context.Context) (int, error) {
+	n, err := s.versions.CountDocuments(ctx, bson.D{{Key: "sup", Value: false}, {Key: "deleted", Value: false}})
+	return int(n), translate(ctx, "count", err)
+}

@@ -1,0 +1,63 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/fmtbank/cmts/store"
+)
+
+// Scan pages through current versions of all tenants in (type, id) order.
+func (s *Store) Scan(ctx context.Context, after *store.SearchCursor, limit int) ([]*store.Version, error) {
+	q := `SELECT ` + versionCols + ` FROM current WHERE deleted = 0`
+	var args []any
+	if after != nil {
+		q += ` AND (type > ? OR (type = ? AND id > ?))`
+		args = append(args, after.Type, after.Type, after.ID)
+	}
+	rows, err := s.r.QueryContext(ctx, q+` ORDER BY type, id LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	var out []*store.Version
+	for rows.Next() {
+		v, err := scanVersion(rows)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		out = append(out, v)
+	}
+	return out, wrap(rows.Err())
+}
+
+// SetIndex replaces a current version's entries in one transaction.
+func (s *Store) SetIndex(ctx context.Context, v *store.Version, entries []store.IndexEntry) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(err)
+	}
+	defer tx.Rollback()
+	var pk int64
+	err = tx.QueryRowContext(ctx, `SELECT pk FROM current WHERE type = ? AND id = ? AND vid = ? AND deleted = 0`, v.Type, v.ID, v.VersionID).Scan(&pk)
+	if err != nil {
+		if wrap(err) == store.ErrNotFound {
+			return fmt.Errorf("sqlite: %s/%s is no longer at version %d: %w", v.Type, v.ID, v.VersionID, store.ErrConflict)
+		}
+		return wrap(err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM idx WHERE pk = ?`, pk); err != nil {
+		return wrap(err)
+	}
+	if err := insertIndex(ctx, tx, pk, entries); err != nil {
+		return err
+	}
+	return wrap(tx.Commit())
+}
+
+// Count counts current, non-deleted versions.
+func (s *Store) Count(ctx context.Context) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM current WHERE deleted = 0`).Scan(&n)
+	return n, wrap(err)
+}
