@@ -72,7 +72,8 @@ func match(e Expr, v *Version, entries []IndexEntry, lookup Lookup) (bool, error
 		return !ok && err == nil, err
 	case Token:
 		return anyEntry(entries, e.Param, func(x *IndexEntry) bool {
-			return x.Kind == KindToken && x.Code == e.Code && (e.System == nil || x.System == *e.System)
+			anyCode := e.Code == "" && e.System != nil
+			return x.Kind == KindToken && (anyCode || x.Code == e.Code) && (e.System == nil || x.System == *e.System)
 		}), nil
 	case ID:
 		return slices.Contains(e.IDs, v.ID), nil

@@ -104,7 +104,8 @@ type Or []Expr
 type Not struct{ Expr Expr }
 
 // Token matches an entry of Param with this code and, when System is not nil,
-// this system (an empty *System matches only entries without a system).
+// this system (an empty *System matches only entries without a system). With
+// System set and Code empty it matches any code of that system (system|).
 type Token struct {
 	Param  string
 	System *string

@@ -346,7 +346,7 @@ func periodRange(p map[string]any) (lo, hi string, ok bool) {
 }
 
 // number indexes number and quantity values: decimals, Quantity (and its
-// specialisations, Money), Range; a Quantity comparator opens one end.
+// specialisations, Money), Range.
 func (x *extractor) number(code string, kind store.IndexKind, n fhirpath.Node, group int) {
 	entry := func(lo, hi float64, system, unit string) {
 		x.add(store.IndexEntry{Param: code, Kind: kind, Low: store.EncodeNumber(lo), High: store.EncodeNumber(hi),
@@ -364,14 +364,17 @@ func (x *extractor) number(code string, kind store.IndexKind, n fhirpath.Node, g
 				return
 			}
 			system, unit := quantityUnit(v)
+			// A comparator (">60") is not widened into an open range: a
+			// search for gt1e17 should not find a GFR reported as ">60".
+			// The value is indexed as written, as HAPI does.
 			lo, hi := f, f
-			switch str(v, "comparator") {
-			case "<", "<=":
-				lo = math.Inf(-1)
-			case ">", ">=":
-				hi = math.Inf(1)
-			}
 			entry(lo, hi, system, unit)
+			// value||unit searches match the unit text as well as the code
+			// (the spec: "the unit part matches code or unit"); a second
+			// entry without a system carries the text.
+			if text := str(v, "unit"); text != "" && (text != unit || system != "") {
+				entry(lo, hi, "", text)
+			}
 			return
 		}
 		low, _ := v["low"].(map[string]any)

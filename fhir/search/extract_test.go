@@ -180,6 +180,7 @@ func TestEntriesExamples(t *testing.T) {
 			tok("combo-code", snomed, "27113001", "body weight"),
 			tok("combo-code", acmeCode, "body-weight", "body weight"),
 			qty("combo-value-quantity", 185, ucum, "[lb_av]"),
+			qty("combo-value-quantity", 185, "", "lbs"), // the unit text, for value||unit
 			// code-value-quantity and combo-code-value-quantity: the
 			// Observation itself is the one composite value.
 			grouped(1,
@@ -188,6 +189,7 @@ func TestEntriesExamples(t *testing.T) {
 				tok("code-value-quantity$0", snomed, "27113001", "body weight"),
 				tok("code-value-quantity$0", acmeCode, "body-weight", "body weight"),
 				qty("code-value-quantity$1", 185, ucum, "[lb_av]"),
+				qty("code-value-quantity$1", 185, "", "lbs"), // the unit text, for value||unit
 			),
 			grouped(2,
 				tok("combo-code-value-quantity$0", loinc, "29463-7", "body weight"),
@@ -195,6 +197,7 @@ func TestEntriesExamples(t *testing.T) {
 				tok("combo-code-value-quantity$0", snomed, "27113001", "body weight"),
 				tok("combo-code-value-quantity$0", acmeCode, "body-weight", "body weight"),
 				qty("combo-code-value-quantity$1", 185, ucum, "[lb_av]"),
+				qty("combo-code-value-quantity$1", 185, "", "lbs"), // the unit text, for value||unit
 			),
 			dateEntry("date", "2016-03-28"+day, "2016-03-28"+dayEnd),
 			ref("encounter", "Encounter", "example"),
@@ -202,6 +205,7 @@ func TestEntriesExamples(t *testing.T) {
 			tok("status", "", "final", ""),
 			ref("subject", "Patient", "example"),
 			qty("value-quantity", 185, ucum, "[lb_av]"),
+			qty("value-quantity", 185, "", "lbs"), // the unit text, for value||unit
 		)},
 		{"Observation-blood-pressure.json", join(
 			tok("_id", "", "blood-pressure", ""),
@@ -218,13 +222,17 @@ func TestEntriesExamples(t *testing.T) {
 			tok("combo-code", acmeCode, "bp-s", "systolic blood pressure"),
 			tok("combo-code", loinc, "8462-4", "diastolic blood pressure"),
 			qty("combo-value-quantity", 107, ucum, "mm[Hg]"),
+			qty("combo-value-quantity", 107, "", "mmHg"), // the unit text, for value||unit
 			qty("combo-value-quantity", 60, ucum, "mm[Hg]"),
+			qty("combo-value-quantity", 60, "", "mmHg"), // the unit text, for value||unit
 			tok("component-code", loinc, "8480-6", "systolic blood pressure"),
 			tok("component-code", snomed, "271649006", "systolic blood pressure"),
 			tok("component-code", acmeCode, "bp-s", "systolic blood pressure"),
 			tok("component-code", loinc, "8462-4", "diastolic blood pressure"),
 			qty("component-value-quantity", 107, ucum, "mm[Hg]"),
+			qty("component-value-quantity", 107, "", "mmHg"), // the unit text, for value||unit
 			qty("component-value-quantity", 60, ucum, "mm[Hg]"),
+			qty("component-value-quantity", 60, "", "mmHg"), // the unit text, for value||unit
 			// One group per component: code and value together. The
 			// Observation itself has no value, so code-value-quantity and
 			// the Observation's own combo value have no group.
@@ -233,20 +241,24 @@ func TestEntriesExamples(t *testing.T) {
 				tok("component-code-value-quantity$0", snomed, "271649006", "systolic blood pressure"),
 				tok("component-code-value-quantity$0", acmeCode, "bp-s", "systolic blood pressure"),
 				qty("component-code-value-quantity$1", 107, ucum, "mm[Hg]"),
+				qty("component-code-value-quantity$1", 107, "", "mmHg"), // the unit text, for value||unit
 			),
 			grouped(2,
 				tok("component-code-value-quantity$0", loinc, "8462-4", "diastolic blood pressure"),
 				qty("component-code-value-quantity$1", 60, ucum, "mm[Hg]"),
+				qty("component-code-value-quantity$1", 60, "", "mmHg"), // the unit text, for value||unit
 			),
 			grouped(3,
 				tok("combo-code-value-quantity$0", loinc, "8480-6", "systolic blood pressure"),
 				tok("combo-code-value-quantity$0", snomed, "271649006", "systolic blood pressure"),
 				tok("combo-code-value-quantity$0", acmeCode, "bp-s", "systolic blood pressure"),
 				qty("combo-code-value-quantity$1", 107, ucum, "mm[Hg]"),
+				qty("combo-code-value-quantity$1", 107, "", "mmHg"), // the unit text, for value||unit
 			),
 			grouped(4,
 				tok("combo-code-value-quantity$0", loinc, "8462-4", "diastolic blood pressure"),
 				qty("combo-code-value-quantity$1", 60, ucum, "mm[Hg]"),
+				qty("combo-code-value-quantity$1", 60, "", "mmHg"), // the unit text, for value||unit
 			),
 			dateEntry("date", "2012-09-17"+day, "2012-09-17"+dayEnd),
 			tok("identifier", "urn:ietf:rfc:3986", "urn:uuid:187e0c12-8dd2-67e2-99b2-bf273c878281", ""),
@@ -357,8 +369,8 @@ func TestEntriesValues(t *testing.T) {
 				tok("_tag", "http://t", "a", "a tag"),
 				tok("_security", "http://s", "R", ""),
 			}},
-		{"quantity comparator", "Observation", `{"resourceType":"Observation","valueQuantity":{"value":5,"comparator":"<","unit":"mg"}}`, "value-quantity",
-			[]store.IndexEntry{{Param: "value-quantity", Kind: store.KindQuantity, Low: store.EncodeNumber(math.Inf(-1)), High: store.EncodeNumber(5), Code: "mg"}}},
+		{"quantity comparator is not widened", "Observation", `{"resourceType":"Observation","valueQuantity":{"value":5,"comparator":"<","unit":"mg"}}`, "value-quantity",
+			[]store.IndexEntry{{Param: "value-quantity", Kind: store.KindQuantity, Low: store.EncodeNumber(5), High: store.EncodeNumber(5), Code: "mg"}}},
 		{"range", "ActivityDefinition", `{"resourceType":"ActivityDefinition","useContext":[{"code":{"code":"age"},"valueRange":{"low":{"value":18,"system":"http://unitsofmeasure.org","code":"a"}}}]}`, "context-quantity",
 			[]store.IndexEntry{{Param: "context-quantity", Kind: store.KindQuantity, Low: store.EncodeNumber(18), High: store.EncodeNumber(math.Inf(1)), System: ucum, Code: "a"}}},
 		{"number", "RiskAssessment", `{"resourceType":"RiskAssessment","prediction":[{"probabilityDecimal":0.25},{"probabilityRange":{"low":{"value":10},"high":{"value":20}}}]}`, "probability",

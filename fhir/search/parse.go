@@ -255,10 +255,12 @@ func unsupportedParam(key string) error {
 		"The search parameter '"+key+"' is not supported by this server", "本服务器不支持检索参数 '"+key+"'").WithExpression(key)}
 }
 
+// unknownModifier is a 400 whatever the handling: ignoring a modifier would
+// change what the parameter means, not only drop a filter.
 func unknownModifier(key, mod string, p *param) error {
-	return &unknownError{fhir.Invalid(fhir.IssueNotSupported,
+	return fhir.Invalid(fhir.IssueNotSupported,
 		"The modifier ':"+mod+"' is not allowed on the "+string(p.kind)+" parameter '"+p.code+"'",
-		string(p.kind)+" 类型的检索参数 '"+p.code+"' 不允许使用修饰符 ':"+mod+"'").WithExpression(key)}
+		string(p.kind)+" 类型的检索参数 '"+p.code+"' 不允许使用修饰符 ':"+mod+"'").WithExpression(key)
 }
 
 // invalid is a 400 that lenient handling does not excuse.
@@ -460,11 +462,7 @@ func (p *parser) token(code, key, mod, raw string) (store.Expr, error) {
 		return store.Token{Param: code, Code: unescape(raw)}, nil
 	}
 	sys, c := unescape(sysRaw), unescape(codeRaw)
-	if c == "" {
-		// store.Token cannot say "any code of this system".
-		return nil, notImplemented(key, "Searching by system alone ('"+raw+"') is not supported; give system|code",
-			"不支持仅按编码系统检索（'"+raw+"'），请使用 system|code")
-	}
+	// An empty code (system|) matches any code of the system.
 	return store.Token{Param: code, System: &sys, Code: c}, nil
 }
 
@@ -514,10 +512,9 @@ func (p *parser) date(par *param, key, v string, inComposite bool) (store.Expr, 
 	case "eq":
 		return rng(bound(false, store.GE, s), bound(true, store.LE, e)), nil
 	case "ne":
-		if inComposite {
-			return store.Or{rng(bound(false, store.LT, s)), rng(bound(true, store.GT, e))}, nil
-		}
-		return store.Not{Expr: rng(bound(false, store.GE, s), bound(true, store.LE, e))}, nil
+		// A value outside the search range; a resource without a value does
+		// not match (it has nothing that is not equal).
+		return store.Or{rng(bound(false, store.LT, s)), rng(bound(true, store.GT, e))}, nil
 	case "gt":
 		return rng(bound(true, store.GT, e)), nil
 	case "lt":
@@ -580,10 +577,8 @@ func (p *parser) number(par *param, key, raw string, inComposite bool) (store.Ex
 	case "eq":
 		return rng(bound(false, store.GE, enc(d.lo)), bound(true, store.LT, enc(d.hi))), nil
 	case "ne":
-		if inComposite {
-			return store.Or{rng(bound(false, store.LT, enc(d.lo))), rng(bound(true, store.GE, enc(d.hi)))}, nil
-		}
-		return store.Not{Expr: rng(bound(false, store.GE, enc(d.lo)), bound(true, store.LT, enc(d.hi)))}, nil
+		// As for dates: a value outside the range; no value, no match.
+		return store.Or{rng(bound(false, store.LT, enc(d.lo))), rng(bound(true, store.GE, enc(d.hi)))}, nil
 	case "gt":
 		return rng(bound(true, store.GT, val)), nil
 	case "lt":
@@ -827,11 +822,8 @@ func (p *parser) includeValue(t *typeParams, key string, rev bool, v string, ite
 		}
 		inc.TargetType = parts[2]
 	}
-	if !iterate && t.name != "" {
-		if !rev && src.name != t.name {
-			return bad("the source type must be "+t.name+" (or use :iterate)", "源类型必须是 "+t.name+"（或使用 :iterate）")
-		}
-	}
+	// An _include whose source type is not the searched type is allowed:
+	// without :iterate it applies to no match and yields nothing.
 	if inc.Param == "*" {
 		return inc, nil
 	}

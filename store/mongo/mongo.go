@@ -175,6 +175,8 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		{s.versions, "tenant_tok", false, bson.D{asc("tenant"), asc(fTok)}},
 		{s.versions, "tenant_tokc", false, bson.D{asc("tenant"), asc(fTokCode)}},
 		{s.versions, "tenant_ref", false, bson.D{asc("tenant"), asc(fRef)}},
+		{s.versions, "tenant_refi", false, bson.D{asc("tenant"), asc(fRefID)}},
+		{s.versions, "tenant_refu", false, bson.D{asc("tenant"), asc(fRefURL)}},
 		{s.versions, "tenant_val", false, bson.D{asc("tenant"), asc(fValue)}},
 		{s.versions, "tenant_code", false, bson.D{asc("tenant"), asc(fCode)}},
 		{s.versions, "tenant_lo", false, bson.D{asc("tenant"), asc(fLow)}},

@@ -311,6 +311,11 @@ func (c *compiler) compile(e store.Expr) (bson.D, bool, error) {
 		if e.System == nil {
 			return bson.D{{Key: fTokCode, Value: encodeKey(e.Param, e.Code)}}, true, nil
 		}
+		if e.Code == "" {
+			// system|: any code of the system, an anchored prefix of the
+			// encoded key (encodeKey escapes | inside parts).
+			return bson.D{{Key: fTok, Value: prefixRegex(encodeKey(e.Param, *e.System, ""))}}, true, nil
+		}
 		return bson.D{{Key: fTok, Value: encodeKey(e.Param, *e.System, e.Code)}}, true, nil
 	case store.ID:
 		ids := bson.A{}

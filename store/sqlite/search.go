@@ -492,6 +492,10 @@ func leaf(e store.Expr, a string, probe bool) (frag, error) {
 	}
 	switch e := e.(type) {
 	case store.Token:
+		if e.Code == "" && e.System != nil {
+			// system|: any code of the system.
+			return sqlf(a+".param = ? AND "+col("system")+" = ? AND "+col("kind")+" = 'token'", e.Param, *e.System), nil
+		}
 		f := sqlf(a+".param = ? AND "+col("code")+" = ? AND "+col("kind")+" = 'token'", e.Param, e.Code)
 		if e.System != nil {
 			f = sqlf("%s AND "+col("system")+" = ?", f, *e.System)
