@@ -78,8 +78,7 @@ type Store struct {
 	pending  *mongodrv.Collection
 
 	// idProbes makes Read find the current version by _id lookups alone
-	// (exponential, then binary search over version numbers, which are
-	// contiguous from 1). Set for FerretDB, whose SQLite backend uses an index
+	// (readByProbes). Set for FerretDB, whose SQLite backend uses an index
 	// only for filters on _id and would otherwise read the whole collection
 	// for every Read; a real MongoDB serves the sorted query from an index.
 	idProbes bool
@@ -601,45 +600,44 @@ func translate(ctx context.Context, what string, err error) error {
 	return fmt.Errorf("mongo: %s: %v", what, err)
 }
 
-// readByProbes finds the highest existing version number with _id lookups
-// only (see Store.idProbes).
+// readByProbes finds the current version with _id lookups that hit (see
+// Store.idProbes): FerretDB v1 answers an _id lookup that finds nothing by
+// reading the whole collection. It walks the versions up from 1 while each is
+// superseded (step 4 of Put marks version N-1 once N is in); at the first that
+// is not, version N+1 can exist only if a writer marked it first (step 2), and
+// the pending collection, nearly always empty, is cheap to ask.
 func (s *Store) readByProbes(ctx context.Context, tenant, typ, id string) (*store.Version, error) {
-	exists := func(vid int64) (bool, error) {
-		err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: versionKey(typ, id, vid)}},
-			options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
-		if errors.Is(err, mongodrv.ErrNoDocuments) {
-			return false, nil
-		}
-		return err == nil, translate(ctx, "read "+typ+"/"+id, err)
+	type probe struct {
+		Sup bool `bson:"sup"`
 	}
-	// lo exists, hi does not.
-	lo, hi := int64(0), int64(1)
-	for {
-		ok, err := exists(hi)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
+	last := int64(0)
+	for vid := int64(1); ; vid++ {
+		var p probe
+		err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: versionKey(typ, id, vid)}},
+			options.FindOne().SetProjection(bson.D{{Key: "sup", Value: 1}})).Decode(&p)
+		if errors.Is(err, mongodrv.ErrNoDocuments) {
 			break
 		}
-		lo, hi = hi, hi*2
+		if err != nil {
+			return nil, translate(ctx, "read "+typ+"/"+id, err)
+		}
+		last = vid
+		if p.Sup {
+			continue
+		}
+		err = s.pending.FindOne(ctx, bson.D{{Key: "_id", Value: versionKey(typ, id, vid+1)}},
+			options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+		if errors.Is(err, mongodrv.ErrNoDocuments) {
+			break
+		}
+		if err != nil {
+			return nil, translate(ctx, "read "+typ+"/"+id, err)
+		}
 	}
-	if lo == 0 {
+	if last == 0 {
 		return nil, fmt.Errorf("mongo: read %s/%s: %w", typ, id, store.ErrNotFound)
 	}
-	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		ok, err := exists(mid)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	d, err := s.byKey(ctx, versionKey(typ, id, lo))
+	d, err := s.byKey(ctx, versionKey(typ, id, last))
 	if err != nil {
 		return nil, err
 	}

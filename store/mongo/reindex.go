@@ -2,11 +2,13 @@ package mongo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/fmtbank/cmts/store"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -39,12 +41,14 @@ func (s *Store) Scan(ctx context.Context, after *store.SearchCursor, limit int) 
 // the update is atomic on the document; FerretDB v1 reads and writes back, so
 // run reindex there with writes stopped (docs/reindex.md).
 func (s *Store) SetIndex(ctx context.Context, v *store.Version, entries []store.IndexEntry) error {
-	next, err := s.exists(ctx, versionKey(v.Type, v.ID, v.VersionID+1))
-	if err != nil {
-		return err
-	}
-	if next {
-		return fmt.Errorf("mongo: %s/%s has moved past version %d: %w", v.Type, v.ID, v.VersionID, store.ErrConflict)
+	// A newer version exists only once a writer has marked it (Put step 2)
+	// or superseded this one (step 4, checked by the update's filter).
+	err := s.pending.FindOne(ctx, bson.D{{Key: "_id", Value: versionKey(v.Type, v.ID, v.VersionID+1)}}).Err()
+	switch {
+	case err == nil:
+		return fmt.Errorf("mongo: %s/%s is moving past version %d: %w", v.Type, v.ID, v.VersionID, store.ErrConflict)
+	case !errors.Is(err, mongodrv.ErrNoDocuments):
+		return translate(ctx, "reindex "+v.Type+"/"+v.ID, err)
 	}
 	fields := indexFields(entries)
 	set := bson.D{}
@@ -75,15 +79,6 @@ func (s *Store) SetIndex(ctx context.Context, v *store.Version, entries []store.
 		return fmt.Errorf("mongo: %s is not current: %w", key, store.ErrConflict)
 	}
 	return nil
-}
-
-// exists looks a document up by _id alone (the one lookup FerretDB indexes).
-func (s *Store) exists(ctx context.Context, key string) (bool, error) {
-	n, err := s.versions.CountDocuments(ctx, bson.D{{Key: "_id", Value: key}}, options.Count().SetLimit(1))
-	if err != nil {
-		return false, translate(ctx, "read "+key, err)
-	}
-	return n > 0, nil
 }
 
 // Count counts current, non-deleted versions (an update in flight may count twice).
