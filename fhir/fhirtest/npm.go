@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -326,3 +327,16 @@ func scanDir(dir string) ([]indexFile, error) {
 	}
 	return files, nil
 }
+
+// ProgramTB lets a program, such as a go:generate generator, use the npm
+// cache outside a test: every way fhirtest gives up (skip or fail) ends the
+// program with the message.
+func ProgramTB() testing.TB { return programTB{} }
+
+type programTB struct{ testing.TB }
+
+func (programTB) Helper()                           {}
+func (programTB) Fatal(args ...any)                 { log.Fatal(args...) }
+func (programTB) Fatalf(format string, args ...any) { log.Fatalf(format, args...) }
+func (programTB) Skip(args ...any)                  { log.Fatal(args...) }
+func (programTB) Skipf(format string, args ...any)  { log.Fatalf(format, args...) }

@@ -26,7 +26,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"testing"
 
 	"github.com/fmtbank/cmts/fhir/fhirtest"
 )
@@ -39,7 +38,7 @@ func main() {
 	log.SetPrefix("gen: ")
 	dir := *examples
 	if dir == "" {
-		dir = fhirtest.ExamplesDir(fatalTB{})
+		dir = fhirtest.ExamplesDir(fhirtest.ProgramTB())
 	}
 	src, err := generate(dir)
 	if err != nil {
@@ -49,16 +48,6 @@ func main() {
 		log.Fatal(err)
 	}
 }
-
-// fatalTB lets the generator use fhirtest's npm cache outside a test: every
-// way fhirtest gives up (skip or fail) ends the program with the message.
-type fatalTB struct{ testing.TB }
-
-func (fatalTB) Helper()                           {}
-func (fatalTB) Fatal(args ...any)                 { log.Fatal(args...) }
-func (fatalTB) Fatalf(format string, args ...any) { log.Fatalf(format, args...) }
-func (fatalTB) Skip(args ...any)                  { log.Fatal(args...) }
-func (fatalTB) Skipf(format string, args ...any)  { log.Fatalf(format, args...) }
 
 // searchParameter is the part of an R4 SearchParameter the registry keeps.
 type searchParameter struct {

@@ -25,7 +25,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"testing"
 
 	"github.com/fmtbank/cmts/fhir/fhirtest"
 )
@@ -38,7 +37,7 @@ func main() {
 	log.SetPrefix("gen: ")
 	dir := *examples
 	if dir == "" {
-		dir = fhirtest.ExamplesDir(fatalTB{})
+		dir = fhirtest.ExamplesDir(fhirtest.ProgramTB())
 	}
 	src, err := generate(dir)
 	if err != nil {
@@ -48,16 +47,6 @@ func main() {
 		log.Fatal(err)
 	}
 }
-
-// fatalTB lets the generator use fhirtest's npm cache outside a test: every
-// way fhirtest gives up (skip or fail) ends the program with the message.
-type fatalTB struct{ testing.TB }
-
-func (fatalTB) Helper()                           {}
-func (fatalTB) Fatal(args ...any)                 { log.Fatal(args...) }
-func (fatalTB) Fatalf(format string, args ...any) { log.Fatalf(format, args...) }
-func (fatalTB) Skip(args ...any)                  { log.Fatal(args...) }
-func (fatalTB) Skipf(format string, args ...any)  { log.Fatalf(format, args...) }
 
 // structureDefinition is the part of an R4 StructureDefinition the table
 // is made from.
