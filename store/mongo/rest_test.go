@@ -21,6 +21,7 @@ func TestREST(t *testing.T) {
 // an _id lookup by scanning the collection in Go, every registry type's
 // examples and one in twenty of the rest, to keep the suite within minutes.
 func TestOfficialExamplesRoundTrip(t *testing.T) {
+	t.Parallel() // its own FerretDB; overlaps the search table
 	srv := mongotest.Start(t)
 	every, minAccepted := 20, 300
 	if srv.External() {

@@ -23,6 +23,7 @@ var clinicalTypes = map[string]bool{
 // TestSearchCases runs the hand-worked search table, the same code path as
 // the embedded store's.
 func TestSearchCases(t *testing.T) {
+	t.Parallel() // its own FerretDB; overlaps the examples round trip
 	srv := mongotest.Start(t)
 	types := clinicalTypes
 	if srv.External() {
