@@ -132,7 +132,7 @@ func (s *Server) history(c *gin.Context, typ, id string) {
 	}
 	if id != "" {
 		// An unknown instance is a 404, not an empty history.
-		if _, err := s.opts.Store.Read(c, q.Tenant, typ, id); err != nil {
+		if _, err := s.opts.Store.Read(c.Request.Context(), q.Tenant, typ, id); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				err = fhir.NotFound(typ, id)
 			}
@@ -140,7 +140,7 @@ func (s *Server) history(c *gin.Context, typ, id string) {
 			return
 		}
 	}
-	page, err := s.opts.Store.History(c, q)
+	page, err := s.opts.Store.History(c.Request.Context(), q)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -136,7 +136,7 @@ func (s *Server) create(c *gin.Context) {
 		}
 	}
 	// The spec has the server ignore a client id on create.
-	v, err := s.save(c, p, res, newID(), nil)
+	v, err := s.save(c.Request.Context(), p, res, newID(), nil)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -162,7 +162,7 @@ func (s *Server) matchParams(c *gin.Context, typ string, params url.Values) ([]*
 	if filter == nil {
 		return nil, fhir.PreconditionFailed("A conditional interaction needs search criteria", "条件操作必须提供检索条件")
 	}
-	page, err := s.opts.Store.Search(c, store.Query{Tenant: principal(c).Tenant, Type: typ, Filter: filter, Count: 2})
+	page, err := s.opts.Store.Search(c.Request.Context(), store.Query{Tenant: principal(c).Tenant, Type: typ, Filter: filter, Count: 2})
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func (s *Server) read(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	v, err := s.opts.Store.Read(c, principal(c).Tenant, typ, id)
+	v, err := s.opts.Store.Read(c.Request.Context(), principal(c).Tenant, typ, id)
 	if errors.Is(err, store.ErrNotFound) {
 		err = fhir.NotFound(typ, id)
 	}
@@ -220,7 +220,7 @@ func (s *Server) vread(c *gin.Context) {
 		s.fail(c, fhir.VersionNotFound(typ, id, vs))
 		return
 	}
-	v, err := s.opts.Store.ReadVersion(c, principal(c).Tenant, typ, id, vid)
+	v, err := s.opts.Store.ReadVersion(c.Request.Context(), principal(c).Tenant, typ, id, vid)
 	if errors.Is(err, store.ErrNotFound) {
 		err = fhir.VersionNotFound(typ, id, vs)
 	}
@@ -258,7 +258,7 @@ func (s *Server) update(c *gin.Context) {
 // updateTo writes res as typ/id after checking If-Match: 200 on update, 201
 // when it creates (or re-creates after a delete).
 func (s *Server) updateTo(c *gin.Context, p *fhir.Principal, res *fhir.Resource, id string) {
-	cur, err := s.current(c, p, res.Type, id)
+	cur, err := s.current(c.Request.Context(), p, res.Type, id)
 	if err == nil {
 		err = checkIfMatch(c, cur)
 	}
@@ -266,7 +266,7 @@ func (s *Server) updateTo(c *gin.Context, p *fhir.Principal, res *fhir.Resource,
 		s.fail(c, err)
 		return
 	}
-	v, err := s.save(c, p, res, id, cur)
+	v, err := s.save(c.Request.Context(), p, res, id, cur)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -320,7 +320,7 @@ func (s *Server) delete(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	cur, err := s.current(c, principal(c), typ, id)
+	cur, err := s.current(c.Request.Context(), principal(c), typ, id)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -346,7 +346,7 @@ func (s *Server) deleteVersion(c *gin.Context, cur *store.Version) {
 		return
 	}
 	v := store.Version{Tenant: cur.Tenant, Type: cur.Type, ID: cur.ID, VersionID: cur.VersionID + 1, LastUpdated: s.now(), Deleted: true}
-	if err := s.opts.Store.Put(c, store.Write{PrevVersion: cur.VersionID, Version: v}); err != nil {
+	if err := s.opts.Store.Put(c.Request.Context(), store.Write{PrevVersion: cur.VersionID, Version: v}); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -395,7 +395,7 @@ func (s *Server) patch(c *gin.Context) {
 			WithDiagnostics(err.Error()))
 		return
 	}
-	cur, err := s.current(c, p, typ, id)
+	cur, err := s.current(c.Request.Context(), p, typ, id)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -429,7 +429,7 @@ func (s *Server) patch(c *gin.Context) {
 		s.fail(c, fhir.Unprocessable(fhir.IssueInvalid, "A patch may not change resourceType or id", "补丁不能修改 resourceType 或 id"))
 		return
 	}
-	v, err := s.save(c, p, res, id, cur)
+	v, err := s.save(c.Request.Context(), p, res, id, cur)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -102,7 +102,7 @@ func (s *Server) search(c *gin.Context) {
 			return
 		}
 	}
-	page, err := s.opts.Store.Search(c, q)
+	page, err := s.opts.Store.Search(c.Request.Context(), q)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -144,7 +144,7 @@ func (s *Server) search(c *gin.Context) {
 				return
 			}
 		}
-		included, err := s.includes(c, p.Tenant, page.Versions, sp)
+		included, err := s.includes(c.Request.Context(), p.Tenant, page.Versions, sp)
 		if err != nil {
 			s.fail(c, err)
 			return

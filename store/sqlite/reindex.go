@@ -9,13 +9,13 @@ import (
 
 // Scan pages through current versions of all tenants in (type, id) order.
 func (s *Store) Scan(ctx context.Context, after *store.SearchCursor, limit int) ([]*store.Version, error) {
-	q := `SELECT ` + versionCols + ` FROM current WHERE deleted = 0`
+	q := `SELECT ` + currentCols + ` FROM ` + currentFrom + ` WHERE c.deleted = 0`
 	var args []any
 	if after != nil {
-		q += ` AND (type > ? OR (type = ? AND id > ?))`
+		q += ` AND (c.type > ? OR (c.type = ? AND c.id > ?))`
 		args = append(args, after.Type, after.Type, after.ID)
 	}
-	rows, err := s.r.QueryContext(ctx, q+` ORDER BY type, id LIMIT ?`, append(args, limit)...)
+	rows, err := s.r.QueryContext(ctx, q+` ORDER BY c.type, c.id LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, wrap(err)
 	}

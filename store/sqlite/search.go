@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,30 +16,45 @@ import (
 //
 // Every node of the AST has a condition form (cond): a boolean SQL expression
 // on one row of current, mostly correlated EXISTS probes into that resource's
-// entries (idx is clustered by pk, so a probe is one seek). Evaluated alone,
-// conditions would scan every current row of the tenant, so most nodes also
-// have a candidate form (pkset): an uncorrelated SELECT of the pks that can
-// match, answered from one of idx's secondary indexes. Search drives the query
-// from the most selective candidate set of the top-level conjuncts (rowid IN
-// (...)) and checks the other conjuncts on each candidate; without any, it
-// walks current in (tenant, type, id) order, which is also the default page
-// order, so that LIMIT stops the walk early.
+// entries (idx is clustered by (pk, param), so a probe is one seek).
+// Evaluated alone, conditions would scan every current row of the tenant, so
+// most nodes also have a candidate form (pkset): an uncorrelated SELECT of the
+// pks that can match, answered from one of idx's secondary indexes (Chain and
+// Has: the targets' or referrers' own candidates, then one join step).
+//
+// Search drives the query from the smallest candidate set of the top-level
+// conjuncts (rowid IN (...)). When several compete, each is counted up to a
+// cap, and a costly one (joins) that fits under the cap is read whole and
+// drives as a list; the other conjuncts are probed on each candidate before
+// its current row is read. Without any candidate set the query walks current
+// in (tenant, type, id) order, which is also the default page order, so that
+// LIMIT stops the walk early. When a candidate set drives, every match is
+// visited to be sorted anyway, and the page rows carry the total too.
 func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, error) {
 	count := q.Count
 	if count <= 0 {
 		count = 50
 	}
-	st, err := compileSearch(q, count, s.estimator(ctx))
+	// One read transaction (a deferred BEGIN: a WAL snapshot, no lock on
+	// writers) for the estimates and the statements, so that a candidate set
+	// read while compiling is still exact when the query runs, and the total
+	// agrees with the page.
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer tx.Rollback()
+	st, err := compileSearch(q, count, estimator(ctx, tx, s.tuning))
 	if err != nil {
 		return nil, err
 	}
 	page := &store.SearchPage{Total: -1}
 	if q.WantTotal && !st.pageTotal {
-		if err := s.r.QueryRowContext(ctx, st.count.sql, st.count.args...).Scan(&page.Total); err != nil {
+		if err := tx.QueryRowContext(ctx, st.count.sql, st.count.args...).Scan(&page.Total); err != nil {
 			return nil, wrap(err)
 		}
 	}
-	rows, err := s.r.QueryContext(ctx, st.page.sql, st.page.args...)
+	rows, err := tx.QueryContext(ctx, st.page.sql, st.page.args...)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -62,7 +78,7 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 		// end.
 		page.Total = 0
 		if q.Offset > 0 {
-			if err := s.r.QueryRowContext(ctx, st.count.sql, st.count.args...).Scan(&page.Total); err != nil {
+			if err := tx.QueryRowContext(ctx, st.count.sql, st.count.args...).Scan(&page.Total); err != nil {
 				return nil, wrap(err)
 			}
 		}
@@ -84,14 +100,43 @@ type withTotal struct {
 
 func (w withTotal) Scan(dest ...any) error { return w.rows.Scan(append(dest, w.total)...) }
 
-// estimator counts a candidate set's rows, up to estimateCap.
-func (s *Store) estimator(ctx context.Context) func(frag) (int, error) {
-	return func(f frag) (int, error) {
+// estimator counts a candidate set's rows up to the cap and one more; with
+// keep, it also returns the set's distinct pks as a JSON array when they are
+// no more than the cap.
+func estimator(ctx context.Context, tx *sql.Tx, t tuning) *estimates {
+	limit := strconv.Itoa(t.estimateCap + 1)
+	return &estimates{tuning: t, size: func(f frag, keep bool) (int, string, error) {
 		var n int
-		err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM (`+f.sql+` LIMIT `+strconv.Itoa(estimateCap)+`)`, f.args...).Scan(&n)
-		return n, wrap(err)
-	}
+		var pks string
+		var err error
+		if keep {
+			err = tx.QueryRowContext(ctx, `SELECT count(*), json_group_array(pk) FROM (SELECT DISTINCT pk FROM (`+f.sql+`) LIMIT `+limit+`)`,
+				f.args...).Scan(&n, &pks)
+			if n > t.estimateCap {
+				pks = ""
+			}
+		} else {
+			err = tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM (`+f.sql+`) LIMIT `+limit+`)`, f.args...).Scan(&n)
+		}
+		return n, pks, wrap(err)
+	}}
 }
+
+// estimates sizes candidate sets (see estimator).
+type estimates struct {
+	tuning
+	size func(f frag, keep bool) (rows int, pks string, err error)
+}
+
+// tuning bounds the estimates: estimateCap is the most rows an estimate
+// reads; a candidate set of at most cheapEnough rows drives without the
+// others being estimated (checking that many candidates costs about what
+// estimating two more sets would).
+type tuning struct {
+	estimateCap, cheapEnough int
+}
+
+var defaultTuning = tuning{estimateCap: 5000, cheapEnough: 2000}
 
 // searchSQL is a compiled search: the statement counting every match, and the
 // one reading a page (count+1 rows, to tell whether more follow). With
@@ -103,9 +148,9 @@ type searchSQL struct {
 	pageTotal   bool
 }
 
-// compileSearch compiles q; estimate (nil: none) counts candidate sets to
+// compileSearch compiles q; estimate (nil: none) sizes candidate sets to
 // choose between them.
-func compileSearch(q store.Query, count int, estimate func(frag) (int, error)) (searchSQL, error) {
+func compileSearch(q store.Query, count int, estimate *estimates) (searchSQL, error) {
 	cp := &compiler{tenant: q.Tenant, estimate: estimate}
 	where, driven, err := cp.where(q)
 	if err != nil {
@@ -134,7 +179,7 @@ func compileSearch(q store.Query, count int, estimate func(frag) (int, error)) (
 	inner = append(inner, "c.type, c.id")
 	outer = append(outer, "p.ty, p.id")
 	sel := append([]string{"c.pk AS pk", "c.type AS ty", "c.id AS id"}, keys...)
-	cols := prefixed("c2.", versionCols)
+	cols := "c2.tenant, c2.type, c2.id, c2.vid, c2.lu, c2.deleted, v2.body"
 	// Not with After: the total counts the pages before the cursor too. Not
 	// when walking (tenant, type, id) in page order either: the page stops
 	// early there.
@@ -153,18 +198,11 @@ func compileSearch(q store.Query, count int, estimate func(frag) (int, error)) (
 	page := frag{
 		sql: `SELECT ` + cols + ` FROM (SELECT ` + strings.Join(sel, ", ") +
 			` FROM current c WHERE ` + pageWhere.sql + ` ORDER BY ` + strings.Join(inner, ", ") + ` LIMIT ? OFFSET ?) p` +
-			` JOIN current c2 ON c2.pk = p.pk ORDER BY ` + strings.Join(outer, ", "),
+			` JOIN current c2 ON c2.pk = p.pk JOIN versions v2 ON v2.type = c2.type AND v2.id = c2.id AND v2.vid = c2.vid` +
+			` ORDER BY ` + strings.Join(outer, ", "),
 		args: append(append(args, pageWhere.args...), count+1, max(q.Offset, 0)),
 	}
 	return searchSQL{count: frag{`SELECT count(*) FROM current c WHERE ` + where.sql, where.args}, page: page, pageTotal: pageTotal}, nil
-}
-
-func prefixed(p, cols string) string {
-	parts := strings.Split(cols, ", ")
-	for i := range parts {
-		parts[i] = p + parts[i]
-	}
-	return strings.Join(parts, ", ")
 }
 
 // frag is a piece of SQL with the arguments of its placeholders, in order.
@@ -226,17 +264,11 @@ func joinFrags(fs []frag, sep string) frag {
 type compiler struct {
 	tenant string
 	n      int // aliases made so far
-	// estimate, when set, counts a candidate set's rows up to a cap, to
-	// choose between candidate sets; without it the guess by form decides.
-	estimate func(frag) (int, error)
+	// estimate, when set, sizes candidate sets to choose between them; a
+	// small one comes back whole and drives the query as a list of pks.
+	// Without it the guess by form decides.
+	estimate *estimates
 }
-
-// estimateCap bounds the rows an estimate reads; a candidate set smaller
-// than smallEnough is driven from without estimating the others.
-const (
-	estimateCap = 1000
-	smallEnough = 100
-)
 
 // alias returns a table alias not used elsewhere in the query.
 func (cp *compiler) alias(prefix string) string {
@@ -330,7 +362,7 @@ func (cp *compiler) best(conj []store.Expr) (int, cand, bool, error) {
 			return 0, cand{}, false, err
 		}
 		if ok {
-			opts = append(opts, option{i, c, estimateCap})
+			opts = append(opts, option{i, c, math.MaxInt}) // not estimated: unknown
 		}
 	}
 	if len(opts) == 0 {
@@ -344,11 +376,15 @@ func (cp *compiler) best(conj []store.Expr) (int, cand, bool, error) {
 			if opts[k].c.rank == 0 {
 				break // a list of ids: nothing is smaller
 			}
-			n, err := cp.estimate(opts[k].c.frag)
+			n, pks, err := cp.estimate.size(opts[k].c.frag, opts[k].c.costly)
 			if err != nil {
 				return 0, cand{}, false, err
 			}
-			if opts[k].rows = n; n < smallEnough {
+			if pks != "" {
+				// Read already: the list drives, not the statement again.
+				opts[k].c.frag = sqlf("SELECT value AS pk FROM json_each(?)", pks)
+			}
+			if opts[k].rows = n; n <= cp.estimate.cheapEnough {
 				break
 			}
 		}
@@ -694,6 +730,9 @@ type cand struct {
 	frag  frag
 	rank  int
 	exact bool
+	// costly: reading the set takes more than one index range (joins,
+	// probes), so once read it is worth keeping rather than reading again.
+	costly bool
 }
 
 // pkset returns e's candidate set, and false when e has none worth using
@@ -736,6 +775,7 @@ func (cp *compiler) pkset(e store.Expr) (cand, bool, error) {
 			out.frag.args = append(out.frag.args, c.frag.args...)
 			out.rank = max(out.rank, c.rank)
 			out.exact = out.exact && c.exact
+			out.costly = out.costly || c.costly
 		}
 		out.frag.sql = strings.Join(fs, " UNION ALL ")
 		return out, true, nil
@@ -772,7 +812,7 @@ func (cp *compiler) chainSet(e store.Chain) (cand, bool, error) {
 		}
 		f = sqlf("%s AND %s", f, c)
 	}
-	return cand{frag: f, rank: max(sub.rank, 3), exact: true}, true, nil
+	return cand{frag: f, rank: max(sub.rank, 3), exact: true, costly: true}, true, nil
 }
 
 // hasSet is a Has's candidate set: the referrers that match (by their own
@@ -804,7 +844,7 @@ func (cp *compiler) hasSet(e store.Has) (cand, bool, error) {
 		}
 		f = sqlf("%s AND %s", f, c)
 	}
-	return cand{frag: f, rank: rank, exact: true}, true, nil
+	return cand{frag: f, rank: rank, exact: true, costly: true}, true, nil
 }
 
 // compositeSet is a Composite's candidate set, when a component is a plain
@@ -817,14 +857,14 @@ func (cp *compiler) compositeSet(e store.Composite) (cand, bool, error) {
 	}
 	lead := leads[0]
 	if len(leads) > 1 && cp.estimate != nil {
-		best := estimateCap + 1
+		best := math.MaxInt
 		for _, i := range leads {
 			a := cp.alias("i")
 			f, err := leaf(e.Components[i], a, false)
 			if err != nil {
 				return cand{}, false, err
 			}
-			n, err := cp.estimate(sqlf("SELECT "+a+".pk FROM idx "+a+" WHERE %s AND "+a+".grp <> 0", f))
+			n, _, err := cp.estimate.size(sqlf("SELECT "+a+".pk FROM idx "+a+" WHERE %s AND "+a+".grp <> 0", f), false)
 			if err != nil {
 				return cand{}, false, err
 			}
@@ -844,14 +884,17 @@ func (cp *compiler) compositeSet(e store.Composite) (cand, bool, error) {
 		return cand{}, false, err
 	}
 	return cand{frag: sqlf("SELECT "+g+".pk FROM "+from+" WHERE %s AND %s", drv, rest),
-		rank: max(leafRank(e.Components[lead]), 3), exact: true}, true, nil
+		rank: max(leafRank(e.Components[lead]), 3), exact: true, costly: true}, true, nil
 }
 
 // leafRank guesses how selective a leaf is from its form alone.
 func leafRank(e store.Expr) int {
 	switch e := e.(type) {
 	case store.Token:
-		if e.System != nil {
+		switch {
+		case e.Code == "" && e.System != nil:
+			return 6 // system|: every token entry of the parameter
+		case e.System != nil:
 			return 1
 		}
 		return 2

@@ -407,6 +407,8 @@ func searchCases() []searchCase {
 		{name: "token system and code", typ: "Patient", filter: sysTokQ("identifier", "urn:mrn", "R-001"), want: pre("Patient", "r1")},
 		{name: "token without system", typ: "Patient", filter: sysTokQ("identifier", "", "001"), want: pre("Patient", "r1")},
 		{name: "token without system excludes systems", typ: "Patient", filter: sysTokQ("identifier", "", "R-001"), want: []string{}},
+		{name: "token system any code", typ: "Patient", filter: sysTokQ("identifier", "urn:cmts:donor", ""), want: pre("Patient", "d1", "d2")},
+		{name: "token system any code other tenant", tenant: "h2", filter: sysTokQ("identifier", "urn:mrn", ""), want: pre("Patient", "x1")},
 		{name: "token of deleted resource", typ: "Patient", filter: sysTokQ("identifier", "urn:mrn", "R-003"), want: []string{}},
 		{name: "token case sensitive", typ: "Specimen", filter: tokQ("identifier", "lot-2024-001"), want: []string{}},
 		{name: "token all types", filter: sysTokQ("code", snomed, "789778002"), want: pre("Procedure", "p1", "p2", "p3", "p4", "p5")},
@@ -566,6 +568,25 @@ func searchCases() []searchCase {
 		{name: "or with a branch without candidates", typ: "Patient", filter: store.Or{store.Missing{Param: "birthdate", Missing: true}, tokQ("identifier", "D-001")}, want: pre("Patient", "d1", "r2")},
 		{name: "nested and", typ: "Patient", filter: store.And{store.And{female}, store.And{store.And{strQ("name", store.Prefix, "w")}}}, want: pre("Patient", "r1")},
 		{name: "id and chain", typ: "Procedure", filter: store.And{store.ID{IDs: []string{"p1", "p3"}}, store.Chain{Param: "subject", TargetType: "Patient", Filter: male}}, want: pre("Procedure", "p3")},
+		// Costly candidate sets (chains, reverse chains, composites) next to
+		// other conjuncts.
+		{name: "has and token", typ: "Patient", filter: store.And{store.Has{Type: "Procedure", Param: "subject"}, female}, want: pre("Patient", "r1")},
+		{name: "chain and token", typ: "Procedure", filter: store.And{store.Chain{Param: "subject", TargetType: "Patient", Filter: strQ("name", store.Prefix, "wang")},
+			tokQ("route", "mid-gut-tet")}, want: pre("Procedure", "p2")},
+		{name: "composite and reference", typ: "Observation", filter: store.And{bpQ("8462-4", store.GT, 100), store.Reference{Param: "subject", Type: "Patient", ID: "r2"}},
+			want: pre("Observation", "o2")},
+		{name: "chain with and", typ: "Procedure", filter: store.Chain{Param: "subject", TargetType: "Patient", Filter: store.And{female, strQ("name", store.Prefix, "w")}},
+			want: pre("Procedure", "p1", "p2")},
+		{name: "has with and, and token", typ: "Patient", filter: store.And{
+			store.Has{Type: "AdverseEvent", Param: "subject", Filter: store.And{tokQ("seriousness", "serious"), sysTokQ("causality", "urn:cmts:relatedness", "probably")}},
+			male}, want: pre("Patient", "r2")},
+		{name: "or of chains and missing", typ: "Observation", filter: store.And{
+			store.Or{store.Chain{Param: "subject", TargetType: "Patient", Filter: store.ID{IDs: []string{"r1"}}},
+				store.Chain{Param: "subject", TargetType: "Patient", Filter: store.ID{IDs: []string{"d1"}}}},
+			store.Missing{Param: "value-quantity", Missing: true}}, want: pre("Observation", "o1", "o4")},
+		{name: "two chains", typ: "Procedure", filter: store.And{
+			store.Chain{Param: "subject", TargetType: "Patient", Filter: store.Missing{Param: "birthdate"}},
+			store.Chain{Param: "product", TargetType: "Specimen", Filter: tokQ("release", "released")}}, want: pre("Procedure", "p1")},
 		{name: "empty or", typ: "Patient", filter: store.Or{}, want: []string{}},
 		{name: "empty and", typ: "Patient", filter: store.And{}, want: allPatients},
 		{name: "no filter", typ: "Patient", want: allPatients},
