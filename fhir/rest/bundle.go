@@ -102,10 +102,6 @@ func parseInstant(v string) (time.Time, error) {
 func (s *Server) historySystem(c *gin.Context) { s.history(c, "", "") }
 func (s *Server) historyType(c *gin.Context)   { s.history(c, c.Param("type"), "") }
 func (s *Server) historyInstance(c *gin.Context) {
-	if err := checkID(c.Param("id")); err != nil {
-		s.fail(c, err)
-		return
-	}
 	s.history(c, c.Param("type"), c.Param("id"))
 }
 

@@ -171,10 +171,6 @@ func (s *Server) matchParams(c *gin.Context, typ string, params url.Values) ([]*
 
 func (s *Server) read(c *gin.Context) {
 	typ, id := c.Param("type"), c.Param("id")
-	if err := checkID(id); err != nil {
-		s.fail(c, err)
-		return
-	}
 	v, err := s.opts.Store.Read(c.Request.Context(), principal(c).Tenant, typ, id)
 	if errors.Is(err, store.ErrNotFound) {
 		err = fhir.NotFound(typ, id)
@@ -211,10 +207,6 @@ func (s *Server) read(c *gin.Context) {
 
 func (s *Server) vread(c *gin.Context) {
 	typ, id, vs := c.Param("type"), c.Param("id"), c.Param("vid")
-	if err := checkID(id); err != nil {
-		s.fail(c, err)
-		return
-	}
 	vid, err := strconv.ParseInt(vs, 10, 64)
 	if err != nil || vid < 1 {
 		s.fail(c, fhir.VersionNotFound(typ, id, vs))
@@ -238,10 +230,6 @@ func (s *Server) vread(c *gin.Context) {
 
 func (s *Server) update(c *gin.Context) {
 	typ, id, p := c.Param("type"), c.Param("id"), principal(c)
-	if err := checkID(id); err != nil {
-		s.fail(c, err)
-		return
-	}
 	res, err := s.parseResource(c, typ)
 	if err != nil {
 		s.fail(c, err)
@@ -316,10 +304,6 @@ func (s *Server) conditionalUpdate(c *gin.Context) {
 
 func (s *Server) delete(c *gin.Context) {
 	typ, id := c.Param("type"), c.Param("id")
-	if err := checkID(id); err != nil {
-		s.fail(c, err)
-		return
-	}
 	cur, err := s.current(c.Request.Context(), principal(c), typ, id)
 	if err != nil {
 		s.fail(c, err)
@@ -380,10 +364,6 @@ func (s *Server) conditionalDelete(c *gin.Context) {
 
 func (s *Server) patch(c *gin.Context) {
 	typ, id, p := c.Param("type"), c.Param("id"), principal(c)
-	if err := checkID(id); err != nil {
-		s.fail(c, err)
-		return
-	}
 	body, err := s.readBody(c, mimeJSONPatch)
 	if err != nil {
 		s.fail(c, err)

@@ -137,12 +137,19 @@ func (s *Server) routes() *gin.Engine {
 	return e
 }
 
-// typed checks the :type segment names an R4 resource type before the handler runs.
+// typed checks the :type segment names an R4 resource type, and the :id
+// segment is a valid id, before the handler runs.
 func (s *Server) typed(h func(*Server, *gin.Context)) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if t := c.Param("type"); t != "" && !s.opts.Codec.IsResourceType(t) {
 			s.fail(c, fhir.UnknownType(t))
 			return
+		}
+		if id, ok := c.Params.Get("id"); ok {
+			if err := checkID(id); err != nil {
+				s.fail(c, err)
+				return
+			}
 		}
 		h(s, c)
 	}
