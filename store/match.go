@@ -292,3 +292,40 @@ func Less(a, b *Version, keys []SortKey) bool {
 	}
 	return a.ID < b.ID
 }
+
+// PositionOf returns v's position in the page order of keys, from its index
+// entries.
+func PositionOf(v *Version, keys []SortKey) *SearchCursor {
+	c := &SearchCursor{Keys: make([]*string, len(keys)), Type: v.Type, ID: v.ID}
+	for i, k := range keys {
+		if s, ok := sortKey(v, k); ok {
+			c.Keys[i] = &s
+		}
+	}
+	return c
+}
+
+// Compare orders v against the position c in the page order of keys: -1
+// when v comes before it, 0 at it, +1 after it. c has one key per sort key.
+func (c *SearchCursor) Compare(v *Version, keys []SortKey) int {
+	for i, k := range keys {
+		s, ok := sortKey(v, k)
+		at := c.Keys[i]
+		switch {
+		case ok && at == nil:
+			return -1 // values before the missing
+		case !ok && at != nil:
+			return 1
+		case !ok || s == *at:
+			continue
+		case (s < *at) != k.Desc:
+			return -1
+		default:
+			return 1
+		}
+	}
+	if r := strings.Compare(v.Type, c.Type); r != 0 {
+		return r
+	}
+	return strings.Compare(v.ID, c.ID)
+}

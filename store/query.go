@@ -1,5 +1,7 @@
 package store
 
+import "fmt"
+
 // IndexKind is the search parameter type an index entry was extracted for.
 type IndexKind string
 
@@ -59,16 +61,38 @@ type Query struct {
 	Offset int
 	// WantTotal asks for the number of matches across all pages.
 	WantTotal bool
-	// After, when set (only with an empty Sort), starts the page after this
-	// resource in the (type, id) order: keyset paging, stable while other
-	// resources are created or deleted.
-	After *SearchCursor
+	// After, when set, starts the page just after this position in the
+	// page order. Before, when set, makes the page the Count matches just
+	// before it (still in page order), and SearchPage.More then tells
+	// whether matches precede the page. Keyset paging: pages stay stable
+	// while other resources are created, changed or deleted, and the
+	// position need not be a resource that still exists or matches. At most
+	// one of them; Offset counts from the cursor; the total counts every
+	// match. Errors: ErrInvalidQuery for both, or for a cursor without one
+	// key per Sort key.
+	After, Before *SearchCursor
 }
 
-// SearchCursor is a position in the default (type, id) search order.
+// SearchCursor is a position in a search's page order: a resource's sort
+// values, one per Sort key (nil when it has none; see SortKey and
+// SortValue), then its type and id. PositionOf computes it. Scan uses Type
+// and ID only.
 type SearchCursor struct {
+	Keys []*string
 	Type string
 	ID   string
+}
+
+// CheckCursor reports an ErrInvalidQuery when q's cursors do not fit its
+// sort keys (see Query.After).
+func (q Query) CheckCursor() error {
+	switch {
+	case q.After != nil && q.Before != nil:
+		return fmt.Errorf("%w: both After and Before", ErrInvalidQuery)
+	case q.After != nil && len(q.After.Keys) != len(q.Sort), q.Before != nil && len(q.Before.Keys) != len(q.Sort):
+		return fmt.Errorf("%w: the cursor has not one key per sort key", ErrInvalidQuery)
+	}
+	return nil
 }
 
 // SortKey orders by a parameter's entries: ascending by the smallest of the

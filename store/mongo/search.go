@@ -116,6 +116,10 @@ func (d *entryDoc) entry() store.IndexEntry {
 // two current versions of one resource while an update is being finished.
 var searchSort = bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "vid", Value: -1}}
 
+// searchSortBack is searchSort backwards, for a page before a cursor; the
+// newer of two current versions still comes first.
+var searchSortBack = bson.D{{Key: "type", Value: -1}, {Key: "id", Value: -1}, {Key: "vid", Value: -1}}
+
 // withIndex is versionProjection with the stored index entries.
 var withIndex = append(slices.Clone(versionProjection), bson.E{Key: fIdx, Value: 1})
 
@@ -130,6 +134,9 @@ var withIndex = append(slices.Clone(versionProjection), bson.E{Key: fIdx, Value:
 // orders them with store.Less, so that the result is exactly what the
 // reference evaluation gives, at the cost of reading all candidates.
 func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, error) {
+	if err := q.CheckCursor(); err != nil {
+		return nil, err
+	}
 	if err := s.finishPending(ctx, q.Tenant); err != nil {
 		return nil, err
 	}
@@ -160,22 +167,33 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 		if q.WantTotal {
 			page.Total = len(vs)
 		}
-		if a := q.After; a != nil && len(q.Sort) == 0 {
-			// Keyset paging in the default (type, id) order.
+		// Keyset paging: the matches after (before) the cursor, in the page
+		// order that vs is in.
+		if a := q.After; a != nil {
 			i, _ := slices.BinarySearchFunc(vs, a, func(v *store.Version, a *store.SearchCursor) int {
-				if c := strings.Compare(v.Type, a.Type); c != 0 {
-					return c
+				if a.Compare(v, q.Sort) <= 0 {
+					return -1
 				}
-				return strings.Compare(v.ID, a.ID)
+				return 1
 			})
-			for i < len(vs) && vs[i].Type == a.Type && vs[i].ID == a.ID {
-				i++
-			}
 			vs = vs[i:]
 		}
-		vs = vs[min(max(q.Offset, 0), len(vs)):]
-		if len(vs) > count {
-			vs, page.More = vs[:count], true
+		if b := q.Before; b != nil {
+			i, _ := slices.BinarySearchFunc(vs, b, func(v *store.Version, b *store.SearchCursor) int {
+				if b.Compare(v, q.Sort) < 0 {
+					return -1
+				}
+				return 1
+			})
+			vs = vs[:max(i-max(q.Offset, 0), 0)]
+			if len(vs) > count {
+				vs, page.More = vs[len(vs)-count:], true
+			}
+		} else {
+			vs = vs[min(max(q.Offset, 0), len(vs)):]
+			if len(vs) > count {
+				vs, page.More = vs[:count], true
+			}
 		}
 		for _, v := range vs {
 			v.Index = nil
@@ -191,15 +209,20 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 		}
 		page.Total = int(n)
 	}
-	if a := q.After; a != nil {
-		// Keyset paging: after the cursor in (type, id) order; the total
-		// above counts the whole set.
+	// Keyset paging: after (before) the cursor in (type, id) order; the
+	// total above counts the whole set. A page before the cursor is read
+	// backwards, and turned round below.
+	order, cursor, op := searchSort, q.After, "$gt"
+	if q.Before != nil {
+		order, cursor, op = searchSortBack, q.Before, "$lt"
+	}
+	if a := cursor; a != nil {
 		filter = bson.D{{Key: "$and", Value: bson.A{filter, bson.D{{Key: "$or", Value: bson.A{
-			bson.D{{Key: "type", Value: bson.D{{Key: "$gt", Value: a.Type}}}},
-			bson.D{{Key: "type", Value: a.Type}, {Key: "id", Value: bson.D{{Key: "$gt", Value: a.ID}}}},
+			bson.D{{Key: "type", Value: bson.D{{Key: op, Value: a.Type}}}},
+			bson.D{{Key: "type", Value: a.Type}, {Key: "id", Value: bson.D{{Key: op, Value: a.ID}}}},
 		}}}}}}
 	}
-	opts := options.Find().SetSort(searchSort).SetSkip(int64(max(q.Offset, 0))).SetLimit(int64(count + 1)).SetProjection(versionProjection)
+	opts := options.Find().SetSort(order).SetSkip(int64(max(q.Offset, 0))).SetLimit(int64(count + 1)).SetProjection(versionProjection)
 	docs, err := s.find(ctx, "search", filter, opts)
 	if err != nil {
 		return nil, err
@@ -213,6 +236,9 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 	}
 	for _, d := range docs {
 		page.Versions = append(page.Versions, d.version())
+	}
+	if q.Before != nil {
+		slices.Reverse(page.Versions)
 	}
 	return page, nil
 }

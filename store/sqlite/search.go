@@ -87,6 +87,9 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 		page.Versions = page.Versions[:count]
 		page.More = true
 	}
+	if q.Before != nil {
+		slices.Reverse(page.Versions) // read backwards from the cursor
+	}
 	return page, nil
 }
 
@@ -151,10 +154,19 @@ type searchSQL struct {
 // compileSearch compiles q; estimate (nil: none) sizes candidate sets to
 // choose between them.
 func compileSearch(q store.Query, count int, estimate *estimates) (searchSQL, error) {
+	if err := q.CheckCursor(); err != nil {
+		return searchSQL{}, err
+	}
 	cp := &compiler{tenant: q.Tenant, estimate: estimate}
 	where, driven, err := cp.where(q)
 	if err != nil {
 		return searchSQL{}, err
+	}
+	// A page before a cursor is read in the reverse order (Search turns it
+	// round).
+	cursor, back := q.After, false
+	if q.Before != nil {
+		cursor, back = q.Before, true
 	}
 	// First the page's pks in order (the sorter then carries pks and sort
 	// values, not bodies), then the page's rows.
@@ -169,40 +181,102 @@ func compileSearch(q store.Query, count int, estimate *estimates) (searchSQL, er
 			`WHEN s.kind = 'reference' AND s.code <> '' THEN s.system || '/' || s.code ELSE s.value END) `+
 			`FROM idx s WHERE s.pk = c.pk AND s.param = ?) AS k%d`, agg, col, n))
 		args = append(args, k.Param)
-		dir := ""
-		if k.Desc {
+		nulls, dir := "", ""
+		if back {
+			nulls = " DESC"
+		}
+		if k.Desc != back {
 			dir = " DESC"
 		}
-		inner = append(inner, fmt.Sprintf("k%d IS NULL, k%d%s", n, n, dir))
-		outer = append(outer, fmt.Sprintf("p.k%d IS NULL, p.k%d%s", n, n, dir))
+		inner = append(inner, fmt.Sprintf("k%d IS NULL%s, k%d%s", n, nulls, n, dir))
+		outer = append(outer, fmt.Sprintf("p.k%d IS NULL%s, p.k%d%s", n, nulls, n, dir))
 	}
-	inner = append(inner, "c.type, c.id")
-	outer = append(outer, "p.ty, p.id")
+	dir := ""
+	if back {
+		dir = " DESC"
+	}
+	typ, id := "c.type", "c.id"
+	if len(q.Sort) > 0 {
+		typ, id = "ty", "id" // the wrapped select's columns
+	}
+	inner = append(inner, typ+dir+", "+id+dir)
+	outer = append(outer, "p.ty"+dir+", p.id"+dir)
 	sel := append([]string{"c.pk AS pk", "c.type AS ty", "c.id AS id"}, keys...)
 	cols := "c2.tenant, c2.type, c2.id, c2.vid, c2.lu, c2.deleted, v2.body"
-	// Not with After: the total counts the pages before the cursor too. Not
-	// when walking (tenant, type, id) in page order either: the page stops
-	// early there.
-	pageTotal := q.WantTotal && driven && q.After == nil
+	// Not with a cursor: the total counts the pages before the cursor too.
+	// Not when walking (tenant, type, id) in page order either: the page
+	// stops early there.
+	pageTotal := q.WantTotal && driven && cursor == nil
 	if pageTotal {
 		sel = append(sel, "count(*) OVER () AS total")
 		cols += ", p.total"
 	}
-	// Keyset paging: the page starts after the cursor; the count (total)
-	// does not.
-	pageWhere := where
-	if a := q.After; a != nil && len(q.Sort) == 0 {
-		pageWhere = frag{sql: where.sql + " AND (c.type > ? OR (c.type = ? AND c.id > ?))",
-			args: append(append([]any(nil), where.args...), a.Type, a.Type, a.ID)}
+	from := `SELECT ` + strings.Join(sel, ", ") + ` FROM current c WHERE ` + where.sql
+	fromArgs := append(args, where.args...)
+	switch {
+	case cursor != nil && len(q.Sort) == 0:
+		// Keyset paging in (type, id) order, which the (tenant, type, id)
+		// index serves in either direction.
+		beyond := keyset(nil, nil, back, typ, id, cursor)
+		from += " AND " + beyond.sql
+		fromArgs = append(fromArgs, beyond.args...)
+	case cursor != nil:
+		// The sort values are computed columns: the cursor filters the
+		// wrapped select.
+		beyond := keyset(q.Sort, cursor.Keys, back, typ, id, cursor)
+		from = `SELECT * FROM (` + from + `) WHERE ` + beyond.sql
+		fromArgs = append(fromArgs, beyond.args...)
+	case len(q.Sort) > 0:
+		from = `SELECT * FROM (` + from + `)`
 	}
 	page := frag{
-		sql: `SELECT ` + cols + ` FROM (SELECT ` + strings.Join(sel, ", ") +
-			` FROM current c WHERE ` + pageWhere.sql + ` ORDER BY ` + strings.Join(inner, ", ") + ` LIMIT ? OFFSET ?) p` +
+		sql: `SELECT ` + cols + ` FROM (` + from + ` ORDER BY ` + strings.Join(inner, ", ") + ` LIMIT ? OFFSET ?) p` +
 			` JOIN current c2 ON c2.pk = p.pk JOIN versions v2 ON v2.type = c2.type AND v2.id = c2.id AND v2.vid = c2.vid` +
 			` ORDER BY ` + strings.Join(outer, ", "),
-		args: append(append(args, pageWhere.args...), count+1, max(q.Offset, 0)),
+		args: append(fromArgs, count+1, max(q.Offset, 0)),
 	}
 	return searchSQL{count: frag{`SELECT count(*) FROM current c WHERE ` + where.sql, where.args}, page: page, pageTotal: pageTotal}, nil
+}
+
+// keyset is the condition "beyond the cursor" in the order pages are read:
+// the page order, or its reverse when back. Columns k0.. hold the sort
+// values (NULL: none, which sorts last), then typ and id.
+func keyset(sort []store.SortKey, at []*string, back bool, typ, id string, c *store.SearchCursor) frag {
+	var alts []frag
+	var same []string
+	var sameArgs []any
+	for n, k := range sort {
+		col := fmt.Sprintf("k%d", n)
+		op := ">"
+		if k.Desc != back {
+			op = "<"
+		}
+		var beyond frag
+		switch {
+		case at[n] == nil && !back:
+			beyond = frag{sql: "0"} // nothing follows the missing
+		case at[n] == nil:
+			beyond = frag{sql: col + " IS NOT NULL"}
+		case !back:
+			beyond = frag{col + " IS NULL OR " + col + " " + op + " ?", []any{*at[n]}}
+		default:
+			beyond = frag{col + " " + op + " ?", []any{*at[n]}}
+		}
+		alts = append(alts, frag{strings.Join(append(append([]string(nil), same...), "("+beyond.sql+")"), " AND "),
+			append(append([]any(nil), sameArgs...), beyond.args...)})
+		if at[n] == nil {
+			same = append(same, col+" IS NULL")
+		} else {
+			same, sameArgs = append(same, col+" = ?"), append(sameArgs, *at[n])
+		}
+	}
+	op := ">"
+	if back {
+		op = "<"
+	}
+	tail := fmt.Sprintf("(%s %s ? OR (%s = ? AND %s %s ?))", typ, op, typ, id, op)
+	alts = append(alts, frag{strings.Join(append(same, tail), " AND "), append(sameArgs, c.Type, c.Type, c.ID)})
+	return joinFrags(alts, " OR ")
 }
 
 // frag is a piece of SQL with the arguments of its placeholders, in order.

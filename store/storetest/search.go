@@ -161,6 +161,12 @@ func (l lookup) Referrers(typ, param, targetType, targetID string) ([]*store.Ver
 	return out, nil
 }
 
+// position is the cursor a client would hold for v: its place in the order
+// of sort, from the entries the registry wrote.
+func (r *registry) position(v *store.Version, sort []store.SortKey) *store.SearchCursor {
+	return store.PositionOf(r.cur[v.Type+"/"+v.ID], sort)
+}
+
 // oracle returns what a search should return, by store.Match and store.Less
 // over every current version the registry holds.
 func (r *registry) oracle(q store.Query) ([]string, error) {
@@ -672,10 +678,8 @@ func testSearch(t *testing.T, s store.Store) {
 					t.Errorf("page size %d (-want +got):\n%s", size, d)
 				}
 			}
-			// Keyset paging (default order only).
-			if len(tc.sort) > 0 {
-				return
-			}
+			// Keyset paging: forwards from the first page with After, then
+			// backwards from the last match with Before.
 			q.Offset, q.Count = 0, 2
 			got := []string{}
 			for pages := 0; ; pages++ {
@@ -693,11 +697,32 @@ func testSearch(t *testing.T, s store.Store) {
 				if !p.More {
 					break
 				}
-				last := p.Versions[len(p.Versions)-1]
-				q.After = &store.SearchCursor{Type: last.Type, ID: last.ID}
+				q.After = r.position(p.Versions[len(p.Versions)-1], q.Sort)
 			}
 			if d := cmp.Diff(tc.want, got); d != "" {
 				t.Errorf("keyset pages (-want +got):\n%s", d)
+			}
+			if len(tc.want) == 0 {
+				return
+			}
+			q.After, q.Before = nil, r.position(r.cur[tc.want[len(tc.want)-1]], q.Sort)
+			got = []string{}
+			for pages := 0; ; pages++ {
+				if pages > len(tc.want) {
+					t.Fatal("keyset paging backwards does not end")
+				}
+				p, err := s.Search(context.Background(), q)
+				if err != nil {
+					t.Fatalf("Search before %+v: %v", q.Before, err)
+				}
+				got = append(refs(p.Versions), got...)
+				if !p.More {
+					break
+				}
+				q.Before = r.position(p.Versions[0], q.Sort)
+			}
+			if d := cmp.Diff(tc.want[:len(tc.want)-1], got); d != "" {
+				t.Errorf("keyset pages backwards (-want +got):\n%s", d)
 			}
 		})
 	}
@@ -836,5 +861,78 @@ func testSearchAfter(t *testing.T, s store.Store) {
 	}
 	if d := cmp.Diff([]string{"Specimen/e", "Specimen/j"}, refs(p3.Versions)); d != "" {
 		t.Errorf("after a deleted cursor (-want +got):\n%s", d)
+	}
+}
+
+// testSearchCursorSorted checks keyset paging in a sorted order while
+// resources are created, changed and deleted between pages, forwards and
+// backwards: a cursor holds the sort values of the page's edge, so the next
+// page continues from there even when that resource has changed or gone.
+func testSearchCursorSorted(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := &registry{s: s, cur: map[string]*store.Version{}, clock: base}
+	for i, id := range []string{"a", "b", "c", "d", "e"} {
+		r.put(t, "h1", "Specimen", id, dayE("expiry", fmt.Sprintf("2025-01-%02d", i+1)))
+	}
+	r.put(t, "h1", "Specimen", "f", tokE("release", "urn:cmts:release", "released"))
+	// Latest expiry first; f has none, so it is last.
+	q := store.Query{Tenant: "h1", Type: "Specimen", Sort: []store.SortKey{{Param: "expiry", Desc: true}}, Count: 2, WantTotal: true}
+	p1, err := s.Search(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"Specimen/e", "Specimen/d"}, refs(p1.Versions)); d != "" || !p1.More || p1.Total != 6 {
+		t.Fatalf("first page (-want +got):\n%s more %v total %d", d, p1.More, p1.Total)
+	}
+	after := r.position(p1.Versions[1], q.Sort)
+	// c moves up past the cursor, the cursor's own d and the page's e are
+	// deleted, and g arrives tied with b (ties go by id).
+	r.put(t, "h1", "Specimen", "c", dayE("expiry", "2025-01-09"))
+	r.del(t, "Specimen", "d")
+	r.del(t, "Specimen", "e")
+	r.put(t, "h1", "Specimen", "g", dayE("expiry", "2025-01-02"))
+	q.After = after
+	p2, err := s.Search(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"Specimen/b", "Specimen/g"}, refs(p2.Versions)); d != "" || !p2.More || p2.Total != 5 {
+		t.Fatalf("second page (-want +got):\n%s more %v total %d", d, p2.More, p2.Total)
+	}
+	q.After = r.position(p2.Versions[1], q.Sort)
+	p3, err := s.Search(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"Specimen/a", "Specimen/f"}, refs(p3.Versions)); d != "" || p3.More {
+		t.Errorf("third page (-want +got):\n%s more %v", d, p3.More)
+	}
+	// From the missing end (f has no expiry), backwards.
+	q.After, q.Before = nil, r.position(p3.Versions[1], q.Sort)
+	back, err := s.Search(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"Specimen/g", "Specimen/a"}, refs(back.Versions)); d != "" || !back.More {
+		t.Errorf("page before f (-want +got):\n%s more %v", d, back.More)
+	}
+	// Back from the second page: only c, which moved up, precedes it now.
+	q.Before = r.position(p2.Versions[0], q.Sort)
+	back, err = s.Search(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"Specimen/c"}, refs(back.Versions)); d != "" || back.More || back.Total != 5 {
+		t.Errorf("page before b (-want +got):\n%s more %v total %d", d, back.More, back.Total)
+	}
+	// A cursor that does not fit the sort is refused.
+	for name, bad := range map[string]store.Query{
+		"both cursors":      {Tenant: "h1", Type: "Specimen", Count: 2, After: &store.SearchCursor{Type: "Specimen"}, Before: &store.SearchCursor{Type: "Specimen"}},
+		"keys without sort": {Tenant: "h1", Type: "Specimen", Count: 2, After: after},
+		"sort without keys": {Tenant: "h1", Type: "Specimen", Count: 2, Sort: q.Sort, Before: &store.SearchCursor{Type: "Specimen", ID: "a"}},
+	} {
+		if _, err := s.Search(ctx, bad); !errors.Is(err, store.ErrInvalidQuery) {
+			t.Errorf("%s: %v, want ErrInvalidQuery", name, err)
+		}
 	}
 }

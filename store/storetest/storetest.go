@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"SearchInvalid", testSearchInvalid},
 		{"SearchLarge", testSearchLarge},
 		{"SearchAfter", testSearchAfter},
+		{"SearchCursorSorted", testSearchCursorSorted},
 		{"Unicode", testUnicode},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
