@@ -3,6 +3,7 @@ package rest
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"sort"
@@ -54,20 +55,60 @@ func (s *Server) searchParams(c *gin.Context) (url.Values, error) {
 	return c.Request.Form, nil
 }
 
-// searchCursor is the _page token of a next link in the default order
-// (type, id): the next page starts after this resource, so resources created
-// or deleted meanwhile neither repeat nor skip entries already paged past.
-func encodeSearchCursor(v *store.Version) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(v.Type + "/" + v.ID))
+// A _page token marks the edge of a page a next or previous link continues
+// from: the last resource of the page (next) or the first (previous), by type,
+// id and version. The server reads that version back and computes its sort
+// values, so the token carries no data of its own (no names or dates in
+// URLs), and pages stay stable while resources are created, changed or
+// deleted: a version, once written, does not change.
+type pageToken struct {
+	back      bool
+	typ, id   string
+	versionID int64
 }
 
-func decodeSearchCursor(tok string) (*store.SearchCursor, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	typ, id, ok := strings.Cut(string(raw), "/")
-	if err != nil || !ok {
-		return nil, fhir.Invalid(fhir.IssueValue, "The page token is not valid", "分页标记无效").WithExpression("_page")
+func (t pageToken) String() string {
+	dir := "n"
+	if t.back {
+		dir = "p"
 	}
-	return &store.SearchCursor{Type: typ, ID: id}, nil
+	return base64.RawURLEncoding.EncodeToString([]byte(dir + "|" + t.typ + "|" + t.id + "|" + strconv.FormatInt(t.versionID, 10)))
+}
+
+func edge(v *store.Version, back bool) string {
+	return pageToken{back: back, typ: v.Type, id: v.ID, versionID: v.VersionID}.String()
+}
+
+func badPageToken() error {
+	return fhir.Invalid(fhir.IssueValue, "The page token is not valid", "分页标记无效").WithExpression("_page")
+}
+
+// cursor turns a _page token into a store cursor for the search's sort.
+func (s *Server) cursor(ctx context.Context, tenant, token string, sort []store.SortKey) (*store.SearchCursor, bool, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	parts := strings.Split(string(raw), "|")
+	if err != nil || len(parts) != 4 || (parts[0] != "n" && parts[0] != "p") {
+		return nil, false, badPageToken()
+	}
+	vid, err := strconv.ParseInt(parts[3], 10, 64)
+	if err != nil || vid < 1 {
+		return nil, false, badPageToken()
+	}
+	v, err := s.opts.Store.ReadVersion(ctx, tenant, parts[1], parts[2], vid)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, false, badPageToken()
+	case err != nil:
+		return nil, false, err
+	case v.Deleted:
+		return nil, false, badPageToken() // never an edge of a page
+	}
+	if len(sort) > 0 {
+		if v.Index, err = s.opts.Indexer.Entries(v.Type, v.Resource); err != nil {
+			return nil, false, err
+		}
+	}
+	return store.PositionOf(v, sort), parts[0] == "p", nil
 }
 
 func (s *Server) search(c *gin.Context) {
@@ -93,13 +134,15 @@ func (s *Server) search(c *gin.Context) {
 	q := store.Query{Tenant: p.Tenant, Type: typ, Filter: sp.Filter, Sort: sp.Sort, Count: max(count, 1),
 		Offset: sp.Offset, WantTotal: sp.Total != search.TotalNone || sp.Summary == search.SummaryCount}
 	if sp.Page != "" {
-		if len(sp.Sort) > 0 {
-			s.fail(c, fhir.Invalid(fhir.IssueValue, "_page cannot be combined with _sort; use _offset", "_page 不能与 _sort 同时使用，请使用 _offset").WithExpression("_page"))
-			return
-		}
-		if q.After, err = decodeSearchCursor(sp.Page); err != nil {
+		cur, back, err := s.cursor(c.Request.Context(), p.Tenant, sp.Page, sp.Sort)
+		if err != nil {
 			s.fail(c, err)
 			return
+		}
+		if back {
+			q.Before = cur
+		} else {
+			q.After = cur
 		}
 	}
 	page, err := s.opts.Store.Search(c.Request.Context(), q)
@@ -123,17 +166,35 @@ func (s *Server) search(c *gin.Context) {
 	}
 	link("self", self)
 	if count > 0 {
-		if page.More {
-			next := cloneValues(self)
-			if len(sp.Sort) == 0 {
-				next.Del("_offset")
-				next.Set("_page", encodeSearchCursor(page.Versions[len(page.Versions)-1]))
-			} else {
-				next.Set("_offset", strconv.Itoa(sp.Offset+count))
-			}
-			link("next", next)
+		// Links: next from the page's last resource, previous from its
+		// first; the token says which way (see pageToken).
+		vs := page.Versions
+		paged := sp.Page != "" || sp.Offset > 0
+		if paged {
+			first := cloneValues(self)
+			first.Del("_page")
+			first.Del("_offset")
+			link("first", first)
 		}
-		if sp.Offset > 0 {
+		at := func(rel string, v *store.Version, back bool) {
+			l := cloneValues(self)
+			l.Del("_offset") // the token holds the position
+			l.Set("_page", edge(v, back))
+			link(rel, l)
+		}
+		hasNext := page.More
+		hasPrev := (q.After != nil || sp.Offset > 0) && q.Before == nil
+		if q.Before != nil {
+			hasNext, hasPrev = true, page.More
+		}
+		if len(vs) > 0 && hasNext {
+			at("next", vs[len(vs)-1], false)
+		}
+		switch {
+		case len(vs) > 0 && hasPrev:
+			at("previous", vs[0], true)
+		case len(vs) == 0 && sp.Offset > 0 && sp.Page == "":
+			// Past the end by offset: step back by offset.
 			prev := cloneValues(self)
 			prev.Set("_offset", strconv.Itoa(max(sp.Offset-count, 0)))
 			link("previous", prev)

@@ -154,6 +154,9 @@ func testErrors(t *testing.T, newStore NewStore) {
 		{name: "bad _count", method: "GET", path: "/Patient?_count=many", status: 400, code: fhir.IssueInvalid},
 		{name: "bad _since", method: "GET", path: "/Patient/_history?_since=yesterday", status: 400, code: fhir.IssueValue},
 		{name: "bad page token", method: "GET", path: "/_history?_page=zzz", status: 400, code: fhir.IssueValue},
+		{name: "bad search page token", method: "GET", path: "/Patient?_page=zzz", status: 400, code: fhir.IssueValue, expr: "_page"},
+		// base64url of "n|Patient|nope|1": a well-formed token for a version that does not exist.
+		{name: "page token of no version", method: "GET", path: "/Patient?_page=bnxQYXRpZW50fG5vcGV8MQ", status: 400, code: fhir.IssueValue, expr: "_page"},
 		{name: "patch with wrong media type", method: "PATCH", path: "/Patient/p1", body: `[]`, status: 415, code: fhir.IssueNotSupported},
 		{name: "Chinese messages", method: "GET", path: "/Patient/nope", header: []string{"Accept-Language", "zh-CN,zh;q=0.9,en;q=0.5"}, status: 404, code: fhir.IssueNotFound, contains: "不存在"},
 		{name: "English by default", method: "GET", path: "/Patient/nope", status: 404, code: fhir.IssueNotFound, contains: "is not known"},

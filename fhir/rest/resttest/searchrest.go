@@ -73,6 +73,70 @@ func testSearchREST(t *testing.T, newStore NewStore) {
 		put("/Patient/b", `{"resourceType":"Patient","id":"b","gender":"female","name":[{"family":"Chen","given":["b"]}]}`)
 	})
 
+	t.Run("sorted paging is stable both ways", func(t *testing.T) {
+		patient := func(id, birth string) {
+			t.Helper()
+			b := ""
+			if birth != "" {
+				b = `,"birthDate":"` + birth + `"`
+			}
+			put("/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","gender":"female","name":[{"family":"Chen","given":["`+id+`"]}]`+b+`}`)
+		}
+		for id, birth := range map[string]string{"b": "1990-01-01", "d": "1985-05-05", "f": "1985-05-05", "h": "1970-03-03", "j": "2001-12-12", "l": "", "n": "1960-06-06"} {
+			patient(id, birth)
+		}
+		get := func(url string) ([]string, map[string]string) {
+			t.Helper()
+			r := c.Do("GET", url, nil)
+			match, _, _ := bundleIDs(t, r)
+			links := map[string]string{}
+			for _, l := range asList(r.JSON(t)["link"]) {
+				l := l.(map[string]any)
+				links[l["relation"].(string)] = l["url"].(string)
+			}
+			return match, links
+		}
+		expect := func(what string, got, want []string, links map[string]string, rels ...string) {
+			t.Helper()
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s: %v, want %v", what, got, want)
+			}
+			var have []string
+			for rel := range links {
+				have = append(have, rel)
+			}
+			sort.Strings(have)
+			sort.Strings(rels)
+			if fmt.Sprint(have) != fmt.Sprint(rels) {
+				t.Errorf("%s: links %v, want %v", what, have, rels)
+			}
+		}
+		// Youngest first; ties by id; l has no birth date, so it is last.
+		p1, l1 := get("/Patient?gender=female&_sort=-birthdate&_count=3")
+		expect("page 1", p1, []string{"Patient/j", "Patient/b", "Patient/d"}, l1, "self", "next")
+		if strings.Contains(l1["next"], "1985") || strings.Contains(l1["next"], "Chen") {
+			t.Errorf("the next link shows data: %s", l1["next"])
+		}
+		// Between pages: h moves up past the cursor, c arrives after it, and
+		// d, the page's last (the cursor itself), is deleted.
+		patient("h", "2010-03-03")
+		patient("c", "1980-01-01")
+		c.Do("DELETE", "/Patient/d", nil)
+		p2, l2 := get(l1["next"])
+		expect("page 2", p2, []string{"Patient/f", "Patient/c", "Patient/n"}, l2, "self", "first", "next", "previous")
+		p3, l3 := get(l2["next"])
+		expect("page 3", p3, []string{"Patient/l"}, l3, "self", "first", "previous")
+		// Backwards: the three before l, then the rest, h now among them.
+		b2, lb2 := get(l3["previous"])
+		expect("back to page 2", b2, []string{"Patient/f", "Patient/c", "Patient/n"}, lb2, "self", "first", "next", "previous")
+		b1, lb1 := get(lb2["previous"])
+		expect("back to page 1", b1, []string{"Patient/h", "Patient/j", "Patient/b"}, lb1, "self", "first", "next")
+		f, lf := get(lb1["first"])
+		expect("first", f, []string{"Patient/h", "Patient/j", "Patient/b"}, lf, "self", "next")
+		c.Do("DELETE", "/Patient/c", nil)
+		patient("d", "")
+	})
+
 	put("/Organization/org1", `{"resourceType":"Organization","id":"org1","name":"协和医院"}`)
 	put("/Patient/p1", `{"resourceType":"Patient","id":"p1","managingOrganization":{"reference":"Organization/org1"}}`)
 	put("/Procedure/wmt1", `{"resourceType":"Procedure","id":"wmt1","status":"completed","subject":{"reference":"Patient/p1"}}`)
