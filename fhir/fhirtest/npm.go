@@ -1,7 +1,10 @@
 // Package fhirtest provides test fixtures shared by the cmts test suites:
 // the pinned npm packages under testdata/npm (the HL7 FHIR R4 examples, the
 // HL7 FHIRPath reference implementation and the JavaScript FHIR clients),
-// installed on demand into a per-user cache directory.
+// installed on demand into a per-user cache directory; the main function
+// and the up-to-date test of the generators that make Go tables from those
+// packages; and the file lock that makes parallel test processes wait for
+// one another.
 //
 // It is an ordinary package so that tests in any folder can import it, but
 // it is meant to be used only from tests.
@@ -15,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,7 +139,7 @@ func install() (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	unlock, err := lockFile(filepath.Join(dir, ".lock"))
+	unlock, err := LockFile(filepath.Join(dir, ".lock"))
 	if err != nil {
 		return "", err
 	}
@@ -327,16 +329,3 @@ func scanDir(dir string) ([]indexFile, error) {
 	}
 	return files, nil
 }
-
-// ProgramTB lets a program, such as a go:generate generator, use the npm
-// cache outside a test: every way fhirtest gives up (skip or fail) ends the
-// program with the message.
-func ProgramTB() testing.TB { return programTB{} }
-
-type programTB struct{ testing.TB }
-
-func (programTB) Helper()                           {}
-func (programTB) Fatal(args ...any)                 { log.Fatal(args...) }
-func (programTB) Fatalf(format string, args ...any) { log.Fatalf(format, args...) }
-func (programTB) Skip(args ...any)                  { log.Fatal(args...) }
-func (programTB) Skipf(format string, args ...any)  { log.Fatalf(format, args...) }

@@ -42,6 +42,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+
+	"github.com/fmtbank/cmts/fhir/fhirtest"
 )
 
 // EnvURI names the environment variable that points the tests at a real
@@ -362,9 +364,10 @@ func buildBinary(logf func(string, ...any)) (string, error) {
 	}
 
 	// Several test processes may get here at once; one builds, the others
-	// wait for the lock and then find the binary.
+	// wait for the lock and then find the binary. (Where there is no lock,
+	// each may build; the rename below keeps the binary whole.)
 	waitStart := time.Now()
-	unlock, err := lockFile(bin + ".lock")
+	unlock, err := fhirtest.LockFile(bin + ".lock")
 	if err != nil {
 		return "", err
 	}

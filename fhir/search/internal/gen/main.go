@@ -14,13 +14,8 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"go/format"
-	"log"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -30,24 +25,7 @@ import (
 	"github.com/fmtbank/cmts/fhir/fhirtest"
 )
 
-func main() {
-	examples := flag.String("examples", "", "directory of the hl7.fhir.r4.examples package (default: install it into the test cache with npm ci)")
-	out := flag.String("out", "params_gen.go", "file to write")
-	flag.Parse()
-	log.SetFlags(0)
-	log.SetPrefix("gen: ")
-	dir := *examples
-	if dir == "" {
-		dir = fhirtest.ExamplesDir(fhirtest.ProgramTB())
-	}
-	src, err := generate(dir)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := os.WriteFile(*out, src, 0o644); err != nil {
-		log.Fatal(err)
-	}
-}
+func main() { fhirtest.GeneratorMain("params_gen.go", generate) }
 
 // searchParameter is the part of an R4 SearchParameter the registry keeps.
 type searchParameter struct {
@@ -115,32 +93,23 @@ var comparators = []string{"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"}
 
 type resourceType struct{ Name, Base string }
 
+// structureDefinition is the part of an R4 StructureDefinition the
+// registry keeps.
 type structureDefinition struct {
-	Kind           string `json:"kind"`
-	Abstract       bool   `json:"abstract"`
 	Type           string `json:"type"`
-	Derivation     string `json:"derivation"`
 	BaseDefinition string `json:"baseDefinition"`
 }
 
+// generate returns params_gen.go, before gofmt, from the examples package in
+// dir.
 func generate(dir string) ([]byte, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "StructureDefinition-*.json"))
+	var types []resourceType
+	err := fhirtest.ResourceDefinitions(dir, func(_ string, sd structureDefinition) error {
+		types = append(types, resourceType{sd.Type, sd.BaseDefinition[strings.LastIndex(sd.BaseDefinition, "/")+1:]})
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	var types []resourceType
-	for _, f := range files {
-		var sd structureDefinition
-		if err := readJSON(f, &sd); err != nil {
-			return nil, err
-		}
-		if sd.Kind != "resource" || sd.Derivation != "specialization" || sd.Abstract {
-			continue
-		}
-		types = append(types, resourceType{sd.Type, sd.BaseDefinition[strings.LastIndex(sd.BaseDefinition, "/")+1:]})
-	}
-	if len(types) < 100 {
-		return nil, fmt.Errorf("%s: only %d resource StructureDefinitions", dir, len(types))
 	}
 	sort.Slice(types, func(i, j int) bool { return types[i].Name < types[j].Name })
 	isType := map[string]bool{"Resource": true, "DomainResource": true}
@@ -148,7 +117,7 @@ func generate(dir string) ([]byte, error) {
 		isType[t.Name] = true
 	}
 
-	files, err = filepath.Glob(filepath.Join(dir, "SearchParameter-*.json"))
+	files, err := filepath.Glob(filepath.Join(dir, "SearchParameter-*.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +125,7 @@ func generate(dir string) ([]byte, error) {
 	var sps []*searchParameter
 	for _, f := range files {
 		sp := new(searchParameter)
-		if err := readJSON(f, sp); err != nil {
+		if err := fhirtest.ReadJSON(f, sp); err != nil {
 			return nil, err
 		}
 		if _, ok := excluded[sp.ID]; ok {
@@ -199,11 +168,7 @@ func generate(dir string) ([]byte, error) {
 		}
 	}
 	buf.WriteString("}\n")
-	src, err := format.Source(buf.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("formatting the output: %w", err)
-	}
-	return src, nil
+	return buf.Bytes(), nil
 }
 
 func writeParam(buf *bytes.Buffer, sp *searchParameter, byURL map[string]*searchParameter, isType map[string]bool) error {
@@ -406,15 +371,4 @@ func firstLine(s string) string {
 		s = s[:i]
 	}
 	return strings.TrimSpace(s)
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
 }

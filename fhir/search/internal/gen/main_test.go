@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"os"
 	"strings"
 	"testing"
 
@@ -14,30 +12,7 @@ import (
 // examples package and compares it with the committed params_gen.go, so the
 // two cannot drift apart.
 func TestGeneratedFileIsCurrent(t *testing.T) {
-	src, err := generate(fhirtest.ExamplesDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	committed, err := os.ReadFile("../../params_gen.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(src, committed) {
-		got, want := strings.Split(string(committed), "\n"), strings.Split(string(src), "\n")
-		for i := 0; i < len(got) && i < len(want); i++ {
-			if got[i] != want[i] {
-				t.Fatalf("params_gen.go is stale (run go generate ./fhir/search); first difference at line %d:\n have %s\n want %s", i+1, got[i], want[i])
-			}
-		}
-		t.Fatalf("params_gen.go is stale (run go generate ./fhir/search): %d lines, want %d", len(got), len(want))
-	}
-	again, err := generate(fhirtest.ExamplesDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(src, again) {
-		t.Error("the generator's output is not deterministic")
-	}
+	src := fhirtest.CheckGenerated(t, "../../params_gen.go", "go generate ./fhir/search", generate)
 
 	count := func(prefix string) int {
 		n := 0

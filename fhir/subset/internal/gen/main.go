@@ -16,46 +16,20 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
-	"flag"
 	"fmt"
-	"go/format"
-	"log"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/fmtbank/cmts/fhir/fhirtest"
 )
 
-func main() {
-	examples := flag.String("examples", "", "directory of the hl7.fhir.r4.examples package (default: install it into the test cache with npm ci)")
-	out := flag.String("out", "elements_gen.go", "file to write")
-	flag.Parse()
-	log.SetFlags(0)
-	log.SetPrefix("gen: ")
-	dir := *examples
-	if dir == "" {
-		dir = fhirtest.ExamplesDir(fhirtest.ProgramTB())
-	}
-	src, err := generate(dir)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := os.WriteFile(*out, src, 0o644); err != nil {
-		log.Fatal(err)
-	}
-}
+func main() { fhirtest.GeneratorMain("elements_gen.go", generate) }
 
 // structureDefinition is the part of an R4 StructureDefinition the table
 // is made from.
 type structureDefinition struct {
-	Kind       string `json:"kind"`
-	Abstract   bool   `json:"abstract"`
-	Type       string `json:"type"`
-	Derivation string `json:"derivation"`
-	Snapshot   struct {
+	Type     string `json:"type"`
+	Snapshot struct {
 		Element []elementDefinition `json:"element"`
 	} `json:"snapshot"`
 }
@@ -78,31 +52,23 @@ type row struct {
 	flags  []string
 }
 
+// generate returns elements_gen.go, before gofmt, from the examples package
+// in dir.
 func generate(dir string) ([]byte, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "StructureDefinition-*.json"))
-	if err != nil {
-		return nil, err
-	}
 	tables := map[string][]row{}
-	for _, f := range files {
-		var sd structureDefinition
-		if err := readJSON(f, &sd); err != nil {
-			return nil, err
-		}
-		if sd.Kind != "resource" || sd.Derivation != "specialization" || sd.Abstract {
-			continue
-		}
+	err := fhirtest.ResourceDefinitions(dir, func(f string, sd structureDefinition) error {
 		if _, dup := tables[sd.Type]; dup {
-			return nil, fmt.Errorf("%s: a second definition of %s", f, sd.Type)
+			return fmt.Errorf("%s: a second definition of %s", f, sd.Type)
 		}
 		rows, err := topLevel(sd)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
+			return fmt.Errorf("%s: %w", f, err)
 		}
 		tables[sd.Type] = rows
-	}
-	if len(tables) < 100 {
-		return nil, fmt.Errorf("%s: only %d resource StructureDefinitions", dir, len(tables))
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	types := make([]string, 0, len(tables))
 	for t := range tables {
@@ -128,11 +94,7 @@ func generate(dir string) ([]byte, error) {
 		buf.WriteString("\t},\n")
 	}
 	buf.WriteString("}\n")
-	src, err := format.Source(buf.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("formatting the output: %w", err)
-	}
-	return src, nil
+	return buf.Bytes(), nil
 }
 
 // topLevel lists the elements one level below the resource in the snapshot,
@@ -185,15 +147,4 @@ func topLevel(sd structureDefinition) ([]row, error) {
 		return nil, fmt.Errorf("%s: no top-level elements in the snapshot", sd.Type)
 	}
 	return rows, nil
-}
-
-func readJSON(file string, v any) error {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s: %w", filepath.Base(file), err)
-	}
-	return nil
 }

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"os"
 	"regexp"
-	"strings"
 	"testing"
 
 	"github.com/fmtbank/cmts/fhir/fhirtest"
@@ -14,30 +11,7 @@ import (
 // package and compares it with the committed elements_gen.go, so the two
 // cannot drift apart.
 func TestGeneratedFileIsCurrent(t *testing.T) {
-	src, err := generate(fhirtest.ExamplesDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	committed, err := os.ReadFile("../../elements_gen.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(src, committed) {
-		got, want := strings.Split(string(committed), "\n"), strings.Split(string(src), "\n")
-		for i := 0; i < len(got) && i < len(want); i++ {
-			if got[i] != want[i] {
-				t.Fatalf("elements_gen.go is stale (run go generate ./fhir/subset); first difference at line %d:\n have %s\n want %s", i+1, got[i], want[i])
-			}
-		}
-		t.Fatalf("elements_gen.go is stale (run go generate ./fhir/subset): %d lines, want %d", len(got), len(want))
-	}
-	again, err := generate(fhirtest.ExamplesDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(src, again) {
-		t.Error("the generator's output is not deterministic")
-	}
+	src := fhirtest.CheckGenerated(t, "../../elements_gen.go", "go generate ./fhir/subset", generate)
 
 	count := func(pattern string) int {
 		return len(regexp.MustCompile("(?m)"+pattern).FindAllIndex(src, -1))
