@@ -300,15 +300,12 @@ func (s *Server) forwardInclude(ctx context.Context, tenant string, frontier []*
 		if v.Type != inc.SourceType {
 			continue
 		}
-		entries, err := s.opts.Indexer.Entries(v.Type, v.Resource)
+		entries, err := s.opts.Indexer.References(v.Type, v.Resource, inc.Param)
 		if err != nil {
 			return nil, err
 		}
 		for _, e := range entries {
 			if e.Kind != store.KindReference || e.System == "" || e.Code == "" {
-				continue
-			}
-			if inc.Param != "*" && e.Param != inc.Param {
 				continue
 			}
 			if inc.TargetType != "" && e.System != inc.TargetType {

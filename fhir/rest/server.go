@@ -21,6 +21,8 @@ import (
 // the parameters it supports; search.Engine implements it.
 type Indexer interface {
 	Entries(resourceType string, body []byte) ([]store.IndexEntry, error)
+	// References is Entries of one reference parameter ("*": all of them).
+	References(resourceType string, body []byte, param string) ([]store.IndexEntry, error)
 	Compile(resourceType string, params url.Values) (store.Expr, error)
 	Parse(resourceType string, params url.Values, strict bool) (*search.Search, error)
 	Params(resourceType string) []search.Param

@@ -32,6 +32,19 @@ const (
 // the body is not a JSON object of resourceType, or an expression cannot be
 // evaluated on it.
 func (e Engine) Entries(resourceType string, body []byte) ([]store.IndexEntry, error) {
+	return e.entries(resourceType, body, func(*param) bool { return true })
+}
+
+// References computes the entries of the reference parameter name of a
+// resource (every reference parameter of its type for "*"): what _include
+// follows, without evaluating the type's other parameters.
+func (e Engine) References(resourceType string, body []byte, name string) ([]store.IndexEntry, error) {
+	return e.entries(resourceType, body, func(p *param) bool {
+		return p.kind == store.KindReference && (name == "*" || p.code == name)
+	})
+}
+
+func (e Engine) entries(resourceType string, body []byte, want func(*param) bool) ([]store.IndexEntry, error) {
 	t := e.registry().types[resourceType]
 	if t == nil {
 		return nil, fmt.Errorf("search: index: unknown resource type %q", resourceType)
@@ -48,6 +61,9 @@ func (e Engine) Entries(resourceType string, body []byte) ([]store.IndexEntry, e
 	}
 	x := extractor{out: make([]store.IndexEntry, 0, 32), seen: map[store.IndexEntry]bool{}}
 	for _, p := range t.indexed {
+		if !want(p) {
+			continue
+		}
 		for _, expr := range p.exprs {
 			nodes, err := expr.Evaluate(res)
 			if err != nil {

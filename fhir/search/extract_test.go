@@ -503,6 +503,31 @@ func TestEntriesAllExamples(t *testing.T) {
 			t.Errorf("%s: %v", filepath.Base(f), err)
 			continue
 		}
+		// References gives the same reference entries, for one parameter
+		// or all (composites' reference components are not reference
+		// parameters).
+		refs := func(es []store.IndexEntry, param string) []store.IndexEntry {
+			var out []store.IndexEntry
+			for _, en := range es {
+				if en.Kind == store.KindReference && !strings.Contains(en.Param, "$") && (param == "*" || en.Param == param) {
+					out = append(out, en)
+				}
+			}
+			return out
+		}
+		params := map[string]bool{"*": true}
+		for _, en := range refs(es, "*") {
+			params[en.Param] = true
+		}
+		for p := range params {
+			got, err := e.References(head.ResourceType, body, p)
+			if err != nil {
+				t.Errorf("%s: References %s: %v", filepath.Base(f), p, err)
+			}
+			if d := cmp.Diff(refs(es, p), refs(got, "*")); d != "" {
+				t.Errorf("%s: References %s (-Entries +References):\n%s", filepath.Base(f), p, d)
+			}
+		}
 		for _, en := range es {
 			if en.Param == "" || en.Kind == "" {
 				t.Errorf("%s: malformed entry %+v", filepath.Base(f), en)
