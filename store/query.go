@@ -51,7 +51,10 @@ type IndexEntry struct {
 type Query struct {
 	Tenant string
 	// Type restricts to one resource type; empty searches all types.
-	Type   string
+	Type string
+	// Types, when not empty, restricts to these types as well (a search
+	// across several types: _type).
+	Types  []string
 	Filter Expr
 	// Sort orders the matches; ties (and an empty Sort) fall back to type,
 	// then id, ascending.

@@ -131,7 +131,7 @@ func (s *Server) search(c *gin.Context) {
 		count = defaultPageSize
 	}
 	count = min(count, maxPageSize)
-	q := store.Query{Tenant: p.Tenant, Type: typ, Filter: sp.Filter, Sort: sp.Sort, Count: max(count, 1),
+	q := store.Query{Tenant: p.Tenant, Type: typ, Types: sp.Types, Filter: sp.Filter, Sort: sp.Sort, Count: max(count, 1),
 		Offset: sp.Offset, WantTotal: sp.Total != search.TotalNone || sp.Summary == search.SummaryCount}
 	if sp.Page != "" {
 		cur, back, err := s.cursor(c.Request.Context(), p.Tenant, sp.Page, sp.Sort)
@@ -161,8 +161,12 @@ func (s *Server) search(c *gin.Context) {
 	for _, k := range append(sp.Unknown, "_format", "_pretty") {
 		self.Del(k)
 	}
+	path := base // a search across types: [base]?_type=...
+	if typ != "" {
+		path += "/" + typ
+	}
 	link := func(rel string, v url.Values) {
-		b.Link = append(b.Link, bundleLink{rel, base + "/" + typ + queryString(v)})
+		b.Link = append(b.Link, bundleLink{rel, path + queryString(v)})
 	}
 	link("self", self)
 	if count > 0 {

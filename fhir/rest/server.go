@@ -100,6 +100,8 @@ func routeTable() []route {
 	return []route{
 		{http.MethodGet, "/metadata", "", "system", (*Server).capabilities},
 		{http.MethodGet, "/_history", "history-system", "system", (*Server).historySystem},
+		{http.MethodGet, "", "search-system", "system", (*Server).search},
+		{http.MethodPost, "/_search", "search-system", "system", (*Server).search},
 		{http.MethodGet, "/:type", "search-type", "type", (*Server).search},
 		{http.MethodPost, "/:type/_search", "search-type", "type", (*Server).search},
 		{http.MethodPost, "/:type", "create", "type", (*Server).create},

@@ -145,6 +145,13 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 	if err != nil {
 		return nil, err
 	}
+	if len(q.Types) > 0 {
+		in := bson.D{{Key: "type", Value: bson.D{{Key: "$in", Value: q.Types}}}}
+		if len(cond) > 0 {
+			in = bson.D{{Key: "$and", Value: bson.A{cond, in}}}
+		}
+		cond = in
+	}
 	count := q.Count
 	if count <= 0 {
 		count = 50

@@ -388,6 +388,13 @@ func (cp *compiler) where(q store.Query) (frag, bool, error) {
 	if q.Type != "" {
 		parts = append(parts, sqlf(plus+"c.type = ?", q.Type))
 	}
+	if len(q.Types) > 0 {
+		in := frag{sql: plus + "c.type IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(q.Types)), ", ") + ")"}
+		for _, t := range q.Types {
+			in.args = append(in.args, t)
+		}
+		parts = append(parts, in)
+	}
 	// The conjuncts that look only at entries are checked on the candidates
 	// before their rows are read: idx is clustered by pk and narrow, current
 	// holds the bodies.

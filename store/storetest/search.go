@@ -172,7 +172,7 @@ func (r *registry) position(v *store.Version, sort []store.SortKey) *store.Searc
 func (r *registry) oracle(q store.Query) ([]string, error) {
 	var vs []*store.Version
 	for _, v := range r.cur {
-		if v.Tenant != q.Tenant || v.Deleted || (q.Type != "" && v.Type != q.Type) {
+		if v.Tenant != q.Tenant || v.Deleted || (q.Type != "" && v.Type != q.Type) || (len(q.Types) > 0 && !slices.Contains(q.Types, v.Type)) {
 			continue
 		}
 		ok, err := store.Match(q.Filter, v, lookup{r, q.Tenant})
@@ -365,6 +365,7 @@ type searchCase struct {
 	name   string
 	tenant string // default h1
 	typ    string
+	types  []string
 	filter store.Expr
 	sort   []store.SortKey
 	want   []string
@@ -619,6 +620,9 @@ func searchCases() []searchCase {
 			sort: []store.SortKey{{Param: "date", Desc: true}}, want: pre("Procedure", "p2", "p1")},
 		{name: "sort across types", filter: store.Reference{Param: "subject", Type: "Patient", ID: "r1"}, sort: []store.SortKey{{Param: "date"}},
 			want: []string{"Procedure/p1", "AdverseEvent/ae1", "Observation/o1", "Procedure/p2", "Observation/o5"}},
+		{name: "several types", types: []string{"Procedure", "Observation"}, filter: store.Reference{Param: "subject", Type: "Patient", ID: "r1"},
+			sort: []store.SortKey{{Param: "date"}}, want: []string{"Procedure/p1", "Observation/o1", "Procedure/p2", "Observation/o5"}},
+		{name: "several types, no filter", types: []string{"AdverseEvent", "Nope"}, want: pre("AdverseEvent", "ae1", "ae2")},
 		{name: "sort by absent parameter", typ: "Patient", sort: []store.SortKey{{Param: "deceased", Desc: true}}, want: allPatients},
 	}
 }
@@ -631,7 +635,7 @@ func testSearch(t *testing.T, s store.Store) {
 			if tenant == "" {
 				tenant = "h1"
 			}
-			q := store.Query{Tenant: tenant, Type: tc.typ, Filter: tc.filter, Sort: tc.sort}
+			q := store.Query{Tenant: tenant, Type: tc.typ, Types: tc.types, Filter: tc.filter, Sort: tc.sort}
 			if want, err := r.oracle(q); err != nil {
 				t.Fatalf("store.Match: %v", err)
 			} else if d := cmp.Diff(tc.want, want); d != "" {

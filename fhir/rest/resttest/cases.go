@@ -510,6 +510,18 @@ func testMetadata(t *testing.T, newStore NewStore) {
 	if fmt.Sprint(codes) != wantCodes {
 		t.Errorf("Patient interactions %v, want %s", codes, wantCodes)
 	}
+	var system []string
+	for _, i := range rest0["interaction"].([]any) {
+		system = append(system, i.(map[string]any)["code"].(string))
+	}
+	if fmt.Sprint(system) != "[history-system search-system]" {
+		t.Errorf("system interactions %v, want [history-system search-system]", system)
+	}
+	for _, path := range []string{"/_history", "?_type=Patient"} {
+		if r := c.Do("GET", path, nil); r.Status != 200 {
+			t.Errorf("claimed system interaction GET %s answers %d", path, r.Status)
+		}
+	}
 	c.Do("PUT", "/Patient/p", []byte(`{"resourceType":"Patient","id":"p"}`))
 	probe := map[string][2]string{
 		"read": {"GET", "/Patient/p"}, "vread": {"GET", "/Patient/p/_history/1"}, "search-type": {"GET", "/Patient"},

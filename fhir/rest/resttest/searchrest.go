@@ -197,6 +197,32 @@ func testSearchREST(t *testing.T, newStore NewStore) {
 			t.Errorf("POST _search: %v", match)
 		}
 	})
+	t.Run("search across types", func(t *testing.T) {
+		for _, tc := range []struct{ method, path, body, want string }{
+			{"GET", "?_type=Patient,Organization&_id=p1,org1,wmt1", "", "[Organization/org1 Patient/p1]"},
+			{"GET", "?_id=p1,wmt1", "", "[Patient/p1 Procedure/wmt1]"},
+			{"GET", "?_type=Procedure&_id=p1,wmt1&_include=Procedure:subject", "", "[Procedure/wmt1]"},
+			{"POST", "/_search", "_type=Organization&_id=org1", "[Organization/org1]"},
+		} {
+			var r *Response
+			if tc.method == "POST" {
+				r = c.Do("POST", tc.path, []byte(tc.body), "Content-Type", "application/x-www-form-urlencoded")
+			} else {
+				r = c.Do("GET", tc.path, nil)
+			}
+			match, _, _ := bundleIDs(t, r)
+			sort.Strings(match)
+			if fmt.Sprint(match) != tc.want {
+				t.Errorf("%s %s %s: %v, want %s", tc.method, tc.path, tc.body, match, tc.want)
+			}
+			self := asList(r.JSON(t)["link"])[0].(map[string]any)["url"].(string)
+			if !strings.HasPrefix(self, c.Base+"?") {
+				t.Errorf("self link %s, want %s?...", self, c.Base)
+			}
+		}
+		outcome(t, c.Do("GET", "?_type=Nope", nil), 400, fhir.IssueInvalid)
+		outcome(t, c.Do("GET", "?gender=female", nil, "Prefer", "handling=strict"), 400, fhir.IssueNotSupported)
+	})
 	t.Run("strict handling", func(t *testing.T) {
 		outcome(t, c.Do("GET", "/Patient?colour=red", nil, "Prefer", "handling=strict"), 400, fhir.IssueNotSupported)
 		if r := c.Do("GET", "/Patient?colour=red", nil, "Prefer", "handling=lenient"); r.Status != 200 {
