@@ -130,16 +130,18 @@ type Or []Expr
 // Not matches when the operand does not (for :not and ne).
 type Not struct{ Expr Expr }
 
-// Token matches an entry of Param with this code and, when System is not nil,
-// this system (an empty *System matches only entries without a system). With
-// System set and Code empty it matches any code of that system (system|).
+// Token matches a token entry (Kind token, no other kind) of Param with this
+// code and, when System is not nil, this system (an empty *System matches only
+// entries without a system). With System set and Code empty it matches any
+// code of that system (system|).
 type Token struct {
 	Param  string
 	System *string
 	Code   string
 }
 
-// ID matches resources by logical id.
+// ID matches resources whose logical id is one of IDs (of any type the query
+// allows); an empty list matches nothing.
 type ID struct{ IDs []string }
 
 // StringMode is how a String leaf compares.
@@ -161,17 +163,18 @@ const (
 	Above
 )
 
-// String matches string, uri and token-text entries. Fields selects what is
-// compared: a string leaf compares Value (Prefix, Contains, Equal...) or Code
-// (Exact).
+// String matches entries of Param of any kind by text: every mode but Exact
+// compares the entry's Value, Exact its Code (see StringMode). Text is
+// compared as given: the caller normalises it as the entries were
+// (fhir/search).
 type String struct {
 	Param string
 	Mode  StringMode
 	Text  string
 }
 
-// Missing matches resources that have no entry of Param (Missing true) or at
-// least one (Missing false).
+// Missing matches resources that have no entry of Param, of any kind
+// (Missing true), or at least one (Missing false).
 type Missing struct {
 	Param   string
 	Missing bool
@@ -198,10 +201,12 @@ const (
 	GE
 )
 
-// Range matches an entry of Param for which every bound holds (the same
-// entry: a resource with two dates does not match a range that neither date
-// satisfies alone). For quantities System and Code, when not nil, must also
-// equal the entry's unit system and code.
+// Range matches a date, number or quantity entry of Param for which every
+// bound holds (the same entry: a resource with two dates does not match a
+// range that neither date satisfies alone); no bounds match any such entry.
+// For quantities System and Code, when not nil, must also equal the entry's
+// unit system and code. An op outside LT..GE is ErrInvalidQuery. Entries keep
+// Low <= High (the extractor guarantees it; backends rely on it).
 type Range struct {
 	Param  string
 	Bounds []Bound
@@ -210,7 +215,7 @@ type Range struct {
 }
 
 // Reference matches a reference entry of Param to Type/ID (Type empty: any
-// type), or, when URL is set, an entry whose Value equals URL.
+// type), or, when URL is set, a reference entry whose Value equals URL.
 type Reference struct {
 	Param string
 	Type  string
@@ -218,17 +223,19 @@ type Reference struct {
 	URL   string
 }
 
-// Chain matches resources with a reference entry of Param pointing to a
-// current resource of TargetType (same tenant) that matches Filter
-// (subject:Patient.name=x).
+// Chain matches resources with a relative reference entry of Param pointing
+// to a current, non-deleted resource of TargetType (empty: whatever type the
+// entry names) of the same tenant that matches Filter
+// (subject:Patient.name=x). References to absent resources never match.
 type Chain struct {
 	Param      string
 	TargetType string
 	Filter     Expr
 }
 
-// Has matches resources referred to, through Param, by a current resource of
-// Type (same tenant) that matches Filter (_has:Type:param:...).
+// Has matches resources referred to, through a reference entry of Param, by
+// a current, non-deleted resource of Type (same tenant) that matches Filter
+// (_has:Type:param:...); a nil Filter asks only for such a referrer.
 type Has struct {
 	Type   string
 	Param  string
@@ -236,8 +243,10 @@ type Has struct {
 }
 
 // Composite matches when one composite value (a Group of entries) satisfies
-// every component expression; Components[i] is tested against entries of
-// Param "$<i>" of the same group.
+// every component expression: Components[i] is evaluated with only the
+// entries of Param "<Param>$<i>" of that group visible, so its leaves name
+// that component parameter (code-value-quantity$0). A leaf inside that looks
+// elsewhere (Chain, Has, ID) sees what it sees at top level.
 type Composite struct {
 	Param      string
 	Components []Expr
