@@ -245,8 +245,8 @@ type Has struct {
 // Composite matches when one composite value (a Group of entries) satisfies
 // every component expression: Components[i] is evaluated with only the
 // entries of Param "<Param>$<i>" of that group visible, so its leaves name
-// that component parameter (code-value-quantity$0). A leaf inside that looks
-// elsewhere (Chain, Has, ID) sees what it sees at top level.
+// that component parameter (code-value-quantity$0). ID and Has inside look
+// at the resource itself, as at top level.
 type Composite struct {
 	Param      string
 	Components []Expr
