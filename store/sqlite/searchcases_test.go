@@ -7,4 +7,4 @@ import (
 )
 
 // TestSearchCases runs the hand-worked search table over all the official examples.
-func TestSearchCases(t *testing.T) { resttest.RunSearchCases(t, openStore, nil) }
+func TestSearchCases(t *testing.T) { resttest.RunSearchCases(t, openStore) }
