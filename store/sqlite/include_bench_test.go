@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/fmtbank/cmts/auth"
-	"github.com/fmtbank/cmts/fhir"
 	"github.com/fmtbank/cmts/fhir/rest"
+	"github.com/fmtbank/cmts/fhir/rest/resttest"
 	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/fmtbank/cmts/store"
 )
@@ -81,19 +81,7 @@ func withoutIncludes(query string) string {
 // benchAPI is the REST handler over the benchmark store, as the benchmark
 // tenant.
 func benchAPI(tb testing.TB, s *Store) http.Handler {
-	codec, err := fhir.NewCodec()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	engine, err := search.New()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	api, err := rest.New(rest.Options{Store: s, Codec: codec, Indexer: engine, Auth: auth.Insecure{Tenant: benchTenant}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return api
+	return resttest.Handler(tb, s, func(o *rest.Options) { o.Auth = auth.Insecure{Tenant: benchTenant} })
 }
 
 // searchset is what the benchmark reads of an answer.

@@ -37,6 +37,15 @@ type Options func(*rest.Options)
 // with authentication off (tenant "t1" unless opts say otherwise).
 func Serve(t testing.TB, st store.Store, opts ...Options) *Client {
 	t.Helper()
+	srv := httptest.NewServer(Handler(t, st, opts...))
+	t.Cleanup(srv.Close)
+	return &Client{t: t, Base: srv.URL + "/fhir", HTTP: srv.Client()}
+}
+
+// Handler is the REST API over st, as Serve serves it, for in-process use
+// (benchmarks without a network).
+func Handler(t testing.TB, st store.Store, opts ...Options) http.Handler {
+	t.Helper()
 	codec, err := fhir.NewCodec()
 	if err != nil {
 		t.Fatal(err)
@@ -53,9 +62,7 @@ func Serve(t testing.TB, st store.Store, opts ...Options) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-	return &Client{t: t, Base: srv.URL + "/fhir", HTTP: srv.Client()}
+	return api
 }
 
 // Response is a finished exchange.
