@@ -46,14 +46,7 @@ func Serve(t testing.TB, st store.Store, opts ...Options) *Client {
 // (benchmarks without a network).
 func Handler(t testing.TB, st store.Store, opts ...Options) http.Handler {
 	t.Helper()
-	codec, err := fhir.NewCodec()
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := search.New()
-	if err != nil {
-		t.Fatal(err)
-	}
+	codec, engine := codecAndEngine(t)
 	o := rest.Options{Store: st, Codec: codec, Indexer: engine, Auth: auth.Insecure{Tenant: "t1"}}
 	for _, f := range opts {
 		f(&o)
@@ -177,4 +170,18 @@ func outcome(t *testing.T, r *Response, status int, code fhir.IssueType) map[str
 		t.Errorf("issue code %v, want %s; body %s", first["code"], code, r.Body)
 	}
 	return first
+}
+
+// codecAndEngine builds the codec and the search engine the server uses.
+func codecAndEngine(t testing.TB) (*fhir.Codec, *search.Engine) {
+	t.Helper()
+	codec, err := fhir.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := search.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return codec, engine
 }

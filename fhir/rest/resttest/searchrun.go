@@ -127,14 +127,7 @@ func (g searchGroup) typeSet() map[string]bool {
 // the order of their first case.
 func searchCaseGroups(t *testing.T) []searchGroup {
 	t.Helper()
-	codec, err := fhir.NewCodec()
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := search.New()
-	if err != nil {
-		t.Fatal(err)
-	}
+	codec, engine := codecAndEngine(t)
 	refs := &refTargets{t: t, engine: engine, seen: map[string][]string{}}
 	var groups []searchGroup
 	at := map[string]int{}
