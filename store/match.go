@@ -268,29 +268,43 @@ func sortKey(v *Version, k SortKey) (string, bool) {
 	return best, found
 }
 
-// Less reports whether a sorts before b in a search's page order: by each key
-// in turn (see SortKey: ascending by the smallest value, descending by the
-// largest, resources without a value last either way), then by type and id
-// ascending.
-func Less(a, b *Version, keys []SortKey) bool {
+// Less reports whether a sorts before b in a search's page order (see
+// Compare).
+func Less(a, b *Version, keys []SortKey) bool { return Compare(a, b, keys) < 0 }
+
+// Compare orders a and b in a search's page order, for slices.SortFunc: by
+// each key in turn (see SortKey: ascending by the smallest value, descending
+// by the largest, resources without a value last either way), then by type
+// and id ascending.
+func Compare(a, b *Version, keys []SortKey) int {
 	for _, k := range keys {
 		va, oka := sortKey(a, k)
 		vb, okb := sortKey(b, k)
-		switch {
-		case oka != okb:
-			return oka
-		case !oka || va == vb:
-			continue
-		case k.Desc:
-			return va > vb
-		default:
-			return va < vb
+		if c := compareKey(va, oka, vb, okb, k.Desc); c != 0 {
+			return c
 		}
 	}
-	if a.Type != b.Type {
-		return a.Type < b.Type
+	if c := strings.Compare(a.Type, b.Type); c != 0 {
+		return c
 	}
-	return a.ID < b.ID
+	return strings.Compare(a.ID, b.ID)
+}
+
+// compareKey orders two resources' values of one sort key (ok false: none,
+// which sorts last).
+func compareKey(a string, oka bool, b string, okb bool, desc bool) int {
+	switch {
+	case oka != okb && oka:
+		return -1
+	case oka != okb:
+		return 1
+	case !oka || a == b:
+		return 0
+	case (a < b) != desc:
+		return -1
+	default:
+		return 1
+	}
 }
 
 // PositionOf returns v's position in the page order of keys, from its index
@@ -310,18 +324,12 @@ func PositionOf(v *Version, keys []SortKey) *SearchCursor {
 func (c *SearchCursor) Compare(v *Version, keys []SortKey) int {
 	for i, k := range keys {
 		s, ok := sortKey(v, k)
-		at := c.Keys[i]
-		switch {
-		case ok && at == nil:
-			return -1 // values before the missing
-		case !ok && at != nil:
-			return 1
-		case !ok || s == *at:
-			continue
-		case (s < *at) != k.Desc:
-			return -1
-		default:
-			return 1
+		at := ""
+		if c.Keys[i] != nil {
+			at = *c.Keys[i]
+		}
+		if r := compareKey(s, ok, at, c.Keys[i] != nil, k.Desc); r != 0 {
+			return r
 		}
 	}
 	if r := strings.Compare(v.Type, c.Type); r != 0 {

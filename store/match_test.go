@@ -366,15 +366,7 @@ func TestLess(t *testing.T) {
 			vs := slices.Clone(all)
 			// Reverse first, so a sort that does nothing cannot pass.
 			slices.Reverse(vs)
-			slices.SortStableFunc(vs, func(a, b *store.Version) int {
-				switch {
-				case store.Less(a, b, tc.keys):
-					return -1
-				case store.Less(b, a, tc.keys):
-					return 1
-				}
-				return 0
-			})
+			slices.SortStableFunc(vs, func(a, b *store.Version) int { return store.Compare(a, b, tc.keys) })
 			var got []string
 			for _, v := range vs {
 				got = append(got, v.Type+"/"+v.ID)

@@ -162,15 +162,7 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 		if err != nil {
 			return nil, err
 		}
-		slices.SortFunc(vs, func(a, b *store.Version) int {
-			switch {
-			case store.Less(a, b, q.Sort):
-				return -1
-			case store.Less(b, a, q.Sort):
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(vs, func(a, b *store.Version) int { return store.Compare(a, b, q.Sort) })
 		if q.WantTotal {
 			page.Total = len(vs)
 		}

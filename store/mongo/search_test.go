@@ -147,15 +147,7 @@ func TestSearchRandom(t *testing.T) {
 				want = append(want, v)
 			}
 		}
-		slices.SortFunc(want, func(a, b *store.Version) int {
-			switch {
-			case store.Less(a, b, q.Sort):
-				return -1
-			case store.Less(b, a, q.Sort):
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(want, func(a, b *store.Version) int { return store.Compare(a, b, q.Sort) })
 		p, err := s.Search(ctx, q)
 		if err != nil {
 			t.Fatalf("Search(%#v): %v", q.Filter, err)

@@ -183,15 +183,7 @@ func (r *registry) oracle(q store.Query) ([]string, error) {
 			vs = append(vs, v)
 		}
 	}
-	slices.SortFunc(vs, func(a, b *store.Version) int {
-		switch {
-		case store.Less(a, b, q.Sort):
-			return -1
-		case store.Less(b, a, q.Sort):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(vs, func(a, b *store.Version) int { return store.Compare(a, b, q.Sort) })
 	return refs(vs), nil
 }
 
