@@ -268,6 +268,15 @@ func sortKey(v *Version, k SortKey) (string, bool) {
 	return best, found
 }
 
+// RefersTo reports whether v has a reference entry of param to
+// targetType/targetID: what a Lookup's Referrers selects among the referrers'
+// type.
+func RefersTo(v *Version, param, targetType, targetID string) bool {
+	return anyEntry(v.Index, param, func(x *IndexEntry) bool {
+		return x.Kind == KindReference && x.System == targetType && x.Code == targetID
+	})
+}
+
 // Less reports whether a sorts before b in a search's page order (see
 // Compare).
 func Less(a, b *Version, keys []SortKey) bool { return Compare(a, b, keys) < 0 }

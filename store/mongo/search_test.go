@@ -177,11 +177,8 @@ func (m lookupMap) Referrers(typ, param, targetType, targetID string) ([]*store.
 		if v.Type != typ || v.Deleted {
 			continue
 		}
-		for _, x := range v.Index {
-			if x.Param == param && x.Kind == store.KindReference && x.System == targetType && x.Code == targetID {
-				out = append(out, v)
-				break
-			}
+		if store.RefersTo(v, param, targetType, targetID) {
+			out = append(out, v)
 		}
 	}
 	return out, nil
