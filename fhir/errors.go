@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/fmtbank/cmts/store"
 	"golang.org/x/text/language"
@@ -34,6 +35,7 @@ const (
 	IssueException    IssueType = "exception"
 	IssueProcessing   IssueType = "processing"
 	IssueInformation  IssueType = "informational"
+	IssueTooCostly    IssueType = "too-costly"
 )
 
 // Message is a text in both languages the server speaks.
@@ -144,10 +146,15 @@ func TooLarge(limit int64) *Error {
 		WithDiagnostics("limit " + itoa(limit) + " bytes")
 }
 
-// UnsupportedMediaType: the body's Content-Type is not one we read.
-func UnsupportedMediaType(ct string) *Error {
+// UnsupportedMediaType: the body's Content-Type is not one we read here;
+// accepted names what this interaction reads (application/fhir+json if none).
+func UnsupportedMediaType(ct string, accepted ...string) *Error {
+	if len(accepted) == 0 {
+		accepted = []string{"application/fhir+json"}
+	}
+	want := strings.Join(accepted, " or ")
 	return newError(http.StatusUnsupportedMediaType, IssueNotSupported,
-		"Unsupported content type '"+ct+"'; send application/fhir+json", "不支持的内容类型 '"+ct+"'，请使用 application/fhir+json")
+		"Unsupported content type '"+ct+"'; send "+want, "不支持的内容类型 '"+ct+"'，请使用 "+want)
 }
 
 // NotAcceptable: the client asked for a format we do not write.
@@ -172,6 +179,13 @@ func Unauthorized(en, zh string) *Error { return newError(http.StatusUnauthorize
 func Unavailable() *Error {
 	return newError(http.StatusServiceUnavailable, IssueTransient,
 		"The database is unavailable; try again later", "数据库暂时不可用，请稍后重试")
+}
+
+// Busy: the server is at its bound of concurrent requests; the client may
+// retry after a moment.
+func Busy() *Error {
+	return newError(http.StatusServiceUnavailable, IssueTransient,
+		"The server is busy; try again shortly", "服务器繁忙，请稍后重试")
 }
 
 // NotSupported: a feature this server does not offer (yet).

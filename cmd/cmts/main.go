@@ -35,7 +35,11 @@ commands:
   serve    run the FHIR server (cmts serve -h for flags)
   reindex  rebuild the search index entries of every resource (after an upgrade
            that changes search parameters; cmts reindex -h for flags)
-  version  print the version
+  version  print the version (also: cmts --version)
+
+Every flag has an environment twin: CMTS_ and the flag's name in capitals,
+dashes as underscores (--max-body: CMTS_MAX_BODY); a flag given on the command
+line wins over its twin.
 `
 
 // run dispatches the subcommand and returns the exit code.
@@ -69,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "reindex":
 		return runReindex(ctx, args[1:], stderr)
-	case "version":
+	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, version)
 		return 0
 	case "help", "-h", "--help":

@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fmtbank/cmts/fhir/search"
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestMain lets the test binary act as the cmts command, so process-level
@@ -29,6 +32,17 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// defaultConfig is serve's configuration with no flags or env, changed by
+// edit.
+func defaultConfig(edit func(*Config)) Config {
+	c := Config{Addr: "127.0.0.1:8080", Data: "./data", MongoDB: "cmts", LogLevel: "info", MaxBody: 16 << 20, DefaultTenant: "default",
+		ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute, MaxConcurrent: 64, Search: search.DefaultLimits}
+	if edit != nil {
+		edit(&c)
+	}
+	return c
+}
+
 func TestParseFlags(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -37,13 +51,34 @@ func TestParseFlags(t *testing.T) {
 		want    Config
 		wantErr string
 	}{
-		{name: "defaults", want: Config{Addr: "127.0.0.1:8080", Data: "./data", MongoDB: "cmts", LogLevel: "info", MaxBody: 16 << 20, DefaultTenant: "default"}},
-		{name: "flags", args: []string{"--addr", "127.0.0.1:9000", "--data", "/tmp/x", "--mongo-uri", "mongodb://h", "--mongo-db", "reg", "--base-url", "https://fhir.example/fhir", "--insecure-no-auth", "--log-level", "debug"},
-			want: Config{Addr: "127.0.0.1:9000", Data: "/tmp/x", MongoURI: "mongodb://h", MongoDB: "reg", BaseURL: "https://fhir.example/fhir", InsecureNoAuth: true, LogLevel: "debug", MaxBody: 16 << 20, DefaultTenant: "default"}},
-		{name: "env twins", env: map[string]string{"CMTS_ADDR": "[::1]:7000", "CMTS_DATA": "/srv/cmts", "CMTS_MONGO_URI": "mongodb://e", "CMTS_MONGO_DB": "x", "CMTS_BASE_URL": "http://b/fhir", "CMTS_INSECURE_NO_AUTH": "true", "CMTS_LOG_LEVEL": "warn", "CMTS_MAX_BODY": "1024"},
-			want: Config{Addr: "[::1]:7000", Data: "/srv/cmts", MongoURI: "mongodb://e", MongoDB: "x", BaseURL: "http://b/fhir", InsecureNoAuth: true, LogLevel: "warn", MaxBody: 1024, DefaultTenant: "default"}},
+		{name: "defaults", want: defaultConfig(nil)},
+		{name: "flags", args: []string{"--addr", "127.0.0.1:9000", "--data", "/tmp/x", "--mongo-uri", "mongodb://h", "--mongo-db", "reg", "--base-url", "https://fhir.example/fhir", "--insecure-no-auth", "--log-level", "debug",
+			"--read-timeout", "5s", "--write-timeout", "1m30s", "--idle-timeout", "10s", "--max-concurrent", "8", "--max-search-values", "10", "--max-sort-keys", "2"},
+			want: defaultConfig(func(c *Config) {
+				c.Addr, c.Data, c.MongoURI, c.MongoDB, c.BaseURL, c.InsecureNoAuth, c.LogLevel = "127.0.0.1:9000", "/tmp/x", "mongodb://h", "reg", "https://fhir.example/fhir", true, "debug"
+				c.ReadTimeout, c.WriteTimeout, c.IdleTimeout, c.MaxConcurrent = 5*time.Second, 90*time.Second, 10*time.Second, 8
+				c.Search.MaxValues, c.Search.MaxSortKeys = 10, 2
+			})},
+		{name: "env twins", env: map[string]string{"CMTS_ADDR": "[::1]:7000", "CMTS_DATA": "/srv/cmts", "CMTS_MONGO_URI": "mongodb://e", "CMTS_MONGO_DB": "x", "CMTS_BASE_URL": "http://b/fhir", "CMTS_INSECURE_NO_AUTH": "true", "CMTS_LOG_LEVEL": "warn", "CMTS_MAX_BODY": "1024",
+			"CMTS_READ_TIMEOUT": "3s", "CMTS_MAX_SEARCH_TERMS": "50"},
+			want: defaultConfig(func(c *Config) {
+				c.Addr, c.Data, c.MongoURI, c.MongoDB, c.BaseURL, c.InsecureNoAuth, c.LogLevel, c.MaxBody = "[::1]:7000", "/srv/cmts", "mongodb://e", "x", "http://b/fhir", true, "warn", 1024
+				c.ReadTimeout, c.Search.MaxTerms = 3*time.Second, 50
+			})},
+		{name: "env booleans as strconv.ParseBool", env: map[string]string{"CMTS_INSECURE_NO_AUTH": "1"},
+			want: defaultConfig(func(c *Config) { c.InsecureNoAuth = true })},
+		{name: "env boolean TRUE", env: map[string]string{"CMTS_INSECURE_NO_AUTH": "TRUE"},
+			want: defaultConfig(func(c *Config) { c.InsecureNoAuth = true })},
 		{name: "flag beats env", args: []string{"--addr", "localhost:1"}, env: map[string]string{"CMTS_ADDR": "127.0.0.1:2"},
-			want: Config{Addr: "localhost:1", Data: "./data", MongoDB: "cmts", LogLevel: "info", MaxBody: 16 << 20, DefaultTenant: "default"}},
+			want: defaultConfig(func(c *Config) { c.Addr = "localhost:1" })},
+		{name: "flag beats env boolean", args: []string{"--insecure-no-auth=false"}, env: map[string]string{"CMTS_INSECURE_NO_AUTH": "true"},
+			want: defaultConfig(nil)},
+		{name: "bad env number", env: map[string]string{"CMTS_MAX_BODY": "16MB"}, wantErr: "CMTS_MAX_BODY"},
+		{name: "bad env boolean", env: map[string]string{"CMTS_INSECURE_NO_AUTH": "yes"}, wantErr: "CMTS_INSECURE_NO_AUTH"},
+		{name: "bad env duration", env: map[string]string{"CMTS_READ_TIMEOUT": "60"}, wantErr: "CMTS_READ_TIMEOUT"},
+		{name: "zero limit", args: []string{"--max-sort-keys", "0"}, wantErr: "--max-sort-keys"},
+		{name: "negative body limit", env: map[string]string{"CMTS_MAX_BODY": "-1"}, wantErr: "--max-body"},
+		{name: "zero timeout", args: []string{"--write-timeout", "0s"}, wantErr: "--write-timeout"},
 		{name: "insecure on a public address", args: []string{"--insecure-no-auth", "--addr", "0.0.0.0:8080"}, wantErr: "refuses the non-loopback address"},
 		{name: "insecure on all interfaces", args: []string{"--insecure-no-auth", "--addr", ":8080"}, wantErr: "refuses the non-loopback address"},
 		{name: "public address without an identity provider", args: []string{"--addr", "10.1.2.3:8080"}, wantErr: "no identity provider"},
@@ -66,10 +101,23 @@ func TestParseFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.Config != tc.want {
-				t.Errorf("config\n got %+v\nwant %+v", m.Config, tc.want)
+			if diff := cmp.Diff(tc.want, m.Config); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestHelpNamesEnvTwins: -help lists each flag with its environment twin.
+func TestHelpNamesEnvTwins(t *testing.T) {
+	var errb bytes.Buffer
+	if code := run(context.Background(), []string{"serve", "-help"}, io.Discard, &errb); code != 0 {
+		t.Fatalf("serve -help: exit %d", code)
+	}
+	for _, want := range []string{"(env CMTS_ADDR)", "(env CMTS_MAX_BODY)", "(env CMTS_INSECURE_NO_AUTH)", "(env CMTS_READ_TIMEOUT)"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("serve -help does not mention %s:\n%s", want, errb.String())
+		}
 	}
 }
 
@@ -85,8 +133,11 @@ func TestRunCommands(t *testing.T) {
 		t.Errorf("insecure public serve: exit %d, want 2", code)
 	}
 	out.Reset()
-	if code := run(context.Background(), []string{"version"}, &out, &errb); code != 0 || out.String() != "dev\n" {
-		t.Errorf("version: %d %q", code, out.String())
+	for _, v := range []string{"version", "--version", "-version"} {
+		out.Reset()
+		if code := run(context.Background(), []string{v}, &out, &errb); code != 0 || out.String() != "dev\n" {
+			t.Errorf("%s: %d %q", v, code, out.String())
+		}
 	}
 }
 
@@ -373,5 +424,45 @@ func TestSIGTERMFinishesInFlight(t *testing.T) {
 	c2 := startChild(t, dir)
 	if code, _, _ := do(t, "GET", c2.base+"/fhir/Patient/inflight", ""); code != 200 {
 		t.Errorf("in-flight write not stored: %d", code)
+	}
+}
+
+// TestSIGTERMCutsStalledUpload: a body that stops arriving does not hold the
+// shutdown for its 30 s drain period (nor --read-timeout): after a short grace
+// the upload is cut off, nothing of it is stored, and the server exits.
+func TestSIGTERMCutsStalledUpload(t *testing.T) {
+	dir := t.TempDir()
+	c := startChild(t, dir)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequest("PUT", c.base+"/fhir/Patient/stalled", pr)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	go func() {
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	io.WriteString(pw, `{"resourceType":"Patient",`)
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- c.cmd.Wait() }()
+	select {
+	case err := <-waitErr:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, c.log())
+		}
+	case <-time.After(25 * time.Second):
+		// The drain period is 30 s: getting here means the stalled upload
+		// held the shutdown.
+		t.Fatalf("server still running 25 s after SIGTERM with a stalled upload\n%s", c.log())
+	}
+	t.Logf("exited %v after SIGTERM", time.Since(start).Round(100*time.Millisecond))
+	c2 := startChild(t, dir)
+	if code, _, _ := do(t, "GET", c2.base+"/fhir/Patient/stalled", ""); code != 404 {
+		t.Errorf("the cut-off upload was stored: %d", code)
 	}
 }

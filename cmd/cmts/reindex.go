@@ -11,6 +11,7 @@ import (
 
 	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/fmtbank/cmts/store"
+	"github.com/fmtbank/cmts/store/sqlite"
 )
 
 // reindexBatch is how many resources one Scan reads.
@@ -23,14 +24,19 @@ func runReindex(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("reindex", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c Config
-	fs.StringVar(&c.Data, "data", env("data", "./data"), "data directory of the embedded store")
-	fs.StringVar(&c.MongoURI, "mongo-uri", env("mongo-uri", ""), "MongoDB URI (instead of the embedded store)")
-	fs.StringVar(&c.MongoDB, "mongo-db", env("mongo-db", "cmts"), "MongoDB database name")
-	if err := fs.Parse(args); err != nil {
+	storeFlags(fs, &c)
+	if err := parseWithEnv(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintln(stderr, "cmts reindex:", err)
 		return 2
+	}
+	if c.MongoURI == "" && !sqlite.Exists(c.Data) {
+		// Reindexing nothing would create an empty store and report success:
+		// a mistyped --data deserves an error.
+		fmt.Fprintf(stderr, "cmts reindex: no store in %s (give --data the directory the server uses)\n", c.Data)
+		return 1
 	}
 	st, err := openStore(ctx, c)
 	if err != nil {

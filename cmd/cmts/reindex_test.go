@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,5 +52,18 @@ func TestReindex(t *testing.T) {
 	}
 	if body := search(); !strings.Contains(body, `"total":1`) || !strings.Contains(body, `"id":"p1202"`) {
 		t.Fatalf("after reindex: %s", body)
+	}
+}
+
+// TestReindexNoStore: reindex of a directory without a store is an error,
+// and creates nothing there.
+func TestReindexNoStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "typo")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"reindex", "--data", dir}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "no store") {
+		t.Fatalf("reindex of %s: exit %d, %q", dir, code, errb.String())
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("reindex created %s", dir)
 	}
 }

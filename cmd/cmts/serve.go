@@ -34,6 +34,19 @@ type Config struct {
 	MaxBody        int64
 	// DefaultTenant is the tenant of every request under --insecure-no-auth.
 	DefaultTenant string
+
+	// ReadTimeout bounds reading a whole request, body included, so a body
+	// trickling in at a byte a second cannot hold a connection for ever.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds serving a request and writing its answer, so a
+	// client that never reads cannot hold the answer's memory for ever.
+	WriteTimeout time.Duration
+	// IdleTimeout closes keep-alive connections with no request.
+	IdleTimeout time.Duration
+	// MaxConcurrent bounds the FHIR requests served at once.
+	MaxConcurrent int
+	// Search bounds the cost of one search.
+	Search search.Limits
 }
 
 // Main is the server the binary runs; end-to-end tests run the same one.
@@ -45,6 +58,7 @@ type Main struct {
 	store    store.Store
 	listener net.Listener
 	server   *http.Server
+	uploads  *uploads
 }
 
 // NewMain returns a Main that logs to stderr.
@@ -52,41 +66,73 @@ func NewMain(stderr io.Writer) *Main { return &Main{stderr: stderr} }
 
 // ParseFlags reads flags; each flag's default comes from its env twin
 // CMTS_<FLAG> (dashes to underscores), so an explicit flag wins over the env.
+// A value that does not parse is an error, from the env as from a flag.
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(m.stderr)
 	c := &m.Config
-	fs.StringVar(&c.Addr, "addr", env("addr", "127.0.0.1:8080"), "listen address")
-	fs.StringVar(&c.Data, "data", env("data", "./data"), "data directory of the embedded store")
-	fs.StringVar(&c.MongoURI, "mongo-uri", env("mongo-uri", ""), "MongoDB URI; switches from the embedded store to MongoDB")
-	fs.StringVar(&c.MongoDB, "mongo-db", env("mongo-db", "cmts"), "MongoDB database name")
-	fs.StringVar(&c.BaseURL, "base-url", env("base-url", ""), "public FHIR base URL (default: derived from each request)")
-	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", env("insecure-no-auth", "false") == "true", "no authentication (development only; loopback addresses only)")
-	fs.StringVar(&c.LogLevel, "log-level", env("log-level", "info"), "debug, info, warn or error")
-	fs.Int64Var(&c.MaxBody, "max-body", envInt("max-body", rest.DefaultMaxBody), "largest request body in bytes")
-	fs.StringVar(&c.DefaultTenant, "tenant", env("tenant", "default"), "tenant of requests under --insecure-no-auth")
+	storeFlags(fs, c)
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
+	fs.StringVar(&c.BaseURL, "base-url", "", "public FHIR base URL for links (needed on a non-loopback address; default: the request's loopback host)")
+	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "no authentication (development only; loopback addresses only)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Int64Var(&c.MaxBody, "max-body", rest.DefaultMaxBody, "largest request body in bytes")
+	fs.StringVar(&c.DefaultTenant, "tenant", "default", "tenant of requests under --insecure-no-auth")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", time.Minute, "longest time to read a request, body included")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 2*time.Minute, "longest time to serve a request and write its answer")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", time.Minute, "how long an idle keep-alive connection stays open")
+	fs.IntVar(&c.MaxConcurrent, "max-concurrent", rest.DefaultMaxConcurrent, "FHIR requests served at once; more wait briefly, then get 503")
+	sl := &c.Search
+	fs.IntVar(&sl.MaxValues, "max-search-values", search.DefaultLimits.MaxValues, "comma-separated values in one search parameter")
+	fs.IntVar(&sl.MaxTerms, "max-search-terms", search.DefaultLimits.MaxTerms, "search values of all parameters together")
+	fs.IntVar(&sl.MaxParams, "max-search-params", search.DefaultLimits.MaxParams, "search parameters (repeats included) in one search")
+	fs.IntVar(&sl.MaxSortKeys, "max-sort-keys", search.DefaultLimits.MaxSortKeys, "keys in _sort")
+	fs.IntVar(&sl.MaxIncludes, "max-includes", search.DefaultLimits.MaxIncludes, "_include and _revinclude values in one search")
+	if err := parseWithEnv(fs, args); err != nil {
+		return err
+	}
+	return c.check()
+}
+
+// storeFlags are the flags that choose the store, shared by every command
+// that opens one.
+func storeFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.Data, "data", "./data", "data directory of the embedded store")
+	fs.StringVar(&c.MongoURI, "mongo-uri", "", "MongoDB URI; switches from the embedded store to MongoDB")
+	fs.StringVar(&c.MongoDB, "mongo-db", "cmts", "MongoDB database name")
+}
+
+// envName is a flag's environment twin: CMTS_ and the name in capitals,
+// dashes as underscores.
+func envName(flagName string) string {
+	return "CMTS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseWithEnv sets each flag from its env twin, then from args (so a flag
+// wins), and names the twins in -help. Each value goes through the flag's
+// own parser: a bad CMTS_* value is an error, not the default, and a
+// boolean takes what strconv.ParseBool takes.
+func parseWithEnv(fs *flag.FlagSet, args []string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		f.Usage += " (env " + name + ")"
+		if v, ok := os.LookupEnv(name); ok && err == nil {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, serr)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	return c.check()
-}
-
-func env(name, def string) string {
-	if v, ok := os.LookupEnv("CMTS_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); ok {
-		return v
-	}
-	return def
-}
-
-func envInt(name string, def int64) int64 {
-	var n int64
-	if _, err := fmt.Sscan(env(name, ""), &n); err == nil {
-		return n
-	}
-	return def
+	return nil
 }
 
 // check refuses configurations that would expose data: until an identity
@@ -96,6 +142,24 @@ func (c *Config) check() error {
 	host, _, err := net.SplitHostPort(c.Addr)
 	if err != nil {
 		return fmt.Errorf("--addr %q: %w", c.Addr, err)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--read-timeout", c.ReadTimeout}, {"--write-timeout", c.WriteTimeout}, {"--idle-timeout", c.IdleTimeout}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s must be positive, not %v", d.name, d.v)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{{"--max-body", c.MaxBody}, {"--max-concurrent", int64(c.MaxConcurrent)}, {"--max-search-values", int64(c.Search.MaxValues)},
+		{"--max-search-terms", int64(c.Search.MaxTerms)}, {"--max-search-params", int64(c.Search.MaxParams)},
+		{"--max-sort-keys", int64(c.Search.MaxSortKeys)}, {"--max-includes", int64(c.Search.MaxIncludes)}} {
+		if n.v <= 0 {
+			return fmt.Errorf("%s must be positive, not %d", n.name, n.v)
+		}
 	}
 	if !isLoopback(host) {
 		if c.InsecureNoAuth {
@@ -140,9 +204,11 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	engine.Limits = m.Config.Search
 	api, err := rest.New(rest.Options{
 		Store: m.store, Codec: codec, Indexer: engine, Auth: authn,
 		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Logger: m.logger, Version: version,
+		MaxConcurrent: m.Config.MaxConcurrent,
 	})
 	if err != nil {
 		return err
@@ -151,7 +217,15 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.server = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn)}
+	m.uploads = newUploads()
+	m.server = &http.Server{
+		Handler:           m.uploads.wrap(api),
+		ReadHeaderTimeout: min(10*time.Second, m.Config.ReadTimeout),
+		ReadTimeout:       m.Config.ReadTimeout,
+		WriteTimeout:      m.Config.WriteTimeout,
+		IdleTimeout:       m.Config.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
+	}
 	return nil
 }
 
@@ -174,6 +248,10 @@ func openStore(ctx context.Context, c Config) (store.Store, error) {
 // URL is the server's root URL (the listener's real address).
 func (m *Main) URL() string { return "http://" + m.listener.Addr().String() }
 
+// uploadGrace is how long a shutdown waits for request bodies still
+// arriving; a client that sends in time is served, a stalled one is cut off.
+const uploadGrace = 3 * time.Second
+
 // Run serves until ctx ends, then stops accepting, lets in-flight requests
 // finish (up to 30 s) and returns.
 func (m *Main) Run(ctx context.Context) error {
@@ -190,6 +268,9 @@ func (m *Main) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	m.logger.Info("shutting down")
+	// Requests whose bodies are still arriving would hold the drain for up
+	// to --read-timeout; they get a short grace, the rest finish.
+	m.uploads.cutOff(uploadGrace)
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := m.server.Shutdown(sctx)

@@ -106,7 +106,12 @@ func (s *Server) historyInstance(c *gin.Context) {
 }
 
 func (s *Server) history(c *gin.Context, typ, id string) {
-	params := c.Request.URL.Query()
+	qs := queryOf(c)
+	if len(qs.unreadable) > 0 {
+		s.fail(c, qs.unreadableError())
+		return
+	}
+	params := qs.values
 	q := store.HistoryQuery{Tenant: principal(c).Tenant, Type: typ, ID: id}
 	var err error
 	if q.Count, err = pageSize(c, params); err != nil {

@@ -22,7 +22,9 @@ import (
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 
 func checkID(id string) error {
-	if !idPattern.MatchString(id) {
+	// "." and ".." are valid by the pattern but are path segments: a
+	// Location such as Patient/../_history/3 would point elsewhere.
+	if !idPattern.MatchString(id) || strings.Trim(id, ".") == "" {
 		return fhir.Invalid(fhir.IssueValue, "The id '"+id+"' is not a valid FHIR id (A-Z a-z 0-9 - . up to 64)",
 			"id '"+id+"' 不是合法的 FHIR id（仅限 A-Z a-z 0-9 - .，最长 64 位）").WithExpression("id")
 	}
@@ -59,6 +61,9 @@ func (s *Server) save(ctx context.Context, p *fhir.Principal, res *fhir.Resource
 	if cur != nil {
 		prev = cur.VersionID
 	}
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
 	v := store.Version{Tenant: p.Tenant, Type: res.Type, ID: id, VersionID: prev + 1, LastUpdated: s.now()}
 	res.SetID(id)
 	res.SetMeta(strconv.FormatInt(v.VersionID, 10), v.LastUpdated)
@@ -71,6 +76,13 @@ func (s *Server) save(ctx context.Context, p *fhir.Principal, res *fhir.Resource
 		return nil, err
 	}
 	if err := s.opts.Store.Put(ctx, store.Write{PrevVersion: prev, Version: v}); err != nil {
+		if prev == 0 && errors.Is(err, store.ErrConflict) {
+			// The id is taken where this caller cannot see it (another
+			// tenant) or was just taken: retrying the same create fails
+			// again, so the answer says to choose another id.
+			return nil, fhir.Conflict("The id '"+id+"' is not available for a new "+res.Type+"; use another id",
+				"id '"+id+"' 不可用于新建 "+res.Type+"，请使用其他 id").WithExpression(res.Type + ".id")
+		}
 		return nil, err
 	}
 	return &v, nil
@@ -147,9 +159,9 @@ func (s *Server) create(c *gin.Context) {
 // matchCondition finds the resources a conditional interaction's query names
 // (at most two: enough to tell none, one or many).
 func (s *Server) matchCondition(c *gin.Context, typ, query string) ([]*store.Version, error) {
-	params, err := url.ParseQuery(query)
+	params, err := conditionQuery(parseQuery(query))
 	if err != nil {
-		return nil, fhir.Invalid(fhir.IssueInvalid, "The condition is not a valid query string", "条件不是合法的查询字符串")
+		return nil, err
 	}
 	return s.matchParams(c, typ, params)
 }
@@ -192,7 +204,7 @@ func (s *Server) read(c *gin.Context) {
 		}
 	}
 	body := v.Resource
-	if sum, els := c.Query("_summary"), c.Query("_elements"); sum != "" || els != "" {
+	if sum, els := param(c, "_summary"), param(c, "_elements"); sum != "" || els != "" {
 		var elements []string
 		if els != "" {
 			elements = strings.Split(els, ",")
@@ -268,7 +280,12 @@ func (s *Server) updateTo(c *gin.Context, p *fhir.Principal, res *fhir.Resource,
 
 func (s *Server) conditionalUpdate(c *gin.Context) {
 	typ, p := c.Param("type"), principal(c)
-	if len(c.Request.URL.Query()) == 0 {
+	cond, err := conditionQuery(queryOf(c))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if len(cond) == 0 {
 		s.fail(c, fhir.MethodNotAllowed(http.MethodPut, c.Request.URL.Path).
 			WithDiagnostics("PUT on a type needs search criteria (conditional update) or an id in the URL"))
 		return
@@ -278,7 +295,7 @@ func (s *Server) conditionalUpdate(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	matches, err := s.matchParams(c, typ, c.Request.URL.Query())
+	matches, err := s.matchParams(c, typ, cond)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -341,12 +358,17 @@ func (s *Server) deleteVersion(c *gin.Context, cur *store.Version) {
 
 func (s *Server) conditionalDelete(c *gin.Context) {
 	typ := c.Param("type")
-	if len(c.Request.URL.Query()) == 0 {
+	cond, err := conditionQuery(queryOf(c))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if len(cond) == 0 {
 		s.fail(c, fhir.MethodNotAllowed(http.MethodDelete, c.Request.URL.Path).
 			WithDiagnostics("DELETE on a type needs search criteria (conditional delete) or an id in the URL"))
 		return
 	}
-	matches, err := s.matchParams(c, typ, c.Request.URL.Query())
+	matches, err := s.matchParams(c, typ, cond)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,7 +26,7 @@ const (
 // negotiate checks _format and Accept: JSON is what we write; a request only
 // for XML (or anything else) gets 406 before any work is done.
 func (s *Server) negotiate(c *gin.Context) {
-	if f := c.Query("_format"); f != "" {
+	if f := param(c, "_format"); f != "" {
 		switch strings.ToLower(strings.TrimSpace(strings.SplitN(f, ";", 2)[0])) {
 		case "json", mimeJSON, mimeFHIRJSON:
 		case "html", "text/html":
@@ -69,7 +70,7 @@ func (s *Server) writeJSON(c *gin.Context, status int, body []byte) {
 	if a := c.GetHeader("Accept"); strings.Contains(a, mimeJSON) && !strings.Contains(a, "fhir") {
 		ct = mimeJSON + "; charset=utf-8"
 	}
-	if c.Query("_pretty") == "true" {
+	if param(c, "_pretty") == "true" {
 		var buf bytes.Buffer
 		if json.Indent(&buf, body, "", "  ") == nil {
 			body = buf.Bytes()
@@ -78,7 +79,8 @@ func (s *Server) writeJSON(c *gin.Context, status int, body []byte) {
 	c.Data(status, ct, body)
 }
 
-// base is the FHIR base URL for links.
+// base is the FHIR base URL for links: the configured one, else the
+// request's own loopback host (checkHost refuses any other).
 func (s *Server) base(c *gin.Context) string {
 	if s.opts.BaseURL != "" {
 		return s.opts.BaseURL
@@ -112,14 +114,14 @@ func (s *Server) readBody(c *gin.Context, accepted ...string) ([]byte, error) {
 	ct := c.GetHeader("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct == "" || err != nil {
-		return nil, fhir.UnsupportedMediaType(ct)
+		return nil, fhir.UnsupportedMediaType(ct, accepted[0])
 	}
 	ok := false
 	for _, a := range accepted {
 		ok = ok || mt == a
 	}
 	if !ok {
-		return nil, fhir.UnsupportedMediaType(ct)
+		return nil, fhir.UnsupportedMediaType(ct, accepted[0])
 	}
 	if c.Request.ContentLength > s.opts.MaxBody {
 		return nil, fhir.TooLarge(s.opts.MaxBody)
@@ -166,3 +168,32 @@ func (s *Server) respondWrite(c *gin.Context, status int, v *store.Version, msg 
 
 // now is the clock, in UTC at the precision the store keeps.
 func (s *Server) now() time.Time { return s.opts.Now().UTC().Truncate(time.Microsecond) }
+
+// checkHost refuses a request whose Host header names anything but a loopback
+// host when no base URL is configured: links are built from Host then, and a
+// foreign name there would put an attacker's host into self and next links
+// (and is what a DNS-rebinding page sends to a server on loopback).
+func (s *Server) checkHost(c *gin.Context) {
+	if s.opts.BaseURL != "" || loopbackHost(c.Request.Host) {
+		c.Next()
+		return
+	}
+	s.fail(c, fhir.Invalid(fhir.IssueForbidden,
+		"The Host '"+c.Request.Host+"' is not served here; the server answers loopback names unless started with --base-url",
+		"不接受主机名 '"+c.Request.Host+"'；未设置 --base-url 时仅接受本机回环地址").WithStatus(http.StatusMisdirectedRequest))
+}
+
+// loopbackHost reports whether a Host header (host or host:port) is
+// localhost or a loopback address.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,32 +29,36 @@ const (
 )
 
 // preferHandling reads Prefer: handling=strict|lenient (lenient by default,
-// as the spec allows).
+// as the spec allows); the value is case-insensitive.
 func preferHandling(c *gin.Context) string {
 	for _, p := range strings.Split(c.GetHeader("Prefer"), ",") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.TrimSpace(k) == "handling" {
-			return strings.TrimSpace(v)
+		if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(strings.TrimSpace(k), "handling") {
+			return strings.ToLower(strings.Trim(strings.TrimSpace(v), `"`))
 		}
 	}
 	return "lenient"
 }
 
-// searchParams are the query's parameters: the URL's, plus a form body for
-// POST _search.
-func (s *Server) searchParams(c *gin.Context) (url.Values, error) {
-	params := c.Request.URL.Query()
+// searchQuery is the search's query: the URL's, plus a form body for POST
+// _search.
+func (s *Server) searchQuery(c *gin.Context) (query, error) {
+	q := queryOf(c)
 	if c.Request.Method != http.MethodPost {
-		return params, nil
+		return q, nil
 	}
 	ct := c.GetHeader("Content-Type")
 	if ct != "" && !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
-		return nil, fhir.UnsupportedMediaType(ct)
+		return query{}, fhir.UnsupportedMediaType(ct, "application/x-www-form-urlencoded")
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBody)
-	if err := c.Request.ParseForm(); err != nil {
-		return nil, fhir.Invalid(fhir.IssueStructure, "The search form cannot be read", "无法读取检索表单")
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return query{}, fhir.TooLarge(s.opts.MaxBody)
+		}
+		return query{}, fhir.Invalid(fhir.IssueStructure, "The search form cannot be read", "无法读取检索表单")
 	}
-	return c.Request.Form, nil
+	return q.merge(parseQuery(string(body))), nil
 }
 
 // A _page token marks the edge of a page a next or previous link continues
@@ -84,12 +90,21 @@ func badPageToken() error {
 }
 
 // cursor turns a _page token into a store cursor for the search's sort.
-func (s *Server) cursor(ctx context.Context, tenant, token string, sort []store.SortKey) (*store.SearchCursor, bool, error) {
+func (s *Server) cursor(ctx context.Context, tenant, token string, sp *search.Search) (*store.SearchCursor, bool, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(token)
 	parts := strings.Split(string(raw), "|")
 	if err != nil || len(parts) != 4 || (parts[0] != "n" && parts[0] != "p") {
 		return nil, false, badPageToken()
 	}
+	// The edge must be a resource this search could return: a token made
+	// for another search is not a position in this one.
+	switch {
+	case sp.Type != "" && parts[1] != sp.Type,
+		sp.Type == "" && len(sp.Types) > 0 && !slices.Contains(sp.Types, parts[1]),
+		!s.opts.Codec.IsResourceType(parts[1]):
+		return nil, false, badPageToken()
+	}
+	sort := sp.Sort
 	vid, err := strconv.ParseInt(parts[3], 10, 64)
 	if err != nil || vid < 1 {
 		return nil, false, badPageToken()
@@ -113,12 +128,18 @@ func (s *Server) cursor(ctx context.Context, tenant, token string, sort []store.
 
 func (s *Server) search(c *gin.Context) {
 	typ, p := c.Param("type"), principal(c)
-	params, err := s.searchParams(c)
+	qs, err := s.searchQuery(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	sp, err := s.opts.Indexer.Parse(typ, params, preferHandling(c) == "strict")
+	strict := preferHandling(c) == "strict"
+	if strict && len(qs.unreadable) > 0 {
+		s.fail(c, qs.unreadableError())
+		return
+	}
+	params := qs.values
+	sp, err := s.opts.Indexer.Parse(typ, params, strict)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -134,7 +155,7 @@ func (s *Server) search(c *gin.Context) {
 	q := store.Query{Tenant: p.Tenant, Type: typ, Types: sp.Types, Filter: sp.Filter, Sort: sp.Sort, Count: max(count, 1),
 		Offset: sp.Offset, WantTotal: sp.Total != search.TotalNone || sp.Summary == search.SummaryCount}
 	if sp.Page != "" {
-		cur, back, err := s.cursor(c.Request.Context(), p.Tenant, sp.Page, sp.Sort)
+		cur, back, err := s.cursor(c.Request.Context(), p.Tenant, sp.Page, sp)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -221,7 +242,27 @@ func (s *Server) search(c *gin.Context) {
 			}
 		}
 	}
+	if issues := ignoredIssues(qs, sp); len(issues) > 0 {
+		// Lenient handling says what it ignored, as R4 search.html asks: an
+		// OperationOutcome entry with search mode "outcome".
+		oo := fhir.OperationOutcome(issues, fhir.NegotiateLanguage(c.GetHeader("Accept-Language")))
+		b.Entry = append(b.Entry, bundleEntry{Resource: oo, Search: &struct {
+			Mode string `json:"mode"`
+		}{Mode: "outcome"}})
+	}
 	s.writeBundle(c, b)
+}
+
+// ignoredIssues are the warnings for what a lenient search left out: pairs it
+// could not read and parameters it does not know or support.
+func ignoredIssues(qs query, sp *search.Search) []fhir.Issue {
+	issues := qs.unreadableWarnings()
+	for _, k := range sp.Unknown {
+		issues = append(issues, fhir.Issue{Severity: "warning", Code: fhir.IssueNotSupported, Expression: []string{k}, Message: fhir.Message{
+			EN: "The parameter '" + k + "' is unknown or not supported and was ignored",
+			ZH: "检索参数 '" + k + "' 未知或不受支持，已忽略"}})
+	}
+	return issues
 }
 
 // addEntry adds a resource to a searchset, shaped by _summary/_elements.
@@ -325,15 +366,24 @@ func (s *Server) forwardInclude(ctx context.Context, tenant string, frontier []*
 	sort.Strings(types)
 	var out []*store.Version
 	for _, t := range types {
-		ids := dedupe(byType[t])
-		page, err := s.opts.Store.Search(ctx, store.Query{Tenant: tenant, Type: t, Filter: store.ID{IDs: ids}, Count: len(ids)})
-		if err != nil {
-			return nil, err
+		for ids := range slices.Chunk(dedupe(byType[t]), includeBatch) {
+			page, err := s.opts.Store.Search(ctx, store.Query{Tenant: tenant, Type: t, Filter: store.ID{IDs: ids}, Count: len(ids)})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, page.Versions...)
+			if len(out) >= maxIncluded {
+				return out, nil
+			}
 		}
-		out = append(out, page.Versions...)
 	}
 	return out, nil
 }
+
+// includeBatch bounds the references one include query names, so that a page
+// of 1,000 resources with many reference parameters stays within what a
+// backend evaluates in one query (SQLite: 500 terms in a compound SELECT).
+const includeBatch = 100
 
 // reverseInclude fetches resources of inc.SourceType that refer to the
 // frontier through inc.Param.
@@ -356,14 +406,26 @@ func (s *Server) reverseInclude(ctx context.Context, tenant string, frontier []*
 			or = append(or, store.Reference{Param: p, Type: v.Type, ID: v.ID})
 		}
 	}
-	if len(or) == 0 {
-		return nil, nil
+	var out []*store.Version
+	seen := map[string]bool{}
+	for batch := range slices.Chunk(or, includeBatch) {
+		var filter store.Expr = store.Or(batch)
+		page, err := s.opts.Store.Search(ctx, store.Query{Tenant: tenant, Type: inc.SourceType, Filter: filter, Count: maxIncluded - len(out)})
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range page.Versions {
+			// A resource can refer to resources of several batches.
+			if !seen[v.ID] {
+				seen[v.ID] = true
+				out = append(out, v)
+			}
+		}
+		if len(out) >= maxIncluded {
+			break
+		}
 	}
-	page, err := s.opts.Store.Search(ctx, store.Query{Tenant: tenant, Type: inc.SourceType, Filter: or, Count: maxIncluded})
-	if err != nil {
-		return nil, err
-	}
-	return page.Versions, nil
+	return out, nil
 }
 
 func dedupe(xs []string) []string {

@@ -44,7 +44,18 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is this build's version, shown in the CapabilityStatement.
 	Version string
+	// MaxConcurrent bounds the FHIR requests served at once (default
+	// DefaultMaxConcurrent); one more waits up to QueueWait for a place, then
+	// is answered 503 with Retry-After. It bounds the memory that slow or
+	// stalled clients can hold.
+	MaxConcurrent int
+	// QueueWait is how long a request waits for a place (default 2 s).
+	QueueWait time.Duration
 }
+
+// DefaultMaxConcurrent is the bound on concurrent FHIR requests unless
+// configured: enough to keep two cores and the store busy.
+const DefaultMaxConcurrent = 64
 
 // DefaultMaxBody is the request body limit unless configured.
 const DefaultMaxBody = 16 << 20
@@ -53,6 +64,8 @@ const DefaultMaxBody = 16 << 20
 type Server struct {
 	opts   Options
 	engine *gin.Engine
+	// slots holds one token per request being served (MaxConcurrent).
+	slots chan struct{}
 }
 
 // New checks the options and builds the routes.
@@ -76,8 +89,14 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if opts.QueueWait <= 0 {
+		opts.QueueWait = 2 * time.Second
+	}
 	opts.BaseURL = strings.TrimSuffix(opts.BaseURL, "/")
-	s := &Server{opts: opts}
+	s := &Server{opts: opts, slots: make(chan struct{}, opts.MaxConcurrent)}
 	s.engine = s.routes()
 	return s, nil
 }
@@ -127,7 +146,7 @@ func (s *Server) routes() *gin.Engine {
 	e.Use(s.recoverer, s.logRequests)
 	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", s.ready)
-	api := e.Group("/fhir", s.negotiate, s.authenticate)
+	api := e.Group("/fhir", s.checkHost, s.admit, s.negotiate, s.authenticate)
 	for _, r := range routeTable() {
 		api.Handle(r.method, r.path, s.typed(r.handle))
 	}
@@ -169,6 +188,25 @@ func (s *Server) ready(c *gin.Context) {
 	c.String(http.StatusOK, "ready\n")
 }
 
+// admit holds a request until one of MaxConcurrent places is free, or
+// answers 503 after QueueWait.
+func (s *Server) admit(c *gin.Context) {
+	t := time.NewTimer(s.opts.QueueWait)
+	defer t.Stop()
+	select {
+	case s.slots <- struct{}{}:
+	case <-t.C:
+		c.Header("Retry-After", "1")
+		s.fail(c, fhir.Busy())
+		return
+	case <-c.Request.Context().Done():
+		c.Abort()
+		return
+	}
+	defer func() { <-s.slots }()
+	c.Next()
+}
+
 func (s *Server) recoverer(c *gin.Context) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -190,6 +228,10 @@ func (s *Server) logRequests(c *gin.Context) {
 	s.opts.Logger.Info("request", "method", c.Request.Method, "route", c.FullPath(),
 		"status", c.Writer.Status(), "duration", time.Since(start))
 }
+
+// statusClientClosed is logged for a request whose client went away (the
+// code nginx uses); it never reaches a client.
+const statusClientClosed = 499
 
 const principalKey = "cmts.principal"
 
@@ -217,6 +259,14 @@ func principal(c *gin.Context) *fhir.Principal {
 // are logged (the client sees no detail).
 func (s *Server) fail(c *gin.Context, err error) {
 	fe := fhir.AsError(err)
+	if fe.Status >= 500 && c.Request.Context().Err() != nil {
+		// The client went away (its context ends with the connection): not
+		// a server fault, and nobody reads an answer.
+		s.opts.Logger.Info("client closed request", "route", c.FullPath())
+		c.Status(statusClientClosed)
+		c.Abort()
+		return
+	}
 	if fe.Status >= 500 {
 		s.opts.Logger.Error("request failed", "route", c.FullPath(), "status", fe.Status, "err", err)
 	}

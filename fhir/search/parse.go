@@ -124,7 +124,7 @@ func (e Engine) Parse(resourceType string, params url.Values, strict bool) (*Sea
 			return nil, fhir.UnknownType(resourceType)
 		}
 	}
-	p := parser{reg: reg, now: e.now()}
+	p := parser{reg: reg, now: e.now(), limits: e.Limits.orDefault()}
 	s := &Search{Type: resourceType}
 	keys := make([]string, 0, len(params))
 	for k := range params {
@@ -180,6 +180,10 @@ func (e Engine) Parse(resourceType string, params url.Values, strict bool) (*Sea
 				continue
 			}
 			for _, v := range values {
+				if perr := p.count(key, len(splitEscaped(v, ','))); perr != nil {
+					err = perr
+					break
+				}
 				x, perr := p.param(t, key, v, 0)
 				if perr != nil {
 					err = perr
@@ -279,8 +283,33 @@ func notImplemented(key, en, zh string) *fhir.Error {
 
 // parser holds what one Parse call needs.
 type parser struct {
-	reg *registry
-	now time.Time
+	reg    *registry
+	now    time.Time
+	limits Limits
+	// params and terms count the filter parameters and their alternatives
+	// so far, against limits.
+	params, terms int
+}
+
+// tooCostly is the 400 for a search over one of its limits.
+func tooCostly(key, en, zh string, limit int) error {
+	n := strconv.Itoa(limit)
+	return fhir.Invalid(fhir.IssueTooCostly, en+" (the limit is "+n+")", zh+"（上限为 "+n+"）").WithExpression(key)
+}
+
+// count charges one parameter occurrence with n alternatives.
+func (p *parser) count(key string, n int) error {
+	p.params++
+	p.terms += n
+	switch {
+	case n > p.limits.MaxValues:
+		return tooCostly(key, "Too many comma-separated values in '"+key+"'", "参数 '"+key+"' 的逗号分隔取值过多", p.limits.MaxValues)
+	case p.params > p.limits.MaxParams:
+		return tooCostly(key, "Too many search parameters", "检索参数过多", p.limits.MaxParams)
+	case p.terms > p.limits.MaxTerms:
+		return tooCostly(key, "Too many search values in all", "检索取值总数过多", p.limits.MaxTerms)
+	}
+	return nil
 }
 
 // param parses one occurrence (one value) of a filter parameter key on t.
@@ -761,6 +790,9 @@ func (p *parser) sort(s *Search, t *typeParams, key string, values []string) err
 				return notImplemented(key, "Sorting by the composite parameter '"+name+"' is not supported",
 					"不支持按组合检索参数 '"+name+"' 排序")
 			}
+			if len(s.Sort) == p.limits.MaxSortKeys {
+				return tooCostly(key, "Too many sort keys", "排序键过多", p.limits.MaxSortKeys)
+			}
 			s.Sort = append(s.Sort, store.SortKey{Param: par.code, Desc: desc})
 		}
 	}
@@ -784,6 +816,9 @@ func (p *parser) include(s *Search, t *typeParams, key, name, mod string, values
 		return unknownParam(key, t)
 	}
 	for _, v := range values {
+		if len(s.Include)+len(s.RevInclude) == p.limits.MaxIncludes {
+			return tooCostly(key, "Too many _include and _revinclude values", "_include 与 _revinclude 取值过多", p.limits.MaxIncludes)
+		}
 		inc, err := p.includeValue(t, key, name == "_revinclude", v, iterate)
 		if err != nil {
 			return err

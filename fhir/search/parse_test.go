@@ -588,3 +588,65 @@ func TestParseDecimal(t *testing.T) {
 	}
 	_ = math.Inf
 }
+
+// TestLimits: each search limit holds at its value and refuses one more, with
+// a 400 too-costly naming the parameter.
+func TestLimits(t *testing.T) {
+	e := Engine{reg: mustRegistry(t), Limits: Limits{MaxValues: 3, MaxTerms: 5, MaxParams: 3, MaxSortKeys: 2, MaxIncludes: 2}}
+	rep := func(pair string, n int) string {
+		out := ""
+		for i := range n {
+			if i > 0 {
+				out += "&"
+			}
+			out += pair
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		query, expr string // expr: "" when within the limits
+	}{
+		{"name=a,b,c", ""},
+		{"name=a,b,c,d", "name"},
+		{"name=a,b&family=c,d&given=e", ""},
+		{"name=a,b&family=c,d&given=e,f", "name"}, // keys are read in sorted order
+		{rep("name=a", 3), ""},
+		{rep("name=a", 4), "name"},
+		{"_id=a,b,c,d", "_id"},
+		{"name:missing=true&name:missing=true&name:missing=true&name:missing=true", "name:missing"},
+		{"organization:Organization.name=a,b,c,d", "organization:Organization.name"},
+		{"_sort=name,birthdate", ""},
+		{"_sort=name,birthdate,_id", "_sort"},
+		{"_sort=name&_sort=birthdate,gender", "_sort"},
+		{"_include=Patient:organization&_revinclude=Observation:subject", ""},
+		{"_include=Patient:organization&_revinclude=Observation:subject&_revinclude=Observation:patient", "_revinclude"},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			params, err := url.ParseQuery(tc.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = e.Parse("Patient", params, true)
+			if tc.expr == "" {
+				if err != nil {
+					t.Fatalf("within the limits: %v", err)
+				}
+				return
+			}
+			var fe *fhir.Error
+			if !errors.As(err, &fe) || fe.Status != http.StatusBadRequest || fe.Issues[0].Code != fhir.IssueTooCostly ||
+				len(fe.Issues[0].Expression) != 1 || fe.Issues[0].Expression[0] != tc.expr {
+				t.Fatalf("over a limit: %#v, want 400 too-costly at %s", err, tc.expr)
+			}
+		})
+	}
+}
+
+func mustRegistry(t *testing.T) *registry {
+	t.Helper()
+	r, err := newRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

@@ -40,6 +40,45 @@ type Engine struct {
 	reg *registry
 	// Now is the clock for the "ap" prefix on dates (default time.Now).
 	Now func() time.Time
+	// Limits bound the cost of one search (zero fields: DefaultLimits').
+	Limits Limits
+}
+
+// Limits bound what one search may ask for, so that a small request cannot
+// cost seconds or exceed what a backend can evaluate (SQLite refuses a
+// compound SELECT of over 500 terms and an expression tree deeper than
+// 1,000). A search over a limit is a 400 naming the limit.
+type Limits struct {
+	// MaxValues bounds the comma-separated alternatives of one parameter.
+	MaxValues int
+	// MaxTerms bounds the alternatives of all filter parameters together.
+	MaxTerms int
+	// MaxParams bounds how many filter parameters (repeats included) one
+	// search has.
+	MaxParams int
+	// MaxSortKeys bounds the keys of _sort.
+	MaxSortKeys int
+	// MaxIncludes bounds the _include and _revinclude values together.
+	MaxIncludes int
+}
+
+// DefaultLimits are generous for any real query and well within what both
+// backends evaluate.
+var DefaultLimits = Limits{MaxValues: 100, MaxTerms: 300, MaxParams: 100, MaxSortKeys: 8, MaxIncludes: 16}
+
+// orDefault fills zero fields from DefaultLimits.
+func (l Limits) orDefault() Limits {
+	fill := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	fill(&l.MaxValues, DefaultLimits.MaxValues)
+	fill(&l.MaxTerms, DefaultLimits.MaxTerms)
+	fill(&l.MaxParams, DefaultLimits.MaxParams)
+	fill(&l.MaxSortKeys, DefaultLimits.MaxSortKeys)
+	fill(&l.MaxIncludes, DefaultLimits.MaxIncludes)
+	return l
 }
 
 // New builds an engine: the parameter lists of every resource type, each

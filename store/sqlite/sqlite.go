@@ -113,6 +113,12 @@ type Store struct {
 	tuning tuning
 }
 
+// Exists reports whether dir holds a store (Open would create one).
+func Exists(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, FileName))
+	return err == nil
+}
+
 // Open opens (creating if needed) the database under dir.
 func Open(ctx context.Context, dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -20,9 +20,11 @@ func bundleIDs(t *testing.T, r *Response) (match, include []string, next string)
 		e := e.(map[string]any)
 		res := e["resource"].(map[string]any)
 		id := fmt.Sprintf("%s/%s", res["resourceType"], res["id"])
-		if e["search"].(map[string]any)["mode"] == "include" {
+		switch e["search"].(map[string]any)["mode"] {
+		case "include":
 			include = append(include, id)
-		} else {
+		case "outcome":
+		default:
 			match = append(match, id)
 		}
 	}

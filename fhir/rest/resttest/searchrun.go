@@ -76,9 +76,12 @@ func runSearchCase(t *testing.T, c *Client, tc SearchCase) {
 			e := e.(map[string]any)
 			res := e["resource"].(map[string]any)
 			id := fmt.Sprintf("%s/%s", res["resourceType"], res["id"])
-			if s, _ := e["search"].(map[string]any); s != nil && s["mode"] == "include" {
+			s, _ := e["search"].(map[string]any)
+			switch {
+			case s != nil && s["mode"] == "include":
 				incl = append(incl, id)
-			} else {
+			case s != nil && s["mode"] == "outcome":
+			default:
 				match = append(match, id)
 			}
 		}
