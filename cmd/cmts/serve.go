@@ -30,6 +30,8 @@ type Config struct {
 	MongoDB        string
 	BaseURL        string
 	InsecureNoAuth bool
+	// Trust is the trust file of identity providers and tenants (--trust).
+	Trust string
 	LogLevel       string
 	MaxBody        int64
 	// DefaultTenant is the tenant of every request under --insecure-no-auth.
@@ -62,6 +64,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.MongoDB, "mongo-db", env("mongo-db", "cmts"), "MongoDB database name")
 	fs.StringVar(&c.BaseURL, "base-url", env("base-url", ""), "public FHIR base URL (default: derived from each request)")
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", env("insecure-no-auth", "false") == "true", "no authentication (development only; loopback addresses only)")
+	fs.StringVar(&c.Trust, "trust", env("trust", ""), "JSON file of the trusted OpenID Providers and tenants (docs/auth.md)")
 	fs.StringVar(&c.LogLevel, "log-level", env("log-level", "info"), "debug, info, warn or error")
 	fs.Int64Var(&c.MaxBody, "max-body", envInt("max-body", rest.DefaultMaxBody), "largest request body in bytes")
 	fs.StringVar(&c.DefaultTenant, "tenant", env("tenant", "default"), "tenant of requests under --insecure-no-auth")
@@ -89,15 +92,18 @@ func envInt(name string, def int64) int64 {
 	return def
 }
 
-// check refuses configurations that would expose data: until an identity
-// provider is configured, nothing could authenticate callers, so the server
-// listens on loopback only, with or without --insecure-no-auth.
+// check refuses configurations that would expose data: without a trust
+// file nothing could authenticate callers, so the server listens on loopback
+// only, with or without --insecure-no-auth.
 func (c *Config) check() error {
 	host, _, err := net.SplitHostPort(c.Addr)
 	if err != nil {
 		return fmt.Errorf("--addr %q: %w", c.Addr, err)
 	}
-	if !isLoopback(host) {
+	if c.InsecureNoAuth && c.Trust != "" {
+		return errors.New("--insecure-no-auth and --trust exclude each other")
+	}
+	if !isLoopback(host) && c.Trust == "" {
 		if c.InsecureNoAuth {
 			return fmt.Errorf("--insecure-no-auth refuses the non-loopback address %q", c.Addr)
 		}
@@ -133,15 +139,21 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	var authn fhir.Authenticator = auth.None{}
+	var smart fhir.SMARTConfigurer
 	if m.Config.InsecureNoAuth {
 		authn = auth.Insecure{Tenant: m.Config.DefaultTenant}
+	}
+	if m.Config.Trust != "" {
+		if authn, smart, err = openTrust(m.Config.Trust, m.logger); err != nil {
+			return err
+		}
 	}
 	engine, err := search.New()
 	if err != nil {
 		return err
 	}
 	api, err := rest.New(rest.Options{
-		Store: m.store, Codec: codec, Indexer: engine, Auth: authn,
+		Store: m.store, Codec: codec, Indexer: engine, Auth: authn, SMART: smart,
 		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Logger: m.logger, Version: version,
 	})
 	if err != nil {
@@ -153,6 +165,17 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.server = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn)}
 	return nil
+}
+
+// openTrust loads the trust file and returns the token verifier, which
+// also describes the SMART authorization server.
+func openTrust(path string, logger *slog.Logger) (*auth.Verifier, *auth.Verifier, error) {
+	trust, err := auth.LoadTrust(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := auth.NewVerifier(trust, auth.Options{Logger: logger})
+	return v, v, err
 }
 
 // openStore opens the configured backend: MongoDB when a URI is given, else
