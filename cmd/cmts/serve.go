@@ -30,12 +30,12 @@ type Config struct {
 	MongoDB        string
 	BaseURL        string
 	InsecureNoAuth bool
-	// Trust is the trust file of identity providers and tenants (--trust).
-	Trust string
 	LogLevel       string
 	MaxBody        int64
 	// DefaultTenant is the tenant of every request under --insecure-no-auth.
 	DefaultTenant string
+	// Trust is the trust file of identity providers and tenants (--trust).
+	Trust string
 }
 
 // Main is the server the binary runs; end-to-end tests run the same one.
