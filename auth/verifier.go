@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,7 +29,11 @@ type Options struct {
 	// MinRefresh is the shortest time between two fetches of one issuer's
 	// JWKS or discovery document (default 10 s).
 	MinRefresh time.Duration
-	Logger     *slog.Logger
+	// CacheSize is how many verified tokens are remembered until they
+	// expire, so that a client reusing its token is not checked by RSA on
+	// every request (default 10000; negative: no cache).
+	CacheSize int
+	Logger    *slog.Logger
 }
 
 // Verifier authenticates requests by their Bearer JWT access token, issued
@@ -38,6 +43,15 @@ type Verifier struct {
 	trust   *Trust
 	opts    Options
 	issuers map[string]*issuerState
+
+	cacheMu sync.RWMutex
+	cache   map[string]verified // by the raw token
+}
+
+// verified is a token that passed every check, and when it stops being valid.
+type verified struct {
+	p   *fhir.Principal
+	exp time.Time
 }
 
 var (
@@ -70,7 +84,10 @@ func NewVerifier(trust *Trust, opts Options) (*Verifier, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	v := &Verifier{trust: trust, opts: opts, issuers: map[string]*issuerState{}}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 10000
+	}
+	v := &Verifier{trust: trust, opts: opts, issuers: map[string]*issuerState{}, cache: map[string]verified{}}
 	for _, is := range trust.Issuers {
 		v.issuers[is.Issuer] = &issuerState{cfg: is, opts: &v.opts}
 	}
@@ -185,47 +202,98 @@ func (v *Verifier) Authenticate(r *http.Request) (*fhir.Principal, error) {
 	return v.Verify(r.Context(), raw)
 }
 
-// Verify checks a raw JWT access token and returns its principal.
+// Verify checks a raw JWT access token and returns its principal. A token
+// verified before is taken from the cache until its exp (plus the skew):
+// tokens are short-lived, and a key withdrawn from the JWKS stops new
+// tokens, not those already accepted.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*fhir.Principal, error) {
+	now := v.opts.Now()
+	v.cacheMu.RLock()
+	hit, ok := v.cache[raw]
+	v.cacheMu.RUnlock()
+	if ok && now.Add(-v.opts.Skew).Before(hit.exp) {
+		return clonePrincipal(hit.p), nil
+	}
+	p, exp, err := v.verify(ctx, raw, now)
+	if err != nil {
+		return nil, err
+	}
+	v.remember(raw, p, exp, now)
+	return clonePrincipal(p), nil
+}
+
+// clonePrincipal copies a cached principal, so that no request can change
+// what another one sees.
+func clonePrincipal(p *fhir.Principal) *fhir.Principal {
+	cp := *p
+	cp.Roles = slices.Clone(p.Roles)
+	cp.Scopes = slices.Clone(p.Scopes)
+	cp.Grants = slices.Clone(p.Grants)
+	return &cp
+}
+
+// remember caches a verified token; when the cache is full, expired tokens
+// go, and if that frees nothing, all of them.
+func (v *Verifier) remember(raw string, p *fhir.Principal, exp, now time.Time) {
+	if v.opts.CacheSize < 0 {
+		return
+	}
+	v.cacheMu.Lock()
+	defer v.cacheMu.Unlock()
+	if len(v.cache) >= v.opts.CacheSize {
+		for k, e := range v.cache {
+			if !now.Add(-v.opts.Skew).Before(e.exp) {
+				delete(v.cache, k)
+			}
+		}
+		if len(v.cache) >= v.opts.CacheSize {
+			clear(v.cache)
+		}
+	}
+	v.cache[raw] = verified{p: p, exp: exp}
+}
+
+// verify checks a token from scratch: issuer, signature, audience, times.
+func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*fhir.Principal, time.Time, error) {
 	iss, err := unverifiedIssuer(raw)
 	if err != nil {
-		return nil, invalidToken("malformed token", err)
+		return nil, time.Time{}, invalidToken("malformed token", err)
 	}
 	st, ok := v.issuers[iss]
 	if !ok {
-		return nil, invalidToken("issuer not trusted", nil)
+		return nil, time.Time{}, invalidToken("issuer not trusted", nil)
 	}
 	verifier, _, err := st.get(ctx)
 	if err != nil {
 		v.opts.Logger.Warn("identity provider unavailable", "issuer", iss, "err", err)
-		return nil, invalidToken("the issuer's keys cannot be had now", err)
+		return nil, time.Time{}, invalidToken("the issuer's keys cannot be had now", err)
 	}
 	tok, err := verifier.Verify(ctx, raw)
 	if err != nil {
-		return nil, invalidToken("signature, issuer or audience check failed", err)
+		return nil, time.Time{}, invalidToken("signature, issuer or audience check failed", err)
 	}
 	var c claims
 	if err := tok.Claims(&c); err != nil {
-		return nil, invalidToken("malformed claims", err)
+		return nil, time.Time{}, invalidToken("malformed claims", err)
 	}
 	if err := tok.Claims(&c.raw); err != nil {
-		return nil, invalidToken("malformed claims", err)
+		return nil, time.Time{}, invalidToken("malformed claims", err)
 	}
-	now := v.opts.Now()
 	if c.Exp == nil {
-		return nil, invalidToken("no exp", nil)
+		return nil, time.Time{}, invalidToken("no exp", nil)
 	}
 	exp, err := c.Exp.Float64()
 	if err != nil || now.Add(-v.opts.Skew).After(unixTime(exp)) {
-		return nil, invalidToken("expired", err)
+		return nil, time.Time{}, invalidToken("expired", err)
 	}
 	if c.NBF != nil {
 		nbf, err := c.NBF.Float64()
 		if err != nil || now.Add(v.opts.Skew).Before(unixTime(nbf)) {
-			return nil, invalidToken("not yet valid", err)
+			return nil, time.Time{}, invalidToken("not yet valid", err)
 		}
 	}
-	return v.principal(st.cfg, &c)
+	p, err := v.principal(st.cfg, &c)
+	return p, unixTime(exp), err
 }
 
 // principal maps verified claims to a Principal.

@@ -241,6 +241,25 @@ func TestVerifyRefuses(t *testing.T) {
 		_, err := late.Verify(context.Background(), good)
 		wantInvalid(t, err, "expired")
 	})
+	t.Run("expires in the cache", func(t *testing.T) {
+		var later atomic.Bool
+		clock := func() time.Time {
+			if later.Load() {
+				return time.Now().Add(time.Hour)
+			}
+			return time.Now()
+		}
+		cached := newVerifier(t, p.trust, auth.Options{Now: clock})
+		if _, err := cached.Verify(context.Background(), good); err != nil {
+			t.Fatal(err)
+		}
+		later.Store(true)
+		_, err := cached.Verify(context.Background(), good)
+		var fe *fhir.Error
+		if !errors.As(err, &fe) || fe.Status != http.StatusUnauthorized {
+			t.Fatalf("a cached token an hour later: %v, want 401", err)
+		}
+	})
 	t.Run("within the clock skew", func(t *testing.T) {
 		skewed := newVerifier(t, p.trust, auth.Options{Now: func() time.Time { return time.Now().Add(300*time.Second + 30*time.Second) }})
 		if _, err := skewed.Verify(context.Background(), good); err != nil {
