@@ -53,6 +53,7 @@ func startProviders(t *testing.T) *providers {
 		{ID: "patient-app", Secret: secret, Scopes: "patient/Observation.rs?category=laboratory patient/Patient.r launch/patient", Tenant: "hospital-b", Roles: []string{"clinician"}, Patient: "p-42"},
 		{ID: "ghost", Secret: secret, Scopes: systemScopes, Tenant: "no-such-unit"},
 		{ID: "untenanted", Secret: secret, Scopes: systemScopes},
+		{ID: "smart-app", RedirectURIs: []string{"http://127.0.0.1:9/cb"}, Scopes: "patient/*.rs", Tenant: "hospital-b", Roles: []string{"clinician"}},
 	}})
 	p.untrusted = authtest.Start(t, authtest.Config{Clients: []authtest.Client{
 		{ID: "ehr", Secret: secret, Scopes: systemScopes},
@@ -146,6 +147,25 @@ func TestVerifyPrincipals(t *testing.T) {
 				t.Errorf("principal (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestVerifyAuthorizationCode: a user's token from a SMART launch (code +
+// PKCE) carries the user as subject and the patient in context, and is no
+// system token.
+func TestVerifyAuthorizationCode(t *testing.T) {
+	p := startProviders(t)
+	v := newVerifier(t, p.trust, auth.Options{})
+	tr := p.national.AuthorizationCode(t, "smart-app", "http://127.0.0.1:9/cb", "openid launch/patient patient/*.rs", "p-7")
+	got, err := v.Verify(context.Background(), tr.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &fhir.Principal{Tenant: "hospital-b", TenantKind: "hospital", Subject: "p-7", ClientID: "smart-app",
+		Roles: []fhir.Role{fhir.RoleClinician}, Patient: "p-7", Scopes: []string{"patient/*.rs"},
+		Grants: []fhir.Scope{{Context: "patient", ResourceType: "*", Permissions: "rs"}}}
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("principal (-want +got):\n%s", diff)
 	}
 }
 

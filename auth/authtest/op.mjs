@@ -63,9 +63,13 @@ function build(issuer, keys) {
       if (client.cmts_roles) claims.cmts_roles = client.cmts_roles;
       if (client.cmts_tenant) claims.cmts_tenant = client.cmts_tenant;
       if (client.patient) claims.patient = client.patient;
-      else if (token.accountId && String(token.scope || '').split(' ').includes('launch/patient')) {
-        // The dev login's user name stands for the patient in context.
-        claims.patient = token.accountId;
+      else if (token.accountId && token.grantId) {
+        // launch/patient asked for: the dev login's user name stands for the
+        // patient in context.
+        const grant = await provider.Grant.find(token.grantId);
+        if (grant && String(grant.getOIDCScope() || '').split(' ').includes('launch/patient')) {
+          claims.patient = token.accountId;
+        }
       }
       return claims;
     },
@@ -78,6 +82,14 @@ function build(issuer, keys) {
         },
       },
     },
+  });
+  // SMART apps read the launch context from the token response too.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path === '/token' && ctx.body && ctx.body.access_token) {
+      const claims = JSON.parse(Buffer.from(ctx.body.access_token.split('.')[1], 'base64url'));
+      if (claims.patient) ctx.body.patient = claims.patient;
+    }
   });
   return provider;
 }
