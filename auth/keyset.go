@@ -100,7 +100,11 @@ func (k *keySet) refresh(ctx context.Context) error {
 	if !last.IsZero() && now.Sub(last) < k.minRefresh {
 		return nil
 	}
-	keys, err := k.fetch(ctx)
+	// The fetch serves every request waiting for the key, not only the one
+	// that started it.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	keys, err := k.fetch(fctx)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	// A failed fetch counts too, so that an unreachable JWKS is not asked
