@@ -93,8 +93,18 @@ func newVerifier(t *testing.T, tr *auth.Trust, opts auth.Options) *auth.Verifier
 	return v
 }
 
-func TestVerifyPrincipals(t *testing.T) {
+// TestVerifier runs the Verifier against real providers, started once: the
+// key rotation comes last, as it changes the hospital provider's keys.
+func TestVerifier(t *testing.T) {
 	p := startProviders(t)
+	t.Run("principals", func(t *testing.T) { testPrincipals(t, p) })
+	t.Run("authorization code", func(t *testing.T) { testAuthorizationCode(t, p) })
+	t.Run("refuses", func(t *testing.T) { testRefuses(t, p) })
+	t.Run("key rotation", func(t *testing.T) { testKeyRotation(t, p) })
+}
+
+// testPrincipals: client_credentials tokens of several tenants and roles.
+func testPrincipals(t *testing.T, p *providers) {
 	v := newVerifier(t, p.trust, auth.Options{})
 	tests := []struct {
 		name  string
@@ -150,11 +160,10 @@ func TestVerifyPrincipals(t *testing.T) {
 	}
 }
 
-// TestVerifyAuthorizationCode: a user's token from a SMART launch (code +
+// testAuthorizationCode: a user's token from a SMART launch (code +
 // PKCE) carries the user as subject and the patient in context, and is no
 // system token.
-func TestVerifyAuthorizationCode(t *testing.T) {
-	p := startProviders(t)
+func testAuthorizationCode(t *testing.T, p *providers) {
 	v := newVerifier(t, p.trust, auth.Options{})
 	tr := p.national.AuthorizationCode(t, "smart-app", "http://127.0.0.1:9/cb", "openid launch/patient patient/*.rs", "p-7")
 	got, err := v.Verify(context.Background(), tr.AccessToken)
@@ -181,8 +190,9 @@ func wantInvalid(t *testing.T, err error, reason string) {
 	}
 }
 
-func TestVerifyRefuses(t *testing.T) {
-	p := startProviders(t)
+// testRefuses: every bad token is a 401, and bad signatures under a known
+// key id cost no JWKS fetch.
+func testRefuses(t *testing.T, p *providers) {
 	jwks := &countingClient{}
 	v := newVerifier(t, p.trust, auth.Options{HTTPClient: &http.Client{Transport: jwks}})
 	good := p.hospital.Token(t, "ehr", secret, systemScopes)
@@ -288,8 +298,9 @@ func TestVerifyRefuses(t *testing.T) {
 	})
 }
 
-func TestVerifyKeyRotation(t *testing.T) {
-	p := startProviders(t)
+// testKeyRotation: a token of a key the provider rotated in while the
+// verifier runs is accepted after one JWKS fetch.
+func testKeyRotation(t *testing.T, p *providers) {
 	jwks := &countingClient{}
 	v := newVerifier(t, p.trust, auth.Options{HTTPClient: &http.Client{Transport: jwks}, MinRefresh: time.Millisecond})
 	old := p.hospital.Token(t, "ehr", secret, systemScopes)
