@@ -200,8 +200,8 @@ const principalKey = "cmts.principal"
 
 func (s *Server) authenticate(c *gin.Context) {
 	if public(c.FullPath()) {
-		// The CapabilityStatement is public, as SMART clients need it to
-		// discover how to authenticate.
+		// The CapabilityStatement and the SMART document are public, as
+		// SMART clients need them to discover how to authenticate.
 		c.Next()
 		return
 	}
