@@ -19,7 +19,9 @@ var _ fhir.Authenticator = Insecure{}
 
 // Authenticate returns the fixed principal.
 func (a Insecure) Authenticate(*http.Request) (*fhir.Principal, error) {
-	return &fhir.Principal{Tenant: a.Tenant, Subject: "insecure-no-auth", Scopes: []string{"system/*.*"}}, nil
+	scopes := []string{"system/*.*"}
+	return &fhir.Principal{Tenant: a.Tenant, Subject: "insecure-no-auth", Roles: []fhir.Role{fhir.RoleSystem},
+		Scopes: scopes, Grants: fhir.ParseScopes(scopes)}, nil
 }
 
 // None refuses every request: the server has no identity provider configured

@@ -47,6 +47,8 @@ type Config struct {
 	MaxConcurrent int
 	// Search bounds the cost of one search.
 	Search search.Limits
+	// Trust is the trust file of identity providers and tenants (--trust).
+	Trust string
 }
 
 // Main is the server the binary runs; end-to-end tests run the same one.
@@ -75,6 +77,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
 	fs.StringVar(&c.BaseURL, "base-url", "", "public FHIR base URL for links (needed on a non-loopback address; default: the request's loopback host)")
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "no authentication (development only; loopback addresses only)")
+	fs.StringVar(&c.Trust, "trust", "", "JSON file of the trusted OpenID Providers and tenants (docs/auth.md)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Int64Var(&c.MaxBody, "max-body", rest.DefaultMaxBody, "largest request body in bytes")
 	fs.StringVar(&c.DefaultTenant, "tenant", "default", "tenant of requests under --insecure-no-auth")
@@ -135,9 +138,9 @@ func parseWithEnv(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// check refuses configurations that would expose data: until an identity
-// provider is configured, nothing could authenticate callers, so the server
-// listens on loopback only, with or without --insecure-no-auth.
+// check refuses configurations that would expose data: without a trust
+// file nothing could authenticate callers, so the server listens on loopback
+// only, with or without --insecure-no-auth.
 func (c *Config) check() error {
 	host, _, err := net.SplitHostPort(c.Addr)
 	if err != nil {
@@ -161,11 +164,19 @@ func (c *Config) check() error {
 			return fmt.Errorf("%s must be positive, not %d", n.name, n.v)
 		}
 	}
-	if !isLoopback(host) {
+	if c.InsecureNoAuth && c.Trust != "" {
+		return errors.New("--insecure-no-auth and --trust exclude each other")
+	}
+	if !isLoopback(host) && c.Trust == "" {
 		if c.InsecureNoAuth {
 			return fmt.Errorf("--insecure-no-auth refuses the non-loopback address %q", c.Addr)
 		}
 		return fmt.Errorf("no identity provider is configured, so the non-loopback address %q is refused", c.Addr)
+	}
+	if !isLoopback(host) && c.BaseURL == "" {
+		// Links come from --base-url; without it only loopback Host headers
+		// are answered, which no remote client sends.
+		return fmt.Errorf("the non-loopback address %q needs --base-url (the public FHIR base for links)", c.Addr)
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
@@ -197,8 +208,14 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	var authn fhir.Authenticator = auth.None{}
+	var smart fhir.SMARTConfigurer
 	if m.Config.InsecureNoAuth {
 		authn = auth.Insecure{Tenant: m.Config.DefaultTenant}
+	}
+	if m.Config.Trust != "" {
+		if authn, smart, err = openTrust(m.Config.Trust, m.logger); err != nil {
+			return err
+		}
 	}
 	engine, err := search.New()
 	if err != nil {
@@ -206,7 +223,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	engine.Limits = m.Config.Search
 	api, err := rest.New(rest.Options{
-		Store: m.store, Codec: codec, Indexer: engine, Auth: authn,
+		Store: m.store, Codec: codec, Indexer: engine, Auth: authn, SMART: smart,
 		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Logger: m.logger, Version: version,
 		MaxConcurrent: m.Config.MaxConcurrent,
 	})
@@ -227,6 +244,17 @@ func (m *Main) Open(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
 	}
 	return nil
+}
+
+// openTrust loads the trust file and returns the token verifier, which
+// also describes the SMART authorization server.
+func openTrust(path string, logger *slog.Logger) (*auth.Verifier, *auth.Verifier, error) {
+	trust, err := auth.LoadTrust(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := auth.NewVerifier(trust, auth.Options{Logger: logger})
+	return v, v, err
 }
 
 // openStore opens the configured backend: MongoDB when a URI is given, else

@@ -11,7 +11,11 @@ import (
 // capabilities answers /metadata with a CapabilityStatement built from the
 // route table and the search registry, so it says exactly what this build does.
 func (s *Server) capabilities(c *gin.Context) {
-	body, err := json.Marshal(s.capabilityStatement(s.base(c)))
+	cs := s.capabilityStatement(s.base(c))
+	if sec := s.capabilitySecurity(c); sec != nil {
+		cs["rest"].([]map[string]any)[0]["security"] = sec
+	}
+	body, err := json.Marshal(cs)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -34,6 +34,10 @@ type Options struct {
 	Codec   *fhir.Codec
 	Indexer Indexer
 	Auth    fhir.Authenticator
+	// SMART describes the authorization server for
+	// /.well-known/smart-configuration and the CapabilityStatement's
+	// rest.security; nil serves neither.
+	SMART fhir.SMARTConfigurer
 	// BaseURL is the public FHIR base (e.g. https://cmts.example.org/fhir);
 	// empty derives it from each request.
 	BaseURL string
@@ -118,6 +122,7 @@ type route struct {
 func routeTable() []route {
 	return []route{
 		{http.MethodGet, "/metadata", "", "system", (*Server).capabilities},
+		{http.MethodGet, smartConfigurationPath, "", "system", (*Server).smartConfiguration},
 		{http.MethodGet, "/_history", "history-system", "system", (*Server).historySystem},
 		{http.MethodGet, "", "search-system", "system", (*Server).search},
 		{http.MethodPost, "/_search", "search-system", "system", (*Server).search},
@@ -236,9 +241,9 @@ const statusClientClosed = 499
 const principalKey = "cmts.principal"
 
 func (s *Server) authenticate(c *gin.Context) {
-	if c.FullPath() == "/fhir/metadata" {
-		// The CapabilityStatement is public, as SMART clients need it to
-		// discover how to authenticate.
+	if public(c.FullPath()) {
+		// The CapabilityStatement and the SMART document are public, as
+		// SMART clients need them to discover how to authenticate.
 		c.Next()
 		return
 	}
@@ -269,6 +274,9 @@ func (s *Server) fail(c *gin.Context, err error) {
 	}
 	if fe.Status >= 500 {
 		s.opts.Logger.Error("request failed", "route", c.FullPath(), "status", fe.Status, "err", err)
+	}
+	if fe.Status == http.StatusUnauthorized {
+		c.Header("WWW-Authenticate", bearerChallenge(c.Request))
 	}
 	lang := fhir.NegotiateLanguage(c.GetHeader("Accept-Language"))
 	s.writeJSON(c, fe.Status, fhir.OperationOutcome(fe.Issues, lang))
