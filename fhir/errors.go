@@ -181,6 +181,13 @@ func Unavailable() *Error {
 		"The database is unavailable; try again later", "数据库暂时不可用，请稍后重试")
 }
 
+// TooManyEntries: a batch or transaction has more entries than the limit.
+func TooManyEntries(limit int) *Error {
+	return newError(http.StatusRequestEntityTooLarge, IssueTooCostly,
+		"The Bundle has more entries than the limit of "+itoa(int64(limit)), "Bundle 的条目数超过上限 "+itoa(int64(limit))).
+		WithExpression("Bundle.entry")
+}
+
 // Busy: the server is at its bound of concurrent requests; the client may
 // retry after a moment.
 func Busy() *Error {
