@@ -32,7 +32,7 @@ type Entry struct {
 	Method   string
 	// URL is request.url, relative to the base: "Patient", "Patient/1",
 	// "Patient?identifier=...", "Patient/1/_history/2".
-	URL                                              string
+	URL                                                string
 	IfNoneExist, IfMatch, IfNoneMatch, IfModifiedSince string
 	// Type, ID and Query are URL read: the resource type, the id (if any)
 	// and the search parameters (if any).
