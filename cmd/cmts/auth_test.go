@@ -23,8 +23,9 @@ func TestParseFlagsTrust(t *testing.T) {
 		env     map[string]string
 		wantErr string
 	}{
-		{name: "public address with a trust file", args: []string{"--trust", "trust.json", "--addr", "0.0.0.0:8443"}},
-		{name: "env twin", env: map[string]string{"CMTS_TRUST": "trust.json"}, args: []string{"--addr", "10.1.2.3:8443"}},
+		{name: "public address with a trust file", args: []string{"--trust", "trust.json", "--addr", "0.0.0.0:8443", "--base-url", "https://cmts.example/fhir"}},
+		{name: "env twin", env: map[string]string{"CMTS_TRUST": "trust.json", "CMTS_BASE_URL": "https://cmts.example/fhir"}, args: []string{"--addr", "10.1.2.3:8443"}},
+		{name: "public address without a base URL", args: []string{"--trust", "trust.json", "--addr", "0.0.0.0:8443"}, wantErr: "needs --base-url"},
 		{name: "trust and insecure", args: []string{"--trust", "trust.json", "--insecure-no-auth"}, wantErr: "exclude each other"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
