@@ -118,6 +118,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CRUD", testCRUD},
 		{"Errors", testErrors},
 		{"BadInputsChangeNothing", testBadInputsChangeNothing},
+		{"Limits", testLimits},
 		{"Concurrency", testConcurrency},
 		{"Conditional", testConditional},
 		{"Patch", testPatch},
