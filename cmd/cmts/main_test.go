@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fmtbank/cmts/fhir"
 )
 
 // TestMain lets the test binary act as the cmts command, so process-level
@@ -44,6 +46,12 @@ func TestParseFlags(t *testing.T) {
 			want: Config{Addr: "[::1]:7000", Data: "/srv/cmts", MongoURI: "mongodb://e", MongoDB: "x", BaseURL: "http://b/fhir", InsecureNoAuth: true, LogLevel: "warn", MaxBody: 1024, DefaultTenant: "default"}},
 		{name: "flag beats env", args: []string{"--addr", "localhost:1"}, env: map[string]string{"CMTS_ADDR": "127.0.0.1:2"},
 			want: Config{Addr: "localhost:1", Data: "./data", MongoDB: "cmts", LogLevel: "info", MaxBody: 16 << 20, DefaultTenant: "default"}},
+		{name: "limits", args: []string{"--max-depth", "10", "--max-array", "20", "--max-elements", "30", "--max-patch-ops", "5"},
+			want: Config{Addr: "127.0.0.1:8080", Data: "./data", MongoDB: "cmts", LogLevel: "info", MaxBody: 16 << 20, DefaultTenant: "default",
+				Limits: fhir.Limits{Depth: 10, Array: 20, Elements: 30, PatchOps: 5}}},
+		{name: "limits env twins", env: map[string]string{"CMTS_MAX_DEPTH": "11", "CMTS_MAX_ARRAY": "21", "CMTS_MAX_ELEMENTS": "31", "CMTS_MAX_PATCH_OPS": "6"},
+			want: Config{Addr: "127.0.0.1:8080", Data: "./data", MongoDB: "cmts", LogLevel: "info", MaxBody: 16 << 20, DefaultTenant: "default",
+				Limits: fhir.Limits{Depth: 11, Array: 21, Elements: 31, PatchOps: 6}}},
 		{name: "insecure on a public address", args: []string{"--insecure-no-auth", "--addr", "0.0.0.0:8080"}, wantErr: "refuses the non-loopback address"},
 		{name: "insecure on all interfaces", args: []string{"--insecure-no-auth", "--addr", ":8080"}, wantErr: "refuses the non-loopback address"},
 		{name: "public address without an identity provider", args: []string{"--addr", "10.1.2.3:8080"}, wantErr: "no identity provider"},
@@ -65,6 +73,9 @@ func TestParseFlags(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.want.Limits == (fhir.Limits{}) {
+				tc.want.Limits = fhir.DefaultLimits()
 			}
 			if m.Config != tc.want {
 				t.Errorf("config\n got %+v\nwant %+v", m.Config, tc.want)

@@ -32,6 +32,8 @@ type Config struct {
 	InsecureNoAuth bool
 	LogLevel       string
 	MaxBody        int64
+	// Limits bound the work of one request body (--max-depth and the rest).
+	Limits fhir.Limits
 	// DefaultTenant is the tenant of every request under --insecure-no-auth.
 	DefaultTenant string
 }
@@ -64,6 +66,10 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", env("insecure-no-auth", "false") == "true", "no authentication (development only; loopback addresses only)")
 	fs.StringVar(&c.LogLevel, "log-level", env("log-level", "info"), "debug, info, warn or error")
 	fs.Int64Var(&c.MaxBody, "max-body", envInt("max-body", rest.DefaultMaxBody), "largest request body in bytes")
+	fs.IntVar(&c.Limits.Depth, "max-depth", int(envInt("max-depth", fhir.DefaultDepth)), "deepest nesting of JSON objects and arrays in a resource")
+	fs.IntVar(&c.Limits.Array, "max-array", int(envInt("max-array", fhir.DefaultArray)), "most entries in one JSON array of a resource")
+	fs.IntVar(&c.Limits.Elements, "max-elements", int(envInt("max-elements", fhir.DefaultElements)), "most JSON values in one resource (each Bundle entry's resource counted apart)")
+	fs.IntVar(&c.Limits.PatchOps, "max-patch-ops", int(envInt("max-patch-ops", fhir.DefaultPatchOps)), "most operations in one JSON Patch")
 	fs.StringVar(&c.DefaultTenant, "tenant", env("tenant", "default"), "tenant of requests under --insecure-no-auth")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -142,7 +148,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	api, err := rest.New(rest.Options{
 		Store: m.store, Codec: codec, Indexer: engine, Auth: authn,
-		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Logger: m.logger, Version: version,
+		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Limits: m.Config.Limits, Logger: m.logger, Version: version,
 	})
 	if err != nil {
 		return err
