@@ -1,10 +1,14 @@
 package resttest
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/rest"
+	"github.com/fmtbank/cmts/store"
 )
 
 // testLimits sends the requests that once cost seconds and gigabytes each
@@ -70,5 +74,54 @@ func testLimits(t *testing.T, newStore NewStore) {
 		strings.Repeat(`,"extension":[{"url":"http://x"`, 31) + `,"valueString":"deep"` + strings.Repeat(`}]`, 31) + `}`
 	if r := c.Do("POST", "/Patient", []byte(atLimit)); r.Status != 201 {
 		t.Errorf("a resource at the limits: %d %.300s", r.Status, r.Body)
+	}
+}
+
+// gatedIndexer holds the index extraction of the resource whose body
+// contains mark until gate closes, telling entered when it starts.
+type gatedIndexer struct {
+	rest.Indexer
+	mark    []byte
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gatedIndexer) Entries(resourceType string, body []byte) ([]store.IndexEntry, error) {
+	if bytes.Contains(body, g.mark) {
+		close(g.entered)
+		<-g.gate
+	}
+	return g.Indexer.Entries(resourceType, body)
+}
+
+// testLargeWriteHoldsNoLock checks that a large write holds no lock that
+// other writes need while it is parsed, written out and indexed (the work
+// that grows with its size): the large write is stopped inside its index
+// extraction, after parsing and marshalling, and a small write must finish
+// meanwhile. Were a lock held, the small write would wait for ever; the
+// bound below only turns that deadlock into a failure.
+func testLargeWriteHoldsNoLock(t *testing.T, newStore NewStore) {
+	g := &gatedIndexer{mark: []byte(`"id":"big"`), entered: make(chan struct{}), gate: make(chan struct{})}
+	c, _ := open(t, newStore, func(o *rest.Options) { g.Indexer = o.Indexer; o.Indexer = g })
+	big := `{"resourceType":"Patient","id":"big","name":[{"given":["a"` + strings.Repeat(`,"a"`, 9999) + `]}]}`
+	bigDone := make(chan int, 1)
+	go func() { bigDone <- c.Do("PUT", "/Patient/big", []byte(big)).Status }()
+	<-g.entered
+	smallDone := make(chan int, 1)
+	go func() {
+		smallDone <- c.Do("PUT", "/Patient/small", []byte(`{"resourceType":"Patient","id":"small"}`)).Status
+	}()
+	select {
+	case status := <-smallDone:
+		if status != 201 {
+			t.Errorf("small write: %d, want 201", status)
+		}
+	case <-time.After(2 * time.Minute):
+		close(g.gate)
+		t.Fatal("a small write waited for a large write's index extraction: a lock is held across it")
+	}
+	close(g.gate)
+	if status := <-bigDone; status != 201 {
+		t.Errorf("large write: %d, want 201", status)
 	}
 }

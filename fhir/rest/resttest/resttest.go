@@ -119,6 +119,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Errors", testErrors},
 		{"BadInputsChangeNothing", testBadInputsChangeNothing},
 		{"Limits", testLimits},
+		{"LargeWriteHoldsNoLock", testLargeWriteHoldsNoLock},
 		{"Concurrency", testConcurrency},
 		{"Conditional", testConditional},
 		{"Patch", testPatch},
