@@ -21,13 +21,15 @@ import (
 // Codec parses, validates and writes R4 JSON with google/fhir/go. It is safe
 // for concurrent use.
 type Codec struct {
-	um    *jsonformat.Unmarshaller
-	m     *jsonformat.Marshaller
-	types map[string]bool
-	names []string
+	um     *jsonformat.Unmarshaller
+	m      *jsonformat.Marshaller
+	types  map[string]bool
+	names  []string
+	limits Limits
 }
 
-// NewCodec builds the R4 codec. Times without a zone are read as UTC.
+// NewCodec builds the R4 codec, with the default limits. Times without a
+// zone are read as UTC.
 func NewCodec() (*Codec, error) {
 	um, err := jsonformat.NewUnmarshaller("UTC", fhirversion.R4)
 	if err != nil {
@@ -37,7 +39,7 @@ func NewCodec() (*Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fhir: marshaller: %w", err)
 	}
-	c := &Codec{um: um, m: m, types: map[string]bool{}}
+	c := &Codec{um: um, m: m, types: map[string]bool{}, limits: DefaultLimits()}
 	oneof := (&bcrpb.ContainedResource{}).ProtoReflect().Descriptor().Oneofs().Get(0)
 	for i := 0; i < oneof.Fields().Len(); i++ {
 		name := string(oneof.Fields().Get(i).Message().Name())
@@ -47,6 +49,17 @@ func NewCodec() (*Codec, error) {
 	sort.Strings(c.names)
 	return c, nil
 }
+
+// WithLimits returns a codec that parses under l (unset fields at their
+// defaults); c is unchanged, and the two share their parser.
+func (c *Codec) WithLimits(l Limits) *Codec {
+	cc := *c
+	cc.limits = l.WithDefaults()
+	return &cc
+}
+
+// Limits returns the limits Parse enforces.
+func (c *Codec) Limits() Limits { return c.limits }
 
 // IsResourceType reports whether name is an R4 resource type.
 func (c *Codec) IsResourceType(name string) bool { return c.types[name] }
@@ -132,10 +145,16 @@ func unmarshalIssues(err error) []Issue {
 
 // Parse reads and validates one resource. Every problem found is reported, as
 // an *Error (400) with one issue each and the element's path where known.
+// Before the R4 parser sees the body, Limits.Scan checks it against the
+// codec's limits (413 naming the limit) and refuses duplicate keys and nested
+// contained resources (400), stopping at the first problem of that kind.
 func (c *Codec) Parse(data []byte) (*Resource, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
 		return nil, Invalid(IssueStructure, "The body is not a JSON object", "请求体不是合法的 JSON 对象")
+	}
+	if err := c.limits.scan(trimmed); err != nil {
+		return nil, err
 	}
 	var head struct {
 		ResourceType *string `json:"resourceType"`

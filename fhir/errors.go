@@ -23,6 +23,7 @@ const (
 	IssueStructure    IssueType = "structure"
 	IssueRequired     IssueType = "required"
 	IssueValue        IssueType = "value"
+	IssueInvariant    IssueType = "invariant"
 	IssueNotFound     IssueType = "not-found"
 	IssueDeleted      IssueType = "deleted"
 	IssueConflict     IssueType = "conflict"

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fmtbank/cmts/fhir"
 	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/google/go-cmp/cmp"
 )
@@ -36,7 +37,8 @@ func TestMain(m *testing.M) {
 // edit.
 func defaultConfig(edit func(*Config)) Config {
 	c := Config{Addr: "127.0.0.1:8080", Data: "./data", MongoDB: "cmts", LogLevel: "info", MaxBody: 16 << 20, DefaultTenant: "default",
-		ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute, MaxConcurrent: 64, Search: search.DefaultLimits}
+		ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute, MaxConcurrent: 64, Search: search.DefaultLimits,
+		Limits: fhir.DefaultLimits()}
 	if edit != nil {
 		edit(&c)
 	}
@@ -79,6 +81,11 @@ func TestParseFlags(t *testing.T) {
 		{name: "zero limit", args: []string{"--max-sort-keys", "0"}, wantErr: "--max-sort-keys"},
 		{name: "negative body limit", env: map[string]string{"CMTS_MAX_BODY": "-1"}, wantErr: "--max-body"},
 		{name: "zero timeout", args: []string{"--write-timeout", "0s"}, wantErr: "--write-timeout"},
+		{name: "limits", args: []string{"--max-depth", "10", "--max-array", "20", "--max-elements", "30", "--max-patch-ops", "5"},
+			want: defaultConfig(func(c *Config) { c.Limits = fhir.Limits{Depth: 10, Array: 20, Elements: 30, PatchOps: 5} })},
+		{name: "limits env twins", env: map[string]string{"CMTS_MAX_DEPTH": "11", "CMTS_MAX_ARRAY": "21", "CMTS_MAX_ELEMENTS": "31", "CMTS_MAX_PATCH_OPS": "6"},
+			want: defaultConfig(func(c *Config) { c.Limits = fhir.Limits{Depth: 11, Array: 21, Elements: 31, PatchOps: 6} })},
+		{name: "zero depth", args: []string{"--max-depth", "0"}, wantErr: "--max-depth"},
 		{name: "insecure on a public address", args: []string{"--insecure-no-auth", "--addr", "0.0.0.0:8080"}, wantErr: "refuses the non-loopback address"},
 		{name: "insecure on all interfaces", args: []string{"--insecure-no-auth", "--addr", ":8080"}, wantErr: "refuses the non-loopback address"},
 		{name: "public address without an identity provider", args: []string{"--addr", "10.1.2.3:8080"}, wantErr: "no identity provider"},

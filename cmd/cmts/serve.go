@@ -32,6 +32,8 @@ type Config struct {
 	InsecureNoAuth bool
 	LogLevel       string
 	MaxBody        int64
+	// Limits bound the work of one request body (--max-depth and the rest).
+	Limits fhir.Limits
 	// DefaultTenant is the tenant of every request under --insecure-no-auth.
 	DefaultTenant string
 
@@ -80,6 +82,10 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.Trust, "trust", "", "JSON file of the trusted OpenID Providers and tenants (docs/auth.md)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Int64Var(&c.MaxBody, "max-body", rest.DefaultMaxBody, "largest request body in bytes")
+	fs.IntVar(&c.Limits.Depth, "max-depth", fhir.DefaultDepth, "deepest nesting of JSON objects and arrays in a resource")
+	fs.IntVar(&c.Limits.Array, "max-array", fhir.DefaultArray, "most entries in one JSON array of a resource")
+	fs.IntVar(&c.Limits.Elements, "max-elements", fhir.DefaultElements, "most JSON values in one resource (each Bundle entry's resource counted apart)")
+	fs.IntVar(&c.Limits.PatchOps, "max-patch-ops", fhir.DefaultPatchOps, "most operations in one JSON Patch")
 	fs.StringVar(&c.DefaultTenant, "tenant", "default", "tenant of requests under --insecure-no-auth")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", time.Minute, "longest time to read a request, body included")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 2*time.Minute, "longest time to serve a request and write its answer")
@@ -157,7 +163,8 @@ func (c *Config) check() error {
 	for _, n := range []struct {
 		name string
 		v    int64
-	}{{"--max-body", c.MaxBody}, {"--max-concurrent", int64(c.MaxConcurrent)}, {"--max-search-values", int64(c.Search.MaxValues)},
+	}{{"--max-body", c.MaxBody}, {"--max-depth", int64(c.Limits.Depth)}, {"--max-array", int64(c.Limits.Array)},
+		{"--max-elements", int64(c.Limits.Elements)}, {"--max-patch-ops", int64(c.Limits.PatchOps)}, {"--max-concurrent", int64(c.MaxConcurrent)}, {"--max-search-values", int64(c.Search.MaxValues)},
 		{"--max-search-terms", int64(c.Search.MaxTerms)}, {"--max-search-params", int64(c.Search.MaxParams)},
 		{"--max-sort-keys", int64(c.Search.MaxSortKeys)}, {"--max-includes", int64(c.Search.MaxIncludes)}} {
 		if n.v <= 0 {
@@ -224,7 +231,7 @@ func (m *Main) Open(ctx context.Context) error {
 	engine.Limits = m.Config.Search
 	api, err := rest.New(rest.Options{
 		Store: m.store, Codec: codec, Indexer: engine, Auth: authn, SMART: smart,
-		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Logger: m.logger, Version: version,
+		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Limits: m.Config.Limits, Logger: m.logger, Version: version,
 		MaxConcurrent: m.Config.MaxConcurrent,
 	})
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/fmtbank/cmts/fhir"
 	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/fmtbank/cmts/store"
@@ -384,6 +383,11 @@ func (s *Server) conditionalDelete(c *gin.Context) {
 	}
 }
 
+// patch applies a JSON Patch. The body must be a non-empty array of at most
+// Limits.PatchOps operations; the bytes copied and the result are bounded by
+// MaxBody, and the result passes the codec's scan and validation like any
+// PUT. A patch that leaves the resource as it was (after the server sets id
+// and meta) makes no new version, as HAPI does: 200 with the current one.
 func (s *Server) patch(c *gin.Context) {
 	typ, id, p := c.Param("type"), c.Param("id"), principal(c)
 	body, err := s.readBody(c, mimeJSONPatch)
@@ -391,10 +395,9 @@ func (s *Server) patch(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	ops, err := jsonpatch.DecodePatch(body)
+	ops, err := decodePatch(body, s.opts.Limits.PatchOps)
 	if err != nil {
-		s.fail(c, fhir.Invalid(fhir.IssueStructure, "The body is not a valid JSON Patch document", "请求体不是合法的 JSON Patch 文档").
-			WithDiagnostics(err.Error()))
+		s.fail(c, err)
 		return
 	}
 	cur, err := s.current(c.Request.Context(), p, typ, id)
@@ -414,10 +417,9 @@ func (s *Server) patch(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	patched, err := ops.Apply(cur.Resource)
+	patched, err := applyPatch(ops, cur.Resource, s.opts.MaxBody)
 	if err != nil {
-		s.fail(c, fhir.Unprocessable(fhir.IssueProcessing, "The patch cannot be applied to the resource", "补丁无法应用于该资源").
-			WithDiagnostics(err.Error()))
+		s.fail(c, err)
 		return
 	}
 	res, err := s.opts.Codec.Parse(patched)
@@ -429,6 +431,15 @@ func (s *Server) patch(c *gin.Context) {
 	}
 	if res.Type != typ || res.ID() != id {
 		s.fail(c, fhir.Unprocessable(fhir.IssueInvalid, "A patch may not change resourceType or id", "补丁不能修改 resourceType 或 id"))
+		return
+	}
+	same, err := s.unchanged(res, cur)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if same {
+		s.respondWrite(c, http.StatusOK, cur, fhir.Message{EN: "The patch changes nothing; no new version was made", ZH: "补丁未改变资源，未生成新版本"})
 		return
 	}
 	v, err := s.save(c.Request.Context(), p, res, id, cur)

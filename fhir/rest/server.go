@@ -41,8 +41,14 @@ type Options struct {
 	// BaseURL is the public FHIR base (e.g. https://cmts.example.org/fhir);
 	// empty derives it from each request.
 	BaseURL string
-	// MaxBody limits request bodies (default 16 MiB).
+	// MaxBody limits request bodies (default 16 MiB), and the resource a
+	// JSON Patch makes.
 	MaxBody int64
+	// Limits bound the work one request may cause: the codec's scan of a
+	// resource body and the operations of a JSON Patch. When set (any field
+	// non-zero; the others take their defaults) they replace the codec's;
+	// when zero, the codec's apply.
+	Limits fhir.Limits
 	// Now is the clock (default time.Now); tests fix it.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -86,6 +92,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = DefaultMaxBody
+	}
+	if opts.Limits == (fhir.Limits{}) {
+		opts.Limits = opts.Codec.Limits()
+	} else {
+		opts.Codec = opts.Codec.WithLimits(opts.Limits)
+		opts.Limits = opts.Codec.Limits()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

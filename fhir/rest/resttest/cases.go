@@ -108,6 +108,10 @@ func testErrors(t *testing.T, newStore NewStore) {
 		t.Fatalf("seed: %d %s", r.Status, r.Body)
 	}
 	big := `{"resourceType":"Patient","id":"p1","name":[{"text":"` + strings.Repeat("x", 70<<10) + `"}]}`
+	// the default limits: 64 levels, 10,000 array entries, 100 patch operations
+	deep := `{"resourceType":"Patient"` + strings.Repeat(`,"extension":[{"url":"http://x"`, 32) + strings.Repeat(`}]`, 32) + `}`
+	longArray := `{"resourceType":"Patient","name":[{"given":["a"` + strings.Repeat(`,"a"`, 10000) + `]}]}`
+	manyOps := `[` + strings.Repeat(`{"op":"test","path":"/id","value":"p1"},`, 100) + `{"op":"remove","path":"/active"}]`
 	for _, tc := range []struct {
 		name     string
 		method   string
@@ -159,6 +163,19 @@ func testErrors(t *testing.T, newStore NewStore) {
 		// base64url of "n|Patient|nope|1": a well-formed token for a version that does not exist.
 		{name: "page token of no version", method: "GET", path: "/Patient?_page=bnxQYXRpZW50fG5vcGV8MQ", status: 400, code: fhir.IssueValue, expr: "_page"},
 		{name: "patch with wrong media type", method: "PATCH", path: "/Patient/p1", body: `[]`, status: 415, code: fhir.IssueNotSupported},
+		{name: "duplicate keys", method: "POST", path: "/Patient", body: `{"resourceType":"Observation","resourceType":"Patient"}`, status: 400, code: fhir.IssueStructure, expr: "Observation.resourceType"},
+		{name: "duplicate nested keys", method: "PUT", path: "/Patient/p1", body: `{"resourceType":"Patient","id":"p1","name":[{"family":"a","family":"b"}]}`, status: 400, code: fhir.IssueStructure, expr: "Patient.name[0].family"},
+		{name: "contained in contained (dom-2)", method: "POST", path: "/Patient", body: `{"resourceType":"Patient","contained":[{"resourceType":"Patient","contained":[{"resourceType":"Patient"}]}]}`, status: 400, code: fhir.IssueInvariant, expr: "Patient.contained[0].contained"},
+		{name: "nested deeper than the limit", method: "POST", path: "/Patient", body: deep, status: 413, code: fhir.IssueTooLong, expr: "Patient" + strings.Repeat(".extension[0]", 32)},
+		{name: "array longer than the limit", method: "POST", path: "/Patient", body: longArray, status: 413, code: fhir.IssueTooLong, expr: "Patient.name[0].given"},
+		{name: "limit named in Chinese", method: "POST", path: "/Patient", body: longArray, header: []string{"Accept-Language", "zh-CN"}, status: 413, code: fhir.IssueTooLong, contains: "数组的条目数超过上限（限制 max-array = 10000）"},
+		{name: "limit named in English", method: "POST", path: "/Patient", body: longArray, status: 413, code: fhir.IssueTooLong, contains: "(limit max-array = 10000)"},
+		{name: "patch body null", method: "PATCH", path: "/Patient/p1", body: `null`, header: []string{"Content-Type", "application/json-patch+json"}, status: 400, code: fhir.IssueStructure},
+		{name: "patch body empty array", method: "PATCH", path: "/Patient/p1", body: `[]`, header: []string{"Content-Type", "application/json-patch+json"}, status: 400, code: fhir.IssueInvalid},
+		{name: "patch body an object", method: "PATCH", path: "/Patient/p1", body: `{"op":"remove","path":"/active"}`, header: []string{"Content-Type", "application/json-patch+json"}, status: 400, code: fhir.IssueStructure},
+		{name: "patch body a string", method: "PATCH", path: "/Patient/p1", body: `"[]"`, header: []string{"Content-Type", "application/json-patch+json"}, status: 400, code: fhir.IssueStructure},
+		{name: "patch body empty", method: "PATCH", path: "/Patient/p1", body: ` `, header: []string{"Content-Type", "application/json-patch+json"}, status: 400, code: fhir.IssueStructure},
+		{name: "patch with more operations than the limit", method: "PATCH", path: "/Patient/p1", body: manyOps, header: []string{"Content-Type", "application/json-patch+json"}, status: 413, code: fhir.IssueTooLong, contains: "max-patch-ops = 100"},
 		{name: "Chinese messages", method: "GET", path: "/Patient/nope", header: []string{"Accept-Language", "zh-CN,zh;q=0.9,en;q=0.5"}, status: 404, code: fhir.IssueNotFound, contains: "不存在"},
 		{name: "English by default", method: "GET", path: "/Patient/nope", status: 404, code: fhir.IssueNotFound, contains: "is not known"},
 		{name: "English preferred", method: "GET", path: "/Patient/nope", header: []string{"Accept-Language", "en-GB,zh;q=0.5"}, status: 404, code: fhir.IssueNotFound, contains: "is not known"},
@@ -348,15 +365,36 @@ func testPatch(t *testing.T, newStore NewStore) {
 		t.Errorf("patched value %v", got)
 	}
 	// If-Match honoured
-	outcome(t, c.Do("PATCH", "/AdverseEvent/ae1", []byte(`[]`), append(jp, "If-Match", `W/"1"`)...), 412, fhir.IssueConflict)
+	outcome(t, c.Do("PATCH", "/AdverseEvent/ae1", []byte(`[{"op":"remove","path":"/seriousness"}]`), append(jp, "If-Match", `W/"1"`)...), 412, fhir.IssueConflict)
 	// a patch that makes the resource invalid is 422, and changes nothing
 	outcome(t, c.Do("PATCH", "/AdverseEvent/ae1", []byte(`[{"op":"remove","path":"/actuality"}]`), jp...), 422, fhir.IssueRequired)
 	outcome(t, c.Do("PATCH", "/AdverseEvent/ae1", []byte(`[{"op":"replace","path":"/id","value":"other"}]`), jp...), 422, fhir.IssueInvalid)
 	outcome(t, c.Do("PATCH", "/AdverseEvent/ae1", []byte(`[{"op":"test","path":"/actuality","value":"potential"}]`), jp...), 422, fhir.IssueProcessing)
 	outcome(t, c.Do("PATCH", "/AdverseEvent/ae1", []byte(`{"op":"add"}`), jp...), 400, fhir.IssueStructure)
-	outcome(t, c.Do("PATCH", "/AdverseEvent/none", []byte(`[]`), jp...), 404, fhir.IssueNotFound)
+	outcome(t, c.Do("PATCH", "/AdverseEvent/none", []byte(`[{"op":"remove","path":"/seriousness"}]`), jp...), 404, fhir.IssueNotFound)
 	if r = c.Do("GET", "/AdverseEvent/ae1", nil); r.Header.Get("ETag") != `W/"2"` {
 		t.Errorf("failed patches changed the resource: %s", r.Header.Get("ETag"))
+	}
+	// A patch that changes nothing (or only what the server sets: meta)
+	// makes no new version: 200 with the current one.
+	for _, body := range []string{
+		`[{"op":"replace","path":"/actuality","value":"actual"}]`,
+		`[{"op":"test","path":"/actuality","value":"actual"}]`,
+		`[{"op":"add","path":"/meta/versionId","value":"7"}]`,
+		`[{"op":"remove","path":"/seriousness"},{"op":"add","path":"/seriousness","value":{"text":"非严重"}}]`,
+	} {
+		r = c.Do("PATCH", "/AdverseEvent/ae1", []byte(body), jp...)
+		if r.Status != 200 || r.Header.Get("ETag") != `W/"2"` || r.JSON(t)["meta"].(map[string]any)["versionId"] != "2" {
+			t.Errorf("no-op patch %s: %d %s %s, want 200 at version 2", body, r.Status, r.Header.Get("ETag"), r.Body)
+		}
+	}
+	if n := len(c.Do("GET", "/AdverseEvent/ae1/_history", nil).JSON(t)["entry"].([]any)); n != 2 {
+		t.Errorf("history has %d versions after no-op patches, want 2", n)
+	}
+	// at the operation limit (100) a patch applies
+	ops := `[` + strings.Repeat(`{"op":"test","path":"/actuality","value":"actual"},`, 99) + `{"op":"remove","path":"/seriousness"}]`
+	if r = c.Do("PATCH", "/AdverseEvent/ae1", []byte(ops), jp...); r.Status != 200 || r.Header.Get("ETag") != `W/"3"` {
+		t.Errorf("patch of 100 operations: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -548,7 +586,7 @@ func testTenants(t *testing.T, newStore NewStore) {
 	outcome(t, h2.Do("GET", "/Patient/mine/_history/1", nil), 404, fhir.IssueNotFound)
 	outcome(t, h2.Do("GET", "/Patient/mine/_history", nil), 404, fhir.IssueNotFound)
 	outcome(t, h2.Do("DELETE", "/Patient/mine", nil), 404, fhir.IssueNotFound)
-	outcome(t, h2.Do("PATCH", "/Patient/mine", []byte(`[]`), "Content-Type", "application/json-patch+json"), 404, fhir.IssueNotFound)
+	outcome(t, h2.Do("PATCH", "/Patient/mine", []byte(`[{"op":"remove","path":"/identifier"}]`), "Content-Type", "application/json-patch+json"), 404, fhir.IssueNotFound)
 	// Taking another tenant's id is refused, without showing its data.
 	r := h2.Do("PUT", "/Patient/mine", []byte(`{"resourceType":"Patient","id":"mine"}`))
 	outcome(t, r, 409, fhir.IssueConflict)

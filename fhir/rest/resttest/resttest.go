@@ -118,6 +118,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CRUD", testCRUD},
 		{"Errors", testErrors},
 		{"BadInputsChangeNothing", testBadInputsChangeNothing},
+		{"Limits", testLimits},
+		{"LargeWriteHoldsNoLock", testLargeWriteHoldsNoLock},
 		{"Concurrency", testConcurrency},
 		{"Conditional", testConditional},
 		{"Patch", testPatch},
