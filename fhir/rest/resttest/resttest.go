@@ -120,6 +120,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"BadInputsChangeNothing", testBadInputsChangeNothing},
 		{"Concurrency", testConcurrency},
 		{"Conditional", testConditional},
+		{"ConditionalRace", testConditionalRace},
 		{"Patch", testPatch},
 		{"Prefer", testPrefer},
 		{"History", testHistory},
