@@ -9,7 +9,7 @@
 // "compare-and-swap" updates on the same version can both succeed. The only
 // atomic operation it relies on is an insert refused by a unique _id.
 //
-// Two collections hold the data (docs/mongodb.md has the details):
+// Three collections hold the data (docs/mongodb.md has the details):
 //
 //   - versions: every committed version, never changed once inserted except
 //     to mark it superseded. The current version of each resource carries its
