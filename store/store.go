@@ -103,6 +103,21 @@ type Store interface {
 	// precondition fails, ErrUnavailable.
 	Put(ctx context.Context, w Write) error
 
+	// PutIf makes a write that depends on a search atomic: it evaluates q
+	// as Search does, calls decide once with the matches (at most q.Count;
+	// the caller's FHIR rules choose from none, one or several), and when
+	// decide returns a Write stores it as Put does. No other PutIf whose
+	// condition has the same q.ConditionKey() evaluates it between this
+	// call's search and the end of its write, so racing conditional writes
+	// of one condition act one after the other: two conditional creates
+	// make one resource. Writes by Put, and PutIf on other conditions, are
+	// not held back (a backend may hold them too; the embedded store
+	// does). decide may read from the store but must not write to it.
+	// Errors: decide's error unchanged; those of Search and Put;
+	// ErrUnavailable when the condition cannot be held long enough (see
+	// the backend), in which case nothing was written.
+	PutIf(ctx context.Context, q Query, decide func(matches []*Version) (*Write, error)) error
+
 	// History returns versions newest first (see HistoryCursor).
 	History(ctx context.Context, q HistoryQuery) (*HistoryPage, error)
 

@@ -338,6 +338,35 @@ func runHostile(t *testing.T, storeArgs []string) {
 				t.Errorf("415 does not name the patch media type: %s", b)
 			}
 		}},
+		{"a million array entries", func(t *testing.T, h *hostile) {
+			body := `{"resourceType":"Patient","id":"cd-1","name":[` + strings.Repeat(`{"text":"x"},`, 999_999) + `{"text":"x"}]}`
+			code, _, b := h.do("PUT", "/Patient/cd-1", []byte(body))
+			h.want4xx("1,000,000 names", code, b, 413)
+		}},
+		{"contained 3,000 levels deep", func(t *testing.T, h *hostile) {
+			body := `{"resourceType":"Patient","id":"cd-1"` + strings.Repeat(`,"contained":[{"resourceType":"Patient"`, 3000) + strings.Repeat(`}]`, 3000) + `}`
+			code, _, b := h.do("PUT", "/Patient/cd-1", []byte(body))
+			h.want4xx("3,000-deep contained", code, b)
+		}},
+		{"a JSON Patch of 21 copies", func(t *testing.T, h *hostile) {
+			ops := `[{"op":"add","path":"/name","value":[{"text":"` + strings.Repeat("x", 1000) + `"}]}`
+			for range 21 {
+				ops += `,{"op":"copy","from":"/name","path":"/name/-"}`
+			}
+			ops += "]"
+			code, _, b := h.do("PATCH", "/Patient/cd-1", []byte(ops), "Content-Type", "application/json-patch+json")
+			h.want4xx("21 copies", code, b)
+		}},
+		{"duplicate keys", func(t *testing.T, h *hostile) {
+			code, _, b := h.do("POST", "/Observation", []byte(`{"resourceType":"Observation","resourceType":"Patient"}`))
+			h.want4xx("two resourceTypes", code, b, 400)
+		}},
+		{"a null JSON Patch", func(t *testing.T, h *hostile) {
+			for _, p := range []string{"null", "[]", "{}"} {
+				code, _, b := h.do("PATCH", "/Patient/cd-1", []byte(p), "Content-Type", "application/json-patch+json")
+				h.want4xx("patch "+p, code, b, 400)
+			}
+		}},
 		{"body trickling at a byte a second", func(t *testing.T, h *hostile) {
 			conn, err := net.Dial("tcp", h.addr)
 			if err != nil {

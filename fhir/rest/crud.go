@@ -56,6 +56,33 @@ func (s *Server) parseResource(c *gin.Context, typ string) (*fhir.Resource, erro
 
 // save stores res as the next version of typ/id after cur (nil: none yet).
 func (s *Server) save(ctx context.Context, p *fhir.Principal, res *fhir.Resource, id string, cur *store.Version) (*store.Version, error) {
+	w, err := s.newWrite(p, res, id, cur)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.opts.Store.Put(ctx, *w); err != nil {
+		return nil, idTaken(err, w)
+	}
+	return &w.Version, nil
+}
+
+// idTaken turns the conflict of a create whose id is taken into an answer
+// that says to choose another id.
+func idTaken(err error, w *store.Write) error {
+	if w.PrevVersion == 0 && errors.Is(err, store.ErrConflict) {
+		// The id is taken where this caller cannot see it (another
+		// tenant) or was just taken: retrying the same create fails
+		// again, so the answer says to choose another id.
+		v := w.Version
+		return fhir.Conflict("The id '"+v.ID+"' is not available for a new "+v.Type+"; use another id",
+			"id '"+v.ID+"' 不可用于新建 "+v.Type+"，请使用其他 id").WithExpression(v.Type + ".id")
+	}
+	return err
+}
+
+// newWrite is the write that stores res as the next version of typ/id
+// after cur (nil: none yet), its id and meta set.
+func (s *Server) newWrite(p *fhir.Principal, res *fhir.Resource, id string, cur *store.Version) (*store.Write, error) {
 	var prev int64
 	if cur != nil {
 		prev = cur.VersionID
@@ -74,17 +101,7 @@ func (s *Server) save(ctx context.Context, p *fhir.Principal, res *fhir.Resource
 	if v.Index, err = s.opts.Indexer.Entries(res.Type, body); err != nil {
 		return nil, err
 	}
-	if err := s.opts.Store.Put(ctx, store.Write{PrevVersion: prev, Version: v}); err != nil {
-		if prev == 0 && errors.Is(err, store.ErrConflict) {
-			// The id is taken where this caller cannot see it (another
-			// tenant) or was just taken: retrying the same create fails
-			// again, so the answer says to choose another id.
-			return nil, fhir.Conflict("The id '"+id+"' is not available for a new "+res.Type+"; use another id",
-				"id '"+id+"' 不可用于新建 "+res.Type+"，请使用其他 id").WithExpression(res.Type + ".id")
-		}
-		return nil, err
-	}
-	return &v, nil
+	return &store.Write{PrevVersion: prev, Version: v}, nil
 }
 
 // current reads the current version; nil (no error) when there is none.
@@ -131,20 +148,36 @@ func (s *Server) create(c *gin.Context) {
 		return
 	}
 	if cond := c.GetHeader("If-None-Exist"); cond != "" {
-		matches, err := s.matchCondition(c, typ, cond)
+		q, err := s.matchCondition(c, typ, cond)
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		switch len(matches) {
-		case 0:
-		case 1:
-			s.respondWrite(c, http.StatusOK, matches[0], msgExists)
-			return
-		default:
-			s.fail(c, fhir.PreconditionFailed("If-None-Exist matches more than one resource", "If-None-Exist 条件匹配到多个资源"))
+		// The search and the create are one step (PutIf): two racing
+		// requests with one condition cannot both find nothing.
+		var v *store.Version
+		status, msg := http.StatusCreated, msgCreated
+		err = s.opts.Store.PutIf(c.Request.Context(), q, func(matches []*store.Version) (*store.Write, error) {
+			switch len(matches) {
+			case 0:
+				// The spec has the server ignore a client id on create.
+				w, err := s.newWrite(p, res, newID(), nil)
+				if err == nil {
+					v = &w.Version
+				}
+				return w, err
+			case 1:
+				v, status, msg = matches[0], http.StatusOK, msgExists
+				return nil, nil
+			}
+			return nil, fhir.PreconditionFailed("If-None-Exist matches more than one resource", "If-None-Exist 条件匹配到多个资源")
+		})
+		if err != nil {
+			s.fail(c, err)
 			return
 		}
+		s.respondWrite(c, status, v, msg)
+		return
 	}
 	// The spec has the server ignore a client id on create.
 	v, err := s.save(c.Request.Context(), p, res, newID(), nil)
@@ -155,29 +188,29 @@ func (s *Server) create(c *gin.Context) {
 	s.respondWrite(c, http.StatusCreated, v, msgCreated)
 }
 
-// matchCondition finds the resources a conditional interaction's query names
-// (at most two: enough to tell none, one or many).
-func (s *Server) matchCondition(c *gin.Context, typ, query string) ([]*store.Version, error) {
+// matchCondition compiles a conditional interaction's query string into the
+// store query that finds its matches (see matchParams); every pair must be
+// readable.
+func (s *Server) matchCondition(c *gin.Context, typ, query string) (store.Query, error) {
 	params, err := conditionQuery(parseQuery(query))
 	if err != nil {
-		return nil, err
+		return store.Query{}, err
 	}
 	return s.matchParams(c, typ, params)
 }
 
-func (s *Server) matchParams(c *gin.Context, typ string, params url.Values) ([]*store.Version, error) {
+// matchParams compiles a conditional interaction's criteria into the store
+// query that finds its matches (at most two: enough to tell none, one or
+// many), for Store.PutIf to evaluate and act on in one step.
+func (s *Server) matchParams(c *gin.Context, typ string, params url.Values) (store.Query, error) {
 	filter, err := s.opts.Indexer.Compile(typ, params)
 	if err != nil {
-		return nil, err
+		return store.Query{}, err
 	}
 	if filter == nil {
-		return nil, fhir.PreconditionFailed("A conditional interaction needs search criteria", "条件操作必须提供检索条件")
+		return store.Query{}, fhir.PreconditionFailed("A conditional interaction needs search criteria", "条件操作必须提供检索条件")
 	}
-	page, err := s.opts.Store.Search(c.Request.Context(), store.Query{Tenant: principal(c).Tenant, Type: typ, Filter: filter, Count: 2})
-	if err != nil {
-		return nil, err
-	}
-	return page.Versions, nil
+	return store.Query{Tenant: principal(c).Tenant, Type: typ, Filter: filter, Count: 2}, nil
 }
 
 func (s *Server) read(c *gin.Context) {
@@ -294,28 +327,58 @@ func (s *Server) conditionalUpdate(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	matches, err := s.matchParams(c, typ, cond)
+	q, err := s.matchParams(c, typ, cond)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	switch len(matches) {
-	case 0:
-		id := res.ID()
-		if id == "" {
-			id = newID()
+	// The search and the write are one step (PutIf), so racing updates
+	// with one condition create one resource and then update it in turn.
+	ctx := c.Request.Context()
+	var cur, v *store.Version
+	var w *store.Write
+	err = s.opts.Store.PutIf(ctx, q, func(matches []*store.Version) (*store.Write, error) {
+		var id string
+		switch len(matches) {
+		case 0:
+			// Update as create: the body's id, if any, else a new one.
+			if id = res.ID(); id == "" {
+				id = newID()
+			}
+			var err error
+			if cur, err = s.current(ctx, p, typ, id); err != nil {
+				return nil, err
+			}
+		case 1:
+			if rid := res.ID(); rid != "" && rid != matches[0].ID {
+				return nil, fhir.Invalid(fhir.IssueInvalid, "The resource id does not match the resource the criteria found",
+					"资源 id 与条件匹配到的资源不一致").WithExpression(typ + ".id")
+			}
+			id, cur = matches[0].ID, matches[0]
+		default:
+			return nil, fhir.PreconditionFailed("The criteria match more than one resource", "检索条件匹配到多个资源")
 		}
-		s.updateTo(c, p, res, id)
-	case 1:
-		if rid := res.ID(); rid != "" && rid != matches[0].ID {
-			s.fail(c, fhir.Invalid(fhir.IssueInvalid, "The resource id does not match the resource the criteria found",
-				"资源 id 与条件匹配到的资源不一致").WithExpression(typ+".id"))
-			return
+		if err := checkIfMatch(c, cur); err != nil {
+			return nil, err
 		}
-		s.updateTo(c, p, res, matches[0].ID)
-	default:
-		s.fail(c, fhir.PreconditionFailed("The criteria match more than one resource", "检索条件匹配到多个资源"))
+		var err error
+		if w, err = s.newWrite(p, res, id, cur); err == nil {
+			v = &w.Version
+		}
+		return w, err
+	})
+	if err != nil {
+		if w != nil {
+			err = idTaken(err, w)
+		}
+		s.fail(c, err)
+		return
 	}
+	if cur == nil || cur.Deleted {
+		s.respondWrite(c, http.StatusCreated, v, msgCreated)
+		return
+	}
+	s.respondWrite(c, http.StatusOK, v, msgUpdated)
 }
 
 func (s *Server) delete(c *gin.Context) {
@@ -367,20 +430,37 @@ func (s *Server) conditionalDelete(c *gin.Context) {
 			WithDiagnostics("DELETE on a type needs search criteria (conditional delete) or an id in the URL"))
 		return
 	}
-	matches, err := s.matchParams(c, typ, cond)
+	q, err := s.matchParams(c, typ, cond)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	switch len(matches) {
-	case 0:
-		c.Status(http.StatusNoContent)
-		c.Writer.WriteHeaderNow()
-	case 1:
-		s.deleteVersion(c, matches[0])
-	default:
-		s.fail(c, fhir.PreconditionFailed("The criteria match more than one resource", "检索条件匹配到多个资源"))
+	// The search and the tombstone are one step (PutIf): of racing deletes
+	// with one condition, the first deletes and the others find nothing.
+	var tomb *store.Version
+	err = s.opts.Store.PutIf(c.Request.Context(), q, func(matches []*store.Version) (*store.Write, error) {
+		switch len(matches) {
+		case 0:
+			return nil, nil
+		case 1:
+			cur := matches[0] // current and not deleted: a search returns no tombstone
+			if err := checkIfMatch(c, cur); err != nil {
+				return nil, err
+			}
+			tomb = &store.Version{Tenant: cur.Tenant, Type: cur.Type, ID: cur.ID, VersionID: cur.VersionID + 1, LastUpdated: s.now(), Deleted: true}
+			return &store.Write{PrevVersion: cur.VersionID, Version: *tomb}, nil
+		}
+		return nil, fhir.PreconditionFailed("The criteria match more than one resource", "检索条件匹配到多个资源")
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
+	if tomb != nil {
+		versionHeaders(c, tomb)
+	}
+	c.Status(http.StatusNoContent)
+	c.Writer.WriteHeaderNow()
 }
 
 // patch applies a JSON Patch. The body must be a non-empty array of at most

@@ -9,7 +9,7 @@
 // "compare-and-swap" updates on the same version can both succeed. The only
 // atomic operation it relies on is an insert refused by a unique _id.
 //
-// Two collections hold the data (docs/mongodb.md has the details):
+// Three collections hold the data (docs/mongodb.md has the details):
 //
 //   - versions: every committed version, never changed once inserted except
 //     to mark it superseded. The current version of each resource carries its
@@ -17,6 +17,8 @@
 //     (multikey indexes make a token match one equality on an array element).
 //   - pending: one small marker per update whose predecessor may not be
 //     marked superseded yet; normally empty.
+//   - claims: one small document per conditional write in progress
+//     ([Store.PutIf]); normally empty.
 //
 // See [Store.Put] for the commit protocol and [Store.Search] for how searches
 // run.
@@ -68,6 +70,11 @@ type Options struct {
 	// ServerSelectionTimeout overrides the URI's serverSelectionTimeoutMS;
 	// when both are unset it is DefaultServerSelectionTimeout.
 	ServerSelectionTimeout time.Duration
+	// ClaimLease is how long a claim on a condition (Store.PutIf) outlives
+	// a holder that died; a holder writes only within its first half.
+	// Zero means DefaultClaimLease. Every instance on a database should
+	// use the same.
+	ClaimLease time.Duration
 }
 
 // Store is the MongoDB backend. It is safe for concurrent use, keeps no state
@@ -76,6 +83,12 @@ type Store struct {
 	client   *mongodrv.Client
 	versions *mongodrv.Collection
 	pending  *mongodrv.Collection
+	claims   *mongodrv.Collection
+
+	// lease is Options.ClaimLease; local queues this process's claimers
+	// of one condition (see PutIf).
+	lease time.Duration
+	local keyLocks
 
 	// idProbes makes Read find the current version by _id lookups alone
 	// (readByProbes). Set for FerretDB v1, whose SQLite backend evaluates
@@ -132,7 +145,12 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		dbo.SetWriteConcern(writeconcern.Majority())
 	}
 	db := client.Database(o.Database, dbo)
-	s := &Store{client: client, versions: db.Collection(versionsColl), pending: db.Collection(pendingColl)}
+	lease := o.ClaimLease
+	if lease <= 0 {
+		lease = DefaultClaimLease
+	}
+	s := &Store{client: client, versions: db.Collection(versionsColl), pending: db.Collection(pendingColl),
+		claims: db.Collection(claimsColl), lease: lease}
 	if err := s.Ping(ctx); err != nil {
 		client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err

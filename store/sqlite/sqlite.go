@@ -255,18 +255,52 @@ func (s *Store) ReadVersion(ctx context.Context, tenant, typ, id string, vid int
 // Put writes a version, its history row and its index entries in one
 // transaction.
 func (s *Store) Put(ctx context.Context, w store.Write) error {
-	v := w.Version
-	if v.VersionID != w.PrevVersion+1 {
-		return fmt.Errorf("sqlite: version %d does not follow %d: %w", v.VersionID, w.PrevVersion, store.ErrConflict)
-	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return wrap(err)
 	}
 	defer tx.Rollback()
+	if err := put(ctx, tx, w); err != nil {
+		return err
+	}
+	return wrap(tx.Commit())
+}
+
+// PutIf holds the database's write lock from before the search to the
+// commit: the transaction is IMMEDIATE (the DSN's _txlock) on the single
+// writer connection, so no write of any kind, from this process or
+// another, commits in between, and the search, run on the read pool,
+// sees every write committed before it. A condition's key is not needed:
+// every PutIf, and every Put, waits for the one in progress.
+func (s *Store) PutIf(ctx context.Context, q store.Query, decide func([]*store.Version) (*store.Write, error)) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(err)
+	}
+	defer tx.Rollback()
+	page, err := s.Search(ctx, q)
+	if err != nil {
+		return err
+	}
+	w, err := decide(page.Versions)
+	if err != nil || w == nil {
+		return err
+	}
+	if err := put(ctx, tx, *w); err != nil {
+		return err
+	}
+	return wrap(tx.Commit())
+}
+
+// put is Put inside tx.
+func put(ctx context.Context, tx *sql.Tx, w store.Write) error {
+	v := w.Version
+	if v.VersionID != w.PrevVersion+1 {
+		return fmt.Errorf("sqlite: version %d does not follow %d: %w", v.VersionID, w.PrevVersion, store.ErrConflict)
+	}
 	var pk, cur int64
 	var tenant string
-	err = tx.QueryRowContext(ctx, `SELECT pk, vid, tenant FROM current WHERE type = ? AND id = ?`, v.Type, v.ID).Scan(&pk, &cur, &tenant)
+	err := tx.QueryRowContext(ctx, `SELECT pk, vid, tenant FROM current WHERE type = ? AND id = ?`, v.Type, v.ID).Scan(&pk, &cur, &tenant)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if w.PrevVersion != 0 {
@@ -299,11 +333,9 @@ func (s *Store) Put(ctx context.Context, w store.Write) error {
 		return wrap(err)
 	}
 	if !v.Deleted {
-		if err := insertIndex(ctx, tx, pk, v.Index); err != nil {
-			return err
-		}
+		return insertIndex(ctx, tx, pk, v.Index)
 	}
-	return wrap(tx.Commit())
+	return nil
 }
 
 // History pages through versions newest first.

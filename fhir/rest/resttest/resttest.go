@@ -122,6 +122,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"LargeWriteHoldsNoLock", testLargeWriteHoldsNoLock},
 		{"Concurrency", testConcurrency},
 		{"Conditional", testConditional},
+		{"ConditionalRace", testConditionalRace},
 		{"Patch", testPatch},
 		{"Prefer", testPrefer},
 		{"History", testHistory},
