@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 // edit.
 func defaultConfig(edit func(*Config)) Config {
 	c := Config{Addr: "127.0.0.1:8080", Data: "./data", MongoDB: "cmts", LogLevel: "info", MaxBody: 16 << 20, DefaultTenant: "default",
-		ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute, MaxConcurrent: 64, Search: search.DefaultLimits,
+		ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute, MaxConcurrent: 64, MaxBundleEntries: 10_000, Search: search.DefaultLimits,
 		Limits: fhir.DefaultLimits()}
 	if edit != nil {
 		edit(&c)

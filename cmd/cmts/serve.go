@@ -47,6 +47,8 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxConcurrent bounds the FHIR requests served at once.
 	MaxConcurrent int
+	// MaxBundleEntries bounds the entries of one batch or transaction.
+	MaxBundleEntries int
 	// Search bounds the cost of one search.
 	Search search.Limits
 	// Trust is the trust file of identity providers and tenants (--trust).
@@ -90,6 +92,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", time.Minute, "longest time to read a request, body included")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 2*time.Minute, "longest time to serve a request and write its answer")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", time.Minute, "how long an idle keep-alive connection stays open")
+	fs.IntVar(&c.MaxBundleEntries, "max-bundle-entries", rest.DefaultMaxBundleEntries, "entries in one batch or transaction (more: 413)")
 	fs.IntVar(&c.MaxConcurrent, "max-concurrent", rest.DefaultMaxConcurrent, "FHIR requests served at once; more wait briefly, then get 503")
 	sl := &c.Search
 	fs.IntVar(&sl.MaxValues, "max-search-values", search.DefaultLimits.MaxValues, "comma-separated values in one search parameter")
@@ -164,7 +167,7 @@ func (c *Config) check() error {
 		name string
 		v    int64
 	}{{"--max-body", c.MaxBody}, {"--max-depth", int64(c.Limits.Depth)}, {"--max-array", int64(c.Limits.Array)},
-		{"--max-elements", int64(c.Limits.Elements)}, {"--max-patch-ops", int64(c.Limits.PatchOps)}, {"--max-concurrent", int64(c.MaxConcurrent)}, {"--max-search-values", int64(c.Search.MaxValues)},
+		{"--max-elements", int64(c.Limits.Elements)}, {"--max-patch-ops", int64(c.Limits.PatchOps)}, {"--max-concurrent", int64(c.MaxConcurrent)}, {"--max-bundle-entries", int64(c.MaxBundleEntries)}, {"--max-search-values", int64(c.Search.MaxValues)},
 		{"--max-search-terms", int64(c.Search.MaxTerms)}, {"--max-search-params", int64(c.Search.MaxParams)},
 		{"--max-sort-keys", int64(c.Search.MaxSortKeys)}, {"--max-includes", int64(c.Search.MaxIncludes)}} {
 		if n.v <= 0 {
@@ -232,7 +235,7 @@ func (m *Main) Open(ctx context.Context) error {
 	api, err := rest.New(rest.Options{
 		Store: m.store, Codec: codec, Indexer: engine, Auth: authn, SMART: smart,
 		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Limits: m.Config.Limits, Logger: m.logger, Version: version,
-		MaxConcurrent: m.Config.MaxConcurrent,
+		MaxConcurrent: m.Config.MaxConcurrent, MaxBundleEntries: m.Config.MaxBundleEntries,
 	})
 	if err != nil {
 		return err

@@ -29,7 +29,10 @@ type Entry struct {
 	FullURL string
 	// Resource is the entry's resource as sent (nil for GET, HEAD, DELETE).
 	Resource json.RawMessage
-	Method   string
+	// Patch is a REST PATCH's JSON Patch body (in a Bundle, the patch is a
+	// Binary in Resource).
+	Patch  []byte
+	Method string
 	// URL is request.url, relative to the base: "Patient", "Patient/1",
 	// "Patient?identifier=...", "Patient/1/_history/2".
 	URL                                                string
@@ -38,6 +41,8 @@ type Entry struct {
 	// and the search parameters (if any).
 	Type, ID string
 	Query    url.Values
+	// Operation is set for an operation entry ("ValueSet/$expand?...").
+	Operation bool
 }
 
 // Request is a parsed batch or transaction.
@@ -137,6 +142,14 @@ func readEntry(i int, w wireEntry, isType func(string) bool) (*Entry, error) {
 		e.ID = parts[1]
 	}
 	needResource, needID, allowQuery := false, false, false
+	if e.Operation = isOperation(path); e.Operation {
+		// An operation ($lookup, $validate, ...) is served as the REST API
+		// serves it, resource or not.
+		if e.Method != http.MethodPost && e.Method != http.MethodGet {
+			return nil, entryError(i, "request.method", "an operation takes GET or POST", "操作只能使用 GET 或 POST")
+		}
+		return e, nil
+	}
 	switch e.Method {
 	case http.MethodPost:
 		needResource = true
@@ -171,11 +184,24 @@ func readEntry(i int, w wireEntry, isType func(string) bool) (*Entry, error) {
 	return e, nil
 }
 
+// isOperation reports whether a URL path names an operation.
+func isOperation(path string) bool {
+	for _, seg := range strings.Split(path, "/") {
+		if strings.HasPrefix(seg, "$") {
+			return true
+		}
+	}
+	return false
+}
+
 // order is the R4 processing order of a transaction: DELETE, then POST,
 // then PUT and PATCH, then GET and HEAD; entries of one kind keep their
 // order, so the result never depends on how the kinds were interleaved.
-func order(method string) int {
-	switch method {
+func order(e *Entry) int {
+	if e.Operation {
+		return 3
+	}
+	switch e.Method {
 	case http.MethodDelete:
 		return 0
 	case http.MethodPost:
@@ -189,6 +215,6 @@ func order(method string) int {
 // Ordered returns the entries in processing order.
 func (r *Request) Ordered() []*Entry {
 	out := slices.Clone(r.Entries)
-	slices.SortStableFunc(out, func(a, b *Entry) int { return order(a.Method) - order(b.Method) })
+	slices.SortStableFunc(out, func(a, b *Entry) int { return order(a) - order(b) })
 	return out
 }

@@ -94,15 +94,6 @@ func (s *Server) base(c *gin.Context) string {
 
 func etag(vid int64) string { return `W/"` + strconv.FormatInt(vid, 10) + `"` }
 
-// parseETag reads W/"3", "3" or 3.
-func parseETag(v string) (int64, bool) {
-	v = strings.TrimSpace(v)
-	v = strings.TrimPrefix(v, "W/")
-	v = strings.Trim(v, `"`)
-	n, err := strconv.ParseInt(v, 10, 64)
-	return n, err == nil && n > 0
-}
-
 // versionHeaders sets ETag and Last-Modified for a version.
 func versionHeaders(c *gin.Context, v *store.Version) {
 	c.Header("ETag", etag(v.VersionID))

@@ -41,24 +41,24 @@ func preferHandling(c *gin.Context) string {
 
 // searchQuery is the search's query: the URL's, plus a form body for POST
 // _search.
-func (s *Server) searchQuery(c *gin.Context) (query, error) {
+func (s *Server) searchQuery(c *gin.Context) (search.Query, error) {
 	q := queryOf(c)
 	if c.Request.Method != http.MethodPost {
 		return q, nil
 	}
 	ct := c.GetHeader("Content-Type")
 	if ct != "" && !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
-		return query{}, fhir.UnsupportedMediaType(ct, "application/x-www-form-urlencoded")
+		return search.Query{}, fhir.UnsupportedMediaType(ct, "application/x-www-form-urlencoded")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return query{}, fhir.TooLarge(s.opts.MaxBody)
+			return search.Query{}, fhir.TooLarge(s.opts.MaxBody)
 		}
-		return query{}, fhir.Invalid(fhir.IssueStructure, "The search form cannot be read", "无法读取检索表单")
+		return search.Query{}, fhir.Invalid(fhir.IssueStructure, "The search form cannot be read", "无法读取检索表单")
 	}
-	return q.merge(parseQuery(string(body))), nil
+	return q.Merge(search.ParseQuery(string(body))), nil
 }
 
 // A _page token marks the edge of a page a next or previous link continues
@@ -134,11 +134,11 @@ func (s *Server) search(c *gin.Context) {
 		return
 	}
 	strict := preferHandling(c) == "strict"
-	if strict && len(qs.unreadable) > 0 {
-		s.fail(c, qs.unreadableError())
+	if strict && len(qs.Unreadable) > 0 {
+		s.fail(c, qs.UnreadableError())
 		return
 	}
-	params := qs.values
+	params := qs.Values
 	sp, err := s.opts.Indexer.Parse(typ, params, strict)
 	if err != nil {
 		s.fail(c, err)
@@ -255,8 +255,8 @@ func (s *Server) search(c *gin.Context) {
 
 // ignoredIssues are the warnings for what a lenient search left out: pairs it
 // could not read and parameters it does not know or support.
-func ignoredIssues(qs query, sp *search.Search) []fhir.Issue {
-	issues := qs.unreadableWarnings()
+func ignoredIssues(qs search.Query, sp *search.Search) []fhir.Issue {
+	issues := qs.UnreadableWarnings()
 	for _, k := range sp.Unknown {
 		issues = append(issues, fhir.Issue{Severity: "warning", Code: fhir.IssueNotSupported, Expression: []string{k}, Message: fhir.Message{
 			EN: "The parameter '" + k + "' is unknown or not supported and was ignored",
@@ -266,7 +266,7 @@ func ignoredIssues(qs query, sp *search.Search) []fhir.Issue {
 }
 
 // addEntry adds a resource to a searchset, shaped by _summary/_elements.
-func (s *Server) addEntry(b *bundle, base string, v *store.Version, mode string, sp *search.Search) error {
+func (s *Server) addEntry(b *bundleJSON, base string, v *store.Version, mode string, sp *search.Search) error {
 	body, err := shape(v.Type, v.Resource, sp.Summary, sp.Elements)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/bundle"
 	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/fmtbank/cmts/store"
 	"github.com/gin-gonic/gin"
@@ -61,6 +62,9 @@ type Options struct {
 	MaxConcurrent int
 	// QueueWait is how long a request waits for a place (default 2 s).
 	QueueWait time.Duration
+	// MaxBundleEntries bounds the entries of a batch or transaction
+	// (default DefaultMaxBundleEntries; more: 413).
+	MaxBundleEntries int
 }
 
 // DefaultMaxConcurrent is the bound on concurrent FHIR requests unless
@@ -74,6 +78,8 @@ const DefaultMaxBody = 16 << 20
 type Server struct {
 	opts   Options
 	engine *gin.Engine
+	// writer carries out every write, single or in a Bundle.
+	writer *bundle.Writer
 	// slots holds one token per request being served (MaxConcurrent).
 	slots chan struct{}
 }
@@ -108,11 +114,20 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxConcurrent <= 0 {
 		opts.MaxConcurrent = DefaultMaxConcurrent
 	}
+	if opts.MaxBundleEntries <= 0 {
+		opts.MaxBundleEntries = DefaultMaxBundleEntries
+	}
 	if opts.QueueWait <= 0 {
 		opts.QueueWait = 2 * time.Second
 	}
 	opts.BaseURL = strings.TrimSuffix(opts.BaseURL, "/")
 	s := &Server{opts: opts, slots: make(chan struct{}, opts.MaxConcurrent)}
+	var err error
+	s.writer, err = bundle.NewWriter(bundle.Options{Store: txShim{opts.Store}, Codec: opts.Codec, Indexer: opts.Indexer,
+		Now: opts.Now, MaxBody: opts.MaxBody, PatchOps: opts.Limits.PatchOps})
+	if err != nil {
+		return nil, err
+	}
 	s.engine = s.routes()
 	return s, nil
 }
@@ -137,6 +152,9 @@ func routeTable() []route {
 		{http.MethodGet, smartConfigurationPath, "", "system", (*Server).smartConfiguration},
 		{http.MethodGet, "/_history", "history-system", "system", (*Server).historySystem},
 		{http.MethodGet, "", "search-system", "system", (*Server).search},
+		// One handler serves both: the Bundle's type says which.
+		{http.MethodPost, "", "transaction", "system", (*Server).transaction},
+		{http.MethodPost, "/", "batch", "system", (*Server).transaction},
 		{http.MethodPost, "/_search", "search-system", "system", (*Server).search},
 		{http.MethodGet, "/:type", "search-type", "type", (*Server).search},
 		{http.MethodPost, "/:type/_search", "search-type", "type", (*Server).search},
@@ -186,7 +204,7 @@ func (s *Server) typed(h func(*Server, *gin.Context)) gin.HandlerFunc {
 			return
 		}
 		if id, ok := c.Params.Get("id"); ok {
-			if err := checkID(id); err != nil {
+			if err := bundle.CheckID(id); err != nil {
 				s.fail(c, err)
 				return
 			}
@@ -208,6 +226,11 @@ func (s *Server) ready(c *gin.Context) {
 // admit holds a request until one of MaxConcurrent places is free, or
 // answers 503 after QueueWait.
 func (s *Server) admit(c *gin.Context) {
+	if _, ok := internalPrincipal(c.Request); ok {
+		// A Bundle's read entry runs inside its Bundle's place.
+		c.Next()
+		return
+	}
 	t := time.NewTimer(s.opts.QueueWait)
 	defer t.Stop()
 	select {
@@ -256,6 +279,12 @@ func (s *Server) authenticate(c *gin.Context) {
 	if public(c.FullPath()) {
 		// The CapabilityStatement and the SMART document are public, as
 		// SMART clients need them to discover how to authenticate.
+		c.Next()
+		return
+	}
+	if p, ok := internalPrincipal(c.Request); ok {
+		// A Bundle's read entry: the outer request was authenticated.
+		c.Set(principalKey, p)
 		c.Next()
 		return
 	}

@@ -553,12 +553,17 @@ func testMetadata(t *testing.T, newStore NewStore) {
 	for _, i := range rest0["interaction"].([]any) {
 		system = append(system, i.(map[string]any)["code"].(string))
 	}
-	if fmt.Sprint(system) != "[history-system search-system]" {
-		t.Errorf("system interactions %v, want [history-system search-system]", system)
+	if fmt.Sprint(system) != "[history-system search-system transaction batch]" {
+		t.Errorf("system interactions %v, want [history-system search-system transaction batch]", system)
 	}
 	for _, path := range []string{"/_history", "?_type=Patient"} {
 		if r := c.Do("GET", path, nil); r.Status != 200 {
 			t.Errorf("claimed system interaction GET %s answers %d", path, r.Status)
+		}
+	}
+	for _, typ := range []string{"transaction", "batch"} {
+		if r := c.Do("POST", "", []byte(`{"resourceType":"Bundle","type":"`+typ+`"}`)); r.Status != 200 {
+			t.Errorf("claimed system interaction %s answers %d: %.300s", typ, r.Status, r.Body)
 		}
 	}
 	c.Do("PUT", "/Patient/p", []byte(`{"resourceType":"Patient","id":"p"}`))

@@ -130,6 +130,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Metadata", testMetadata},
 		{"Tenants", testTenants},
 		{"Search", testSearchREST},
+		{"Transaction", testTransaction},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/bundle"
 	"github.com/fmtbank/cmts/store"
 	"github.com/gin-gonic/gin"
 )
@@ -38,7 +39,7 @@ type bundleEntry struct {
 	} `json:"response,omitempty"`
 }
 
-type bundle struct {
+type bundleJSON struct {
 	ResourceType string `json:"resourceType"`
 	ID           string `json:"id"`
 	Meta         struct {
@@ -50,8 +51,8 @@ type bundle struct {
 	Entry []bundleEntry `json:"entry,omitempty"`
 }
 
-func (s *Server) newBundle(typ string) *bundle {
-	b := &bundle{ResourceType: "Bundle", ID: newID(), Type: typ}
+func (s *Server) newBundle(typ string) *bundleJSON {
+	b := &bundleJSON{ResourceType: "Bundle", ID: bundle.NewID(), Type: typ}
 	b.Meta.LastUpdated = s.now().Format(time.RFC3339Nano)
 	return b
 }
@@ -107,11 +108,11 @@ func (s *Server) historyInstance(c *gin.Context) {
 
 func (s *Server) history(c *gin.Context, typ, id string) {
 	qs := queryOf(c)
-	if len(qs.unreadable) > 0 {
-		s.fail(c, qs.unreadableError())
+	if len(qs.Unreadable) > 0 {
+		s.fail(c, qs.UnreadableError())
 		return
 	}
-	params := qs.values
+	params := qs.Values
 	q := store.HistoryQuery{Tenant: principal(c).Tenant, Type: typ, ID: id}
 	var err error
 	if q.Count, err = pageSize(c, params); err != nil {
@@ -188,7 +189,7 @@ func (s *Server) history(c *gin.Context, typ, id string) {
 	s.writeBundle(c, b)
 }
 
-func (s *Server) writeBundle(c *gin.Context, b *bundle) {
+func (s *Server) writeBundle(c *gin.Context, b *bundleJSON) {
 	body, err := json.Marshal(b)
 	if err != nil {
 		s.fail(c, err)

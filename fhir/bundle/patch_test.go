@@ -1,4 +1,4 @@
-package rest
+package bundle
 
 import (
 	"errors"

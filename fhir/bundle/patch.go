@@ -1,16 +1,17 @@
-package rest
+package bundle
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/fmtbank/cmts/fhir"
-	"github.com/fmtbank/cmts/store"
 )
+
+// patchOps is a decoded JSON Patch.
+type patchOps = jsonpatch.Patch
 
 // decodePatch reads a JSON Patch body: a non-empty array of at most maxOps
 // operations. RFC 6902 allows an empty array, but a request that can change
@@ -64,17 +65,4 @@ func applyPatch(ops jsonpatch.Patch, doc []byte, maxBody int64) ([]byte, error) 
 			WithStatus(http.StatusUnprocessableEntity)
 	}
 	return patched, nil
-}
-
-// unchanged reports whether res, once given cur's id and meta, is what the
-// store holds as cur: the codec writes one canonical form, so equal bytes
-// mean no change. It sets res's meta to cur's (save sets it again).
-func (s *Server) unchanged(res *fhir.Resource, cur *store.Version) (bool, error) {
-	res.SetID(cur.ID)
-	res.SetMeta(strconv.FormatInt(cur.VersionID, 10), cur.LastUpdated)
-	b, err := s.opts.Codec.Marshal(res)
-	if err != nil {
-		return false, err
-	}
-	return bytes.Equal(b, cur.Resource), nil
 }

@@ -1,0 +1,595 @@
+package bundle
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/search"
+	"github.com/fmtbank/cmts/store"
+)
+
+// Indexer computes search index entries and compiles conditions;
+// search.Engine implements it.
+type Indexer interface {
+	Entries(resourceType string, body []byte) ([]store.IndexEntry, error)
+	Compile(resourceType string, params url.Values) (store.Expr, error)
+}
+
+// Store is what the writer needs of the store; store.Store has it.
+type Store interface {
+	Read(ctx context.Context, tenant, typ, id string) (*store.Version, error)
+	Transact(ctx context.Context, conds []store.Query, decide func(matches [][]*store.Version) ([]store.Write, error)) error
+}
+
+// Options configure a Writer. Store, Codec and Indexer are required.
+type Options struct {
+	Store   Store
+	Codec   *fhir.Codec
+	Indexer Indexer
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// MaxBody bounds what a JSON Patch may make (default 16 MiB).
+	MaxBody int64
+	// PatchOps bounds the operations of one JSON Patch (default
+	// fhir.DefaultPatchOps).
+	PatchOps int
+}
+
+// Writer carries out the write interactions of FHIR (create, update, patch,
+// delete, each conditional or not) for a REST request or for the entries of
+// a transaction: one implementation of their rules, stored through one
+// atomic store write. A REST write is a transaction of one entry.
+type Writer struct{ opts Options }
+
+// NewWriter checks the options.
+func NewWriter(opts Options) (*Writer, error) {
+	switch {
+	case opts.Store == nil:
+		return nil, errors.New("bundle: no store")
+	case opts.Codec == nil:
+		return nil, errors.New("bundle: no codec")
+	case opts.Indexer == nil:
+		return nil, errors.New("bundle: no indexer")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = 16 << 20
+	}
+	if opts.PatchOps <= 0 {
+		opts.PatchOps = fhir.DefaultPatchOps
+	}
+	return &Writer{opts: opts}, nil
+}
+
+// Result is what one write entry did.
+type Result struct {
+	// Status is the entry's HTTP status: 201 created, 200 updated (or a
+	// match found by ifNoneExist, or a patch that changed nothing), 204
+	// deleted.
+	Status int
+	// Version is the version written or found; for a delete, the tombstone
+	// (or the earlier one when already deleted); nil when a conditional
+	// delete matched nothing.
+	Version *store.Version
+	Message fhir.Message
+}
+
+// EntryError is the failure of one entry: Index is its position in the
+// request, Err its FHIR error.
+type EntryError struct {
+	Index int
+	Err   error
+}
+
+func (e *EntryError) Error() string { return "entry " + strconv.Itoa(e.Index) + ": " + e.Err.Error() }
+func (e *EntryError) Unwrap() error { return e.Err }
+
+var (
+	msgCreated   = fhir.Message{EN: "Created", ZH: "已创建"}
+	msgUpdated   = fhir.Message{EN: "Updated", ZH: "已更新"}
+	msgDeleted   = fhir.Message{EN: "Deleted", ZH: "已删除"}
+	msgExists    = fhir.Message{EN: "A matching resource exists already; nothing was created", ZH: "已存在匹配的资源，未新建"}
+	msgUnchanged = fhir.Message{EN: "The patch changes nothing; no new version was made", ZH: "补丁未改变资源，未生成新版本"}
+	msgNoMatch   = fhir.Message{EN: "No resource matches the criteria; nothing was deleted", ZH: "没有匹配条件的资源，未删除任何资源"}
+)
+
+// idPattern is the R4 id datatype.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+// CheckID refuses what is not an R4 id, and "." and "..", which are valid by
+// the pattern but are path segments: a Location such as
+// Patient/../_history/3 would point elsewhere.
+func CheckID(id string) error {
+	if !idPattern.MatchString(id) || strings.Trim(id, ".") == "" {
+		return fhir.Invalid(fhir.IssueValue, "The id '"+id+"' is not a valid FHIR id (A-Z a-z 0-9 - . up to 64)",
+			"id '"+id+"' 不是合法的 FHIR id（仅限 A-Z a-z 0-9 - .，最长 64 位）").WithExpression("id")
+	}
+	return nil
+}
+
+// NewID makes a server-assigned id: 128 random bits, hex.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// plan is what the writer knows of one entry before the store is asked.
+type plan struct {
+	e   *Entry
+	res *fhir.Resource // POST, PUT: the parsed resource
+	ops patchOps       // PATCH
+	// cond is the index of the entry's condition in conds (-1: none).
+	cond int
+	// Filled in by decide:
+	id     string
+	cur    *store.Version
+	result *Result
+}
+
+// Write carries out entries (POST, PUT, PATCH, DELETE) for p as one
+// transaction: every entry's write is stored, or none. fullUrls of created
+// resources and conditional references ("Patient?identifier=...") are
+// resolved and rewritten in every resource, as R4 http.html#trules says.
+// Results are in the order of entries. A failure is an *EntryError naming
+// the entry, wrapping a *fhir.Error (or a store error).
+func (w *Writer) Write(ctx context.Context, p *fhir.Principal, entries []*Entry) ([]*Result, error) {
+	plans := make([]*plan, len(entries))
+	var conds []store.Query
+	for i, e := range entries {
+		pl, err := w.prepare(p, e, &conds)
+		if err != nil {
+			return nil, &EntryError{Index: e.Index, Err: err}
+		}
+		plans[i] = pl
+	}
+	refs, err := w.conditionalReferences(p, plans, &conds)
+	if err != nil {
+		return nil, err
+	}
+	now := w.opts.Now().UTC().Truncate(time.Microsecond)
+	var results []*Result
+	err = w.opts.Store.Transact(ctx, conds, func(matches [][]*store.Version) ([]store.Write, error) {
+		writes, err := w.decide(ctx, p, plans, refs, matches, now)
+		if err != nil {
+			return nil, err
+		}
+		results = make([]*Result, len(plans))
+		for i, pl := range plans {
+			results[i] = pl.result
+		}
+		return writes, nil
+	})
+	if err != nil {
+		var ee *EntryError
+		if errors.As(err, &ee) {
+			return nil, err
+		}
+		if errors.Is(err, store.ErrConflict) {
+			return nil, conflict(plans, err)
+		}
+		return nil, err
+	}
+	return results, nil
+}
+
+// conflict explains a store conflict: a create whose id another tenant (or
+// a racing request) holds cannot succeed by retrying; anything else lost a
+// race and may be retried.
+func conflict(plans []*plan, err error) error {
+	if len(plans) == 1 && plans[0].result != nil && plans[0].result.Status == http.StatusCreated {
+		pl := plans[0]
+		return &EntryError{Index: pl.e.Index, Err: fhir.Conflict(
+			"The id '"+pl.id+"' is not available for a new "+pl.e.Type+"; use another id",
+			"id '"+pl.id+"' 不可用于新建 "+pl.e.Type+"，请使用其他 id").WithExpression(pl.e.Type + ".id")}
+	}
+	e := fhir.AsError(err)
+	return e
+}
+
+// prepare parses and checks an entry, adding its condition to conds. It does
+// the CPU work of parsing before any lock is taken.
+func (w *Writer) prepare(p *fhir.Principal, e *Entry, conds *[]store.Query) (*plan, error) {
+	pl := &plan{e: e, cond: -1}
+	if e.ID != "" {
+		if err := CheckID(e.ID); err != nil {
+			return nil, err
+		}
+	}
+	switch e.Method {
+	case http.MethodPost, http.MethodPut:
+		res, err := w.opts.Codec.Parse(e.Resource)
+		if err != nil {
+			return nil, err
+		}
+		if res.Type != e.Type {
+			return nil, fhir.Invalid(fhir.IssueInvalid, "The resource is a "+res.Type+" but the URL is for "+e.Type,
+				"资源类型 "+res.Type+" 与 URL 中的类型 "+e.Type+" 不一致").WithExpression("resourceType")
+		}
+		if e.Method == http.MethodPut && e.ID != "" && res.ID() != e.ID {
+			return nil, fhir.Invalid(fhir.IssueInvalid, "The resource id '"+res.ID()+"' does not match the URL id '"+e.ID+"'",
+				"资源 id '"+res.ID()+"' 与 URL 中的 id '"+e.ID+"' 不一致").WithExpression(e.Type + ".id")
+		}
+		pl.res = res
+	case http.MethodPatch:
+		ops, err := w.patchOf(e)
+		if err != nil {
+			return nil, err
+		}
+		pl.ops = ops
+	case http.MethodDelete:
+	default:
+		return nil, fhir.MethodNotAllowed(e.Method, e.URL)
+	}
+	var params url.Values
+	switch {
+	case e.Method == http.MethodPost && e.IfNoneExist != "":
+		v, err := search.ParseQuery(strings.TrimPrefix(e.IfNoneExist, e.Type+"?")).Condition()
+		if err != nil {
+			return nil, err
+		}
+		params = v
+	case e.ID == "" && (e.Method == http.MethodPut || e.Method == http.MethodDelete):
+		params = e.Query
+	}
+	if params != nil {
+		q, err := w.condition(p, e.Type, params)
+		if err != nil {
+			return nil, err
+		}
+		pl.cond = len(*conds)
+		*conds = append(*conds, q)
+	}
+	return pl, nil
+}
+
+// condition compiles a conditional interaction's criteria (strictly: an
+// unknown parameter is an error) into the store query of its matches, at
+// most two: enough to tell none, one or many.
+func (w *Writer) condition(p *fhir.Principal, typ string, params url.Values) (store.Query, error) {
+	filter, err := w.opts.Indexer.Compile(typ, params)
+	if err != nil {
+		return store.Query{}, err
+	}
+	if filter == nil {
+		return store.Query{}, fhir.PreconditionFailed("A conditional interaction needs search criteria", "条件操作必须提供检索条件")
+	}
+	return store.Query{Tenant: p.Tenant, Type: typ, Filter: filter, Count: 2}, nil
+}
+
+// patchOf reads an entry's JSON Patch: the REST body, or in a bundle a
+// Binary of content type application/json-patch+json.
+func (w *Writer) patchOf(e *Entry) (patchOps, error) {
+	body := e.Patch
+	if body == nil {
+		var bin struct {
+			ResourceType string `json:"resourceType"`
+			ContentType  string `json:"contentType"`
+			Data         string `json:"data"`
+		}
+		if err := json.Unmarshal(e.Resource, &bin); err != nil || bin.ResourceType != "Binary" || bin.ContentType != "application/json-patch+json" {
+			return nil, fhir.Invalid(fhir.IssueNotSupported, "A PATCH entry takes a Binary of content type application/json-patch+json",
+				"PATCH 条目须为 contentType 为 application/json-patch+json 的 Binary").WithExpression("resource")
+		}
+		data, err := base64.StdEncoding.DecodeString(bin.Data)
+		if err != nil {
+			return nil, fhir.Invalid(fhir.IssueValue, "The Binary's data is not base64", "Binary.data 不是合法的 base64").WithExpression("resource.data")
+		}
+		body = data
+	}
+	return decodePatch(body, w.opts.PatchOps)
+}
+
+// condRef is a conditional reference and the index of its condition.
+type condRef struct {
+	ref  string
+	cond int
+}
+
+// conditionalReferences adds a condition for each distinct conditional
+// reference ("Patient?identifier=s|v") in the entries' resources.
+func (w *Writer) conditionalReferences(p *fhir.Principal, plans []*plan, conds *[]store.Query) ([]condRef, error) {
+	var out []condRef
+	seen := map[string]bool{}
+	for _, pl := range plans {
+		if pl.res == nil {
+			continue
+		}
+		for _, ref := range pl.res.References() {
+			typ, raw, ok := strings.Cut(ref, "?")
+			if !ok || seen[ref] || strings.Contains(typ, "/") || strings.Contains(typ, ":") {
+				continue
+			}
+			seen[ref] = true
+			if !w.opts.Codec.IsResourceType(typ) {
+				return nil, &EntryError{Index: pl.e.Index, Err: fhir.Invalid(fhir.IssueInvalid,
+					"The conditional reference '"+ref+"' does not name a resource type", "条件引用 '"+ref+"' 未指明资源类型")}
+			}
+			params, err := search.ParseQuery(raw).Condition()
+			if err == nil {
+				var q store.Query
+				if q, err = w.condition(p, typ, params); err == nil {
+					out = append(out, condRef{ref: ref, cond: len(*conds)})
+					*conds = append(*conds, q)
+				}
+			}
+			if err != nil {
+				return nil, &EntryError{Index: pl.e.Index, Err: err}
+			}
+		}
+	}
+	return out, nil
+}
+
+// decide runs inside the store's transaction, with the matches of every
+// condition: it chooses each entry's target, resolves references, checks
+// preconditions against current versions and builds the writes.
+func (w *Writer) decide(ctx context.Context, p *fhir.Principal, plans []*plan, refs []condRef, matches [][]*store.Version, now time.Time) ([]store.Write, error) {
+	to := map[string]string{} // fullUrls and conditional references -> Type/id
+	touched := map[string]int{}
+	for _, pl := range plans {
+		pl.id, pl.cur, pl.result = "", nil, nil
+		if err := w.target(ctx, p, pl, matches); err != nil {
+			return nil, &EntryError{Index: pl.e.Index, Err: err}
+		}
+		if pl.id == "" {
+			continue
+		}
+		key := pl.e.Type + "/" + pl.id
+		if j, dup := touched[key]; dup {
+			return nil, &EntryError{Index: pl.e.Index, Err: fhir.Invalid(fhir.IssueInvalid,
+				key+" is the target of entry "+strconv.Itoa(j)+" too; a transaction may touch a resource once",
+				key+" 也是第 "+strconv.Itoa(j)+" 项的目标；一个事务中同一资源只能操作一次")}
+		}
+		touched[key] = pl.e.Index
+		if pl.e.FullURL != "" {
+			to[pl.e.FullURL] = key
+			if rel, ok := relativeOf(pl.e.FullURL); ok && rel != key {
+				to[rel] = key
+			}
+		}
+	}
+	for _, r := range refs {
+		m := matches[r.cond]
+		if len(m) != 1 {
+			how := "no resource"
+			if len(m) > 1 {
+				how = "more than one resource"
+			}
+			return nil, fhir.PreconditionFailed("The conditional reference '"+r.ref+"' matches "+how+"; it must match exactly one",
+				"条件引用 '"+r.ref+"' 匹配的资源数不是一个")
+		}
+		to[r.ref] = m[0].Type + "/" + m[0].ID
+	}
+	var writes []store.Write
+	for _, pl := range plans {
+		wr, err := w.build(pl, p, to, now)
+		if err != nil {
+			return nil, &EntryError{Index: pl.e.Index, Err: err}
+		}
+		if wr != nil {
+			writes = append(writes, *wr)
+		}
+	}
+	return writes, nil
+}
+
+// relativeOf gives the Type/id tail of an absolute fullUrl
+// (http://example.org/fhir/Patient/123 -> Patient/123), which references
+// elsewhere in the Bundle may use relative to the same base.
+func relativeOf(fullURL string) (string, bool) {
+	if !strings.HasPrefix(fullURL, "http://") && !strings.HasPrefix(fullURL, "https://") {
+		return "", false
+	}
+	parts := strings.Split(strings.TrimSuffix(fullURL, "/"), "/")
+	if len(parts) < 2 {
+		return "", false
+	}
+	return parts[len(parts)-2] + "/" + parts[len(parts)-1], true
+}
+
+// target decides which resource an entry acts on (pl.id, pl.cur), or sets
+// its result when it acts on none.
+func (w *Writer) target(ctx context.Context, p *fhir.Principal, pl *plan, matches [][]*store.Version) error {
+	e := pl.e
+	var m []*store.Version
+	if pl.cond >= 0 {
+		m = matches[pl.cond]
+		if len(m) > 1 {
+			if e.Method == http.MethodPost {
+				return fhir.PreconditionFailed("If-None-Exist matches more than one resource", "If-None-Exist 条件匹配到多个资源")
+			}
+			return fhir.PreconditionFailed("The criteria match more than one resource", "检索条件匹配到多个资源")
+		}
+	}
+	switch {
+	case e.Method == http.MethodPost && pl.cond >= 0 && len(m) == 1:
+		pl.result = &Result{Status: http.StatusOK, Version: m[0], Message: msgExists}
+		// References to this entry's fullUrl point at what was found.
+		pl.id = m[0].ID
+		return nil
+	case e.Method == http.MethodPost:
+		// The spec has the server ignore a client id on create.
+		pl.id = NewID()
+		return nil
+	case pl.cond >= 0 && len(m) == 1:
+		if e.Method == http.MethodPut {
+			if rid := pl.res.ID(); rid != "" && rid != m[0].ID {
+				return fhir.Invalid(fhir.IssueInvalid, "The resource id does not match the resource the criteria found",
+					"资源 id 与条件匹配到的资源不一致").WithExpression(e.Type + ".id")
+			}
+		}
+		pl.id, pl.cur = m[0].ID, m[0]
+		return nil
+	case pl.cond >= 0 && e.Method == http.MethodDelete:
+		pl.result = &Result{Status: http.StatusNoContent, Message: msgNoMatch}
+		return nil
+	case pl.cond >= 0:
+		// Conditional update matching nothing creates, with the body's id
+		// if it has one.
+		if pl.id = pl.res.ID(); pl.id == "" {
+			pl.id = NewID()
+		} else if err := CheckID(pl.id); err != nil {
+			return err
+		}
+	default:
+		pl.id = e.ID
+	}
+	cur, err := w.opts.Store.Read(ctx, p.Tenant, e.Type, pl.id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		pl.cur = nil
+	case err != nil:
+		return err
+	default:
+		pl.cur = cur
+	}
+	return nil
+}
+
+// build makes the write of an entry whose target is known (nil: none).
+func (w *Writer) build(pl *plan, p *fhir.Principal, to map[string]string, now time.Time) (*store.Write, error) {
+	if pl.result != nil {
+		return nil, nil // found by ifNoneExist, or nothing to delete
+	}
+	e, cur := pl.e, pl.cur
+	if err := checkIfMatch(e.IfMatch, cur); err != nil && !(e.Method == http.MethodDelete && cur != nil && cur.Deleted) {
+		return nil, err
+	}
+	res := pl.res
+	status, msg := http.StatusOK, msgUpdated
+	switch e.Method {
+	case http.MethodPost:
+		status, msg = http.StatusCreated, msgCreated
+	case http.MethodPut:
+		if cur == nil || cur.Deleted {
+			status, msg = http.StatusCreated, msgCreated
+		}
+	case http.MethodPatch:
+		switch {
+		case cur == nil:
+			return nil, fhir.NotFound(e.Type, pl.id)
+		case cur.Deleted:
+			return nil, fhir.Gone(e.Type, pl.id)
+		}
+		patched, err := applyPatch(pl.ops, cur.Resource, w.opts.MaxBody)
+		if err != nil {
+			return nil, err
+		}
+		if res, err = w.opts.Codec.Parse(patched); err != nil {
+			// The patch produced an invalid resource: the request is
+			// well-formed but cannot be processed.
+			return nil, fhir.AsError(err).WithStatus(http.StatusUnprocessableEntity)
+		}
+		if res.Type != e.Type || res.ID() != pl.id {
+			return nil, fhir.Unprocessable(fhir.IssueInvalid, "A patch may not change resourceType or id", "补丁不能修改 resourceType 或 id")
+		}
+		if same, err := w.unchanged(res, cur); err != nil || same {
+			if same {
+				pl.result = &Result{Status: http.StatusOK, Version: cur, Message: msgUnchanged}
+			}
+			return nil, err
+		}
+	case http.MethodDelete:
+		switch {
+		case cur == nil:
+			return nil, fhir.NotFound(e.Type, pl.id)
+		case cur.Deleted:
+			pl.result = &Result{Status: http.StatusNoContent, Version: cur, Message: msgDeleted}
+			return nil, nil
+		}
+		v := store.Version{Tenant: p.Tenant, Type: e.Type, ID: pl.id, VersionID: cur.VersionID + 1, LastUpdated: now, Deleted: true}
+		pl.result = &Result{Status: http.StatusNoContent, Version: &v, Message: msgDeleted}
+		return &store.Write{PrevVersion: cur.VersionID, Version: v}, nil
+	}
+	if len(to) > 0 {
+		if _, err := res.RewriteReferences(to); err != nil {
+			return nil, err
+		}
+	}
+	wr, err := w.newWrite(p, res, pl.id, cur, now)
+	if err != nil {
+		return nil, err
+	}
+	pl.result = &Result{Status: status, Version: &wr.Version, Message: msg}
+	return wr, nil
+}
+
+// newWrite is the write that stores res as the next version of its type and
+// id after cur (nil: none yet), id and meta set, validated and indexed.
+func (w *Writer) newWrite(p *fhir.Principal, res *fhir.Resource, id string, cur *store.Version, now time.Time) (*store.Write, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	var prev int64
+	if cur != nil {
+		prev = cur.VersionID
+	}
+	v := store.Version{Tenant: p.Tenant, Type: res.Type, ID: id, VersionID: prev + 1, LastUpdated: now}
+	res.SetID(id)
+	res.SetMeta(strconv.FormatInt(v.VersionID, 10), v.LastUpdated)
+	body, err := w.opts.Codec.Marshal(res)
+	if err != nil {
+		return nil, err
+	}
+	v.Resource = body
+	if v.Index, err = w.opts.Indexer.Entries(res.Type, body); err != nil {
+		return nil, err
+	}
+	return &store.Write{PrevVersion: prev, Version: v}, nil
+}
+
+// unchanged reports whether res, once given cur's id and meta, is what the
+// store holds as cur: the codec writes one canonical form, so equal bytes
+// mean no change.
+func (w *Writer) unchanged(res *fhir.Resource, cur *store.Version) (bool, error) {
+	res.SetID(cur.ID)
+	res.SetMeta(strconv.FormatInt(cur.VersionID, 10), cur.LastUpdated)
+	b, err := w.opts.Codec.Marshal(res)
+	if err != nil {
+		return false, err
+	}
+	return string(b) == string(cur.Resource), nil
+}
+
+// checkIfMatch enforces If-Match (ifMatch) against the current version.
+func checkIfMatch(h string, cur *store.Version) error {
+	if h == "" {
+		return nil
+	}
+	want, ok := ParseETag(h)
+	if !ok {
+		return fhir.Invalid(fhir.IssueValue, "If-Match must be an ETag like W/\"3\"", "If-Match 必须是形如 W/\"3\" 的 ETag")
+	}
+	if cur == nil || cur.Deleted || cur.VersionID != want {
+		have := "none"
+		if cur != nil {
+			have = strconv.FormatInt(cur.VersionID, 10)
+		}
+		return fhir.PreconditionFailed("If-Match "+h+" does not match the current version ("+have+")",
+			"If-Match "+h+" 与当前版本（"+have+"）不一致")
+	}
+	return nil
+}
+
+// ParseETag reads W/"3", "3" or 3.
+func ParseETag(v string) (int64, bool) {
+	v = strings.TrimSpace(v)
+	v = strings.TrimPrefix(v, "W/")
+	v = strings.Trim(v, `"`)
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil && n > 0
+}

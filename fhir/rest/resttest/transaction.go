@@ -1,0 +1,340 @@
+package resttest
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/fhirtest"
+	"github.com/fmtbank/cmts/fhir/rest"
+)
+
+// Transaction and batch Bundles (R4 http.html#transaction), on every store.
+func testTransaction(t *testing.T, newStore NewStore) {
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, h *Client)
+	}{
+		{"urn:uuid rewritten in extensions and nested elements", txRewrite},
+		{"conditional references", txConditionalReferences},
+		{"ifNoneExist", txIfNoneExist},
+		{"duplicate fullUrl", txDuplicateFullURL},
+		{"the same resource twice", txSameResourceTwice},
+		{"a stale ifMatch fails the whole transaction", txStaleIfMatch},
+		{"GET entries see the transaction's writes", txReadsOwnWrites},
+		{"batch entries fail alone", txBatch},
+		{"Prefer return per entry", txPrefer},
+		{"official transaction example", txOfficialExample},
+		{"too many entries", txTooManyEntries},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := open(t, newStore, func(o *rest.Options) { o.MaxBundleEntries = 50 })
+			tc.fn(t, h)
+		})
+	}
+}
+
+// txBundle is a transaction or batch of entries given as JSON.
+func txBundle(typ string, entries ...string) []byte {
+	return []byte(`{"resourceType":"Bundle","type":"` + typ + `","entry":[` + strings.Join(entries, ",") + `]}`)
+}
+
+// post sends a Bundle to the base and checks the status.
+func (c *Client) post(t *testing.T, body []byte, status int, header ...string) map[string]any {
+	t.Helper()
+	r := c.Do("POST", "", body, header...)
+	if r.Status != status {
+		t.Fatalf("POST Bundle: %d, want %d: %.600s", r.Status, status, r.Body)
+	}
+	return r.JSON(t)
+}
+
+// responses lists each response entry's status and location.
+func responses(t *testing.T, m map[string]any) (status, location []string) {
+	t.Helper()
+	for _, e := range asList(m["entry"]) {
+		resp := e.(map[string]any)["response"].(map[string]any)
+		status = append(status, fmt.Sprint(resp["status"]))
+		loc, _ := resp["location"].(string)
+		location = append(location, loc)
+	}
+	return status, location
+}
+
+// get reads a resource and decodes it.
+func (c *Client) get(t *testing.T, path string) map[string]any {
+	t.Helper()
+	r := c.Do("GET", "/"+path, nil)
+	if r.Status != 200 {
+		t.Fatalf("GET %s: %d %.300s", path, r.Status, r.Body)
+	}
+	return r.JSON(t)
+}
+
+// typeID is the Type/id of a location Type/id/_history/n.
+func typeID(loc string) string {
+	parts := strings.Split(loc, "/")
+	if len(parts) < 2 {
+		return loc
+	}
+	return parts[0] + "/" + parts[1]
+}
+
+func txRewrite(t *testing.T, h *Client) {
+	m := h.post(t, txBundle("transaction",
+		`{"fullUrl":"urn:uuid:5b0e3d1c-0001-4000-8000-000000000001","resource":{"resourceType":"Patient","name":[{"family":"王"}]},"request":{"method":"POST","url":"Patient"}}`,
+		`{"fullUrl":"urn:uuid:5b0e3d1c-0001-4000-8000-000000000002","resource":{"resourceType":"Procedure","status":"completed",
+			"subject":{"reference":"urn:uuid:5b0e3d1c-0001-4000-8000-000000000001"},
+			"performer":[{"actor":{"reference":"urn:uuid:5b0e3d1c-0001-4000-8000-000000000001"}}],
+			"extension":[{"url":"http://example.org/recipient","valueReference":{"reference":"urn:uuid:5b0e3d1c-0001-4000-8000-000000000001"}}]},
+			"request":{"method":"POST","url":"Procedure"}}`,
+		`{"resource":{"resourceType":"AdverseEvent","actuality":"actual","subject":{"reference":"urn:uuid:5b0e3d1c-0001-4000-8000-000000000001"},
+			"suspectEntity":[{"instance":{"reference":"urn:uuid:5b0e3d1c-0001-4000-8000-000000000002"}}]},"request":{"method":"POST","url":"AdverseEvent"}}`,
+	), 200)
+	if m["type"] != "transaction-response" {
+		t.Errorf("type %v", m["type"])
+	}
+	status, loc := responses(t, m)
+	if fmt.Sprint(status) != "[201 Created 201 Created 201 Created]" {
+		t.Fatalf("statuses %v", status)
+	}
+	patient, proc := typeID(loc[0]), typeID(loc[1])
+	p := h.get(t, proc)
+	got := []any{p["subject"], p["performer"].([]any)[0].(map[string]any)["actor"], p["extension"].([]any)[0].(map[string]any)["valueReference"]}
+	for i, ref := range got {
+		if r := ref.(map[string]any)["reference"]; r != patient {
+			t.Errorf("Procedure reference %d is %v, want %s", i, r, patient)
+		}
+	}
+	ae := h.get(t, typeID(loc[2]))
+	if r := ae["suspectEntity"].([]any)[0].(map[string]any)["instance"].(map[string]any)["reference"]; r != proc {
+		t.Errorf("AdverseEvent suspect %v, want %s", r, proc)
+	}
+	// The references are searchable as rewritten.
+	if m := h.get(t, "Procedure?subject="+patient); m["total"].(float64) != 1 {
+		t.Errorf("Procedure?subject=%s: total %v", patient, m["total"])
+	}
+}
+
+func txConditionalReferences(t *testing.T, h *Client) {
+	for _, id := range []string{"one", "twin-a", "twin-b"} {
+		ident := id
+		if strings.HasPrefix(id, "twin") {
+			ident = "twin"
+		}
+		h.Do("PUT", "/Patient/"+id, []byte(`{"resourceType":"Patient","id":"`+id+`","identifier":[{"system":"http://hosp/mrn","value":"`+ident+`"}]}`))
+	}
+	obs := func(ref string) string {
+		return `{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"` + ref + `"}},"request":{"method":"POST","url":"Observation"}}`
+	}
+	m := h.post(t, txBundle("transaction", obs("Patient?identifier=http://hosp/mrn|one")), 200)
+	_, loc := responses(t, m)
+	if got := h.get(t, typeID(loc[0]))["subject"].(map[string]any)["reference"]; got != "Patient/one" {
+		t.Errorf("conditional reference resolved to %v, want Patient/one", got)
+	}
+	for _, ref := range []string{"Patient?identifier=http://hosp/mrn|none", "Patient?identifier=http://hosp/mrn|twin"} {
+		r := h.Do("POST", "", txBundle("transaction",
+			`{"resource":{"resourceType":"Patient","id":"x"},"request":{"method":"PUT","url":"Patient/x"}}`, obs(ref)))
+		outcome(t, r, 412, fhir.IssueConflict)
+		if r := h.Do("GET", "/Patient/x", nil); r.Status != 404 {
+			t.Errorf("%s: the transaction's other entry was stored: %d", ref, r.Status)
+		}
+	}
+}
+
+func txIfNoneExist(t *testing.T, h *Client) {
+	h.Do("PUT", "/Patient/known", []byte(`{"resourceType":"Patient","id":"known","identifier":[{"system":"http://hosp/mrn","value":"K"}]}`))
+	entries := func(ident string) []byte {
+		return txBundle("transaction",
+			`{"fullUrl":"urn:uuid:5b0e3d1c-0002-4000-8000-000000000001","resource":{"resourceType":"Patient","identifier":[{"system":"http://hosp/mrn","value":"`+ident+`"}]},
+			"request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=http://hosp/mrn|`+ident+`"}}`,
+			`{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"urn:uuid:5b0e3d1c-0002-4000-8000-000000000001"}},"request":{"method":"POST","url":"Observation"}}`)
+	}
+	status, loc := responses(t, h.post(t, entries("K"), 200))
+	if status[0] != "200 OK" || typeID(loc[0]) != "Patient/known" {
+		t.Errorf("ifNoneExist with a match: %v %v", status, loc)
+	}
+	if got := h.get(t, typeID(loc[1]))["subject"].(map[string]any)["reference"]; got != "Patient/known" {
+		t.Errorf("reference to the matched entry: %v", got)
+	}
+	status, _ = responses(t, h.post(t, entries("NEW"), 200))
+	if status[0] != "201 Created" {
+		t.Errorf("ifNoneExist without a match: %v", status)
+	}
+	h.Do("PUT", "/Patient/k2", []byte(`{"resourceType":"Patient","id":"k2","identifier":[{"system":"http://hosp/mrn","value":"K"}]}`))
+	outcome(t, h.Do("POST", "", entries("K")), 412, fhir.IssueConflict)
+}
+
+func txDuplicateFullURL(t *testing.T, h *Client) {
+	e := `{"fullUrl":"urn:uuid:5b0e3d1c-0003-4000-8000-000000000001","resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}}`
+	first := outcome(t, h.Do("POST", "", txBundle("transaction", e, e)), 400, fhir.IssueInvalid)
+	if fmt.Sprint(first["expression"]) != "[Bundle.entry[1].fullUrl]" {
+		t.Errorf("expression %v", first["expression"])
+	}
+}
+
+func txSameResourceTwice(t *testing.T, h *Client) {
+	h.Do("PUT", "/Patient/a", []byte(`{"resourceType":"Patient","id":"a","identifier":[{"system":"s","value":"A"}]}`))
+	put := `{"resource":{"resourceType":"Patient","id":"a","active":true},"request":{"method":"PUT","url":"Patient/a"}}`
+	outcome(t, h.Do("POST", "", txBundle("transaction", put, put)), 400, fhir.IssueInvalid)
+	// Through a conditional update that finds the same resource.
+	cond := `{"resource":{"resourceType":"Patient","active":false},"request":{"method":"PUT","url":"Patient?identifier=s|A"}}`
+	first := outcome(t, h.Do("POST", "", txBundle("transaction", put, cond)), 400, fhir.IssueInvalid)
+	if !strings.Contains(fmt.Sprint(first["expression"]), "Bundle.entry[") {
+		t.Errorf("the answer does not name the entry: %v", first)
+	}
+	if r := h.Do("GET", "/Patient/a", nil); r.Header.Get("ETag") != `W/"1"` {
+		t.Errorf("Patient/a changed: %s", r.Header.Get("ETag"))
+	}
+}
+
+func txStaleIfMatch(t *testing.T, h *Client) {
+	h.Do("PUT", "/Patient/s", []byte(`{"resourceType":"Patient","id":"s"}`))
+	h.Do("PUT", "/Patient/s", []byte(`{"resourceType":"Patient","id":"s","active":true}`))
+	r := h.Do("POST", "", txBundle("transaction",
+		`{"resource":{"resourceType":"Patient","id":"new-one"},"request":{"method":"PUT","url":"Patient/new-one"}}`,
+		`{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"}},"request":{"method":"POST","url":"Observation"}}`,
+		`{"resource":{"resourceType":"Patient","id":"s","active":false},"request":{"method":"PUT","url":"Patient/s","ifMatch":"W/\"1\""}}`))
+	first := outcome(t, r, 412, fhir.IssueConflict)
+	if !strings.Contains(fmt.Sprint(first["expression"]), "Bundle.entry[2]") {
+		t.Errorf("the answer does not name entry 2: %v", first)
+	}
+	if r := h.Do("GET", "/Patient/new-one", nil); r.Status != 404 {
+		t.Errorf("a failed transaction stored Patient/new-one: %d", r.Status)
+	}
+	if m := h.get(t, "Observation?_summary=count"); m["total"].(float64) != 0 {
+		t.Errorf("a failed transaction stored an Observation")
+	}
+	if r := h.Do("GET", "/Patient/s", nil); r.Header.Get("ETag") != `W/"2"` {
+		t.Errorf("Patient/s at %s", r.Header.Get("ETag"))
+	}
+}
+
+func txReadsOwnWrites(t *testing.T, h *Client) {
+	// The GET comes first in the Bundle but runs after the writes.
+	m := h.post(t, txBundle("transaction",
+		`{"request":{"method":"GET","url":"Patient?identifier=http://hosp/mrn|OWN"}}`,
+		`{"request":{"method":"GET","url":"Patient/own"}}`,
+		`{"resource":{"resourceType":"Patient","id":"own","identifier":[{"system":"http://hosp/mrn","value":"OWN"}]},"request":{"method":"PUT","url":"Patient/own"}}`), 200)
+	status, _ := responses(t, m)
+	if fmt.Sprint(status) != "[200 OK 200 OK 201 Created]" {
+		t.Fatalf("statuses %v", status)
+	}
+	entries := asList(m["entry"])
+	search := entries[0].(map[string]any)["resource"].(map[string]any)
+	if search["resourceType"] != "Bundle" || search["total"].(float64) != 1 {
+		t.Errorf("the search entry does not see the transaction's write: %v", search["total"])
+	}
+	if id := entries[1].(map[string]any)["resource"].(map[string]any)["id"]; id != "own" {
+		t.Errorf("read entry: %v", id)
+	}
+}
+
+func txBatch(t *testing.T, h *Client) {
+	h.Do("PUT", "/Patient/b", []byte(`{"resourceType":"Patient","id":"b"}`))
+	m := h.post(t, txBundle("batch",
+		`{"resource":{"resourceType":"Patient","id":"ok"},"request":{"method":"PUT","url":"Patient/ok"}}`,
+		`{"resource":{"resourceType":"Patient","id":"b","active":true},"request":{"method":"PUT","url":"Patient/b","ifMatch":"W/\"7\""}}`,
+		`{"resource":{"resourceType":"Patient","birthDate":"not a date"},"request":{"method":"POST","url":"Patient"}}`,
+		`{"request":{"method":"DELETE","url":"Patient/missing"}}`,
+		`{"request":{"method":"GET","url":"Patient/ok"}}`), 200)
+	if m["type"] != "batch-response" {
+		t.Errorf("type %v", m["type"])
+	}
+	status, _ := responses(t, m)
+	want := "[201 Created 412 Precondition Failed 400 Bad Request 404 Not Found 200 OK]"
+	if fmt.Sprint(status) != want {
+		t.Errorf("statuses %v, want %s", status, want)
+	}
+	for i, e := range asList(m["entry"])[1:4] {
+		oc, _ := e.(map[string]any)["response"].(map[string]any)["outcome"].(map[string]any)
+		if oc["resourceType"] != "OperationOutcome" {
+			t.Errorf("failed entry %d has no outcome", i+1)
+		}
+	}
+}
+
+func txPrefer(t *testing.T, h *Client) {
+	e := `{"resource":{"resourceType":"Patient","id":"pm"},"request":{"method":"PUT","url":"Patient/pm"}}`
+	m := h.post(t, txBundle("transaction", e), 200, "Prefer", "return=minimal")
+	entry := asList(m["entry"])[0].(map[string]any)
+	if entry["resource"] != nil || entry["response"].(map[string]any)["etag"] != `W/"1"` {
+		t.Errorf("return=minimal: %v", entry)
+	}
+	m = h.post(t, txBundle("transaction", e), 200, "Prefer", "return=OperationOutcome")
+	if oc := asList(m["entry"])[0].(map[string]any)["response"].(map[string]any)["outcome"]; oc == nil {
+		t.Errorf("return=OperationOutcome: no outcome")
+	}
+	m = h.post(t, txBundle("transaction", e), 200)
+	if r := asList(m["entry"])[0].(map[string]any)["resource"]; r == nil {
+		t.Errorf("return=representation (the default): no resource")
+	}
+}
+
+// txOfficialExample runs the spec's own transaction example: as it is, its
+// operation entry ($lookup) cannot be part of a transaction; without it,
+// on a server holding what its ifMatch and DELETE expect, every entry
+// succeeds; as a batch, each entry gets its own answer.
+func txOfficialExample(t *testing.T, h *Client) {
+	raw, err := os.ReadFile(filepath.Join(fhirtest.ExamplesDir(t), "Bundle-bundle-transaction.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := h.Do("POST", "", raw)
+	first := outcome(t, r, 400, fhir.IssueNotSupported)
+	if !strings.Contains(fmt.Sprint(first["expression"]), "Bundle.entry[7]") {
+		t.Errorf("the $lookup entry is not named: %v", first)
+	}
+	if m := h.get(t, "Patient?_summary=count"); m["total"].(float64) != 0 {
+		t.Fatalf("a refused transaction stored Patients")
+	}
+	h.Do("PUT", "/Patient/234", []byte(`{"resourceType":"Patient","id":"234"}`))
+	h.Do("PUT", "/Patient/123a", []byte(`{"resourceType":"Patient","id":"123a"}`))
+	h.Do("PUT", "/Patient/123a", []byte(`{"resourceType":"Patient","id":"123a","active":true}`))
+	var b map[string]any
+	if err := json.Unmarshal(raw, &b); err != nil {
+		t.Fatal(err)
+	}
+	entries := asList(b["entry"])
+	b["entry"] = append(append([]any{}, entries[:7]...), entries[8:]...)
+	body, _ := json.Marshal(b)
+	m := h.post(t, body, 200)
+	status, loc := responses(t, m)
+	want := "[201 Created 201 Created 201 Created 201 Created 200 OK 204 No Content 204 No Content 200 OK 404 Not Found]"
+	if fmt.Sprint(status) != want {
+		t.Errorf("statuses %v\nwant %s", status, want)
+	}
+	if loc[2] != "Patient/123/_history/1" {
+		t.Errorf("PUT Patient/123 location %s", loc[2])
+	}
+	for _, l := range loc[:5] {
+		if res := h.Do("GET", "/"+typeID(l), nil); res.Status != 200 || strings.Contains(string(res.Body), "urn:uuid:") {
+			t.Errorf("%s: %d %.200s", l, res.Status, res.Body)
+		}
+	}
+	if r := h.Do("GET", "/Patient/234", nil); r.Status != 410 {
+		t.Errorf("Patient/234 after DELETE: %d", r.Status)
+	}
+	// As a batch, with the $lookup entry: it fails alone.
+	b["type"], b["entry"] = "batch", entries
+	body, _ = json.Marshal(b)
+	status, _ = responses(t, h.post(t, body, 200))
+	if !strings.HasPrefix(status[7], "4") || status[2] != "200 OK" {
+		t.Errorf("batch statuses %v", status)
+	}
+}
+
+func txTooManyEntries(t *testing.T, h *Client) {
+	var es []string
+	for range 51 {
+		es = append(es, `{"request":{"method":"GET","url":"Patient"}}`)
+	}
+	outcome(t, h.Do("POST", "", txBundle("batch", es...)), 413, fhir.IssueTooCostly)
+	if r := h.Do("POST", "/", txBundle("batch", es[:50]...)); r.Status != 200 {
+		t.Errorf("50 entries to [base]/: %d %.300s", r.Status, r.Body)
+	}
+}
