@@ -80,6 +80,44 @@ await (async () => {
   } catch (e) {
     expect(e.response && e.response.status === 400, 'invalid resource is 400');
   }
+  // A transaction: a recipient, a procedure on them and an adverse event
+  // suspecting the procedure, linked by urn:uuid fullUrls.
+  const tx = await client.transaction({
+    body: {
+      resourceType: 'Bundle', type: 'transaction',
+      entry: [
+        { fullUrl: 'urn:uuid:7f0c1d2e-0000-4000-8000-000000000001',
+          resource: { resourceType: 'Patient', identifier: [{ system: 'http://fmtbank.org/fhir/sid/recipient-code', value: 'R-KIT-TX' }] },
+          request: { method: 'POST', url: 'Patient', ifNoneExist: 'identifier=http://fmtbank.org/fhir/sid/recipient-code|R-KIT-TX' } },
+        { fullUrl: 'urn:uuid:7f0c1d2e-0000-4000-8000-000000000002',
+          resource: { resourceType: 'Procedure', status: 'completed', subject: { reference: 'urn:uuid:7f0c1d2e-0000-4000-8000-000000000001' } },
+          request: { method: 'POST', url: 'Procedure' } },
+        { resource: { resourceType: 'AdverseEvent', actuality: 'actual', subject: { reference: 'urn:uuid:7f0c1d2e-0000-4000-8000-000000000001' },
+            suspectEntity: [{ instance: { reference: 'urn:uuid:7f0c1d2e-0000-4000-8000-000000000002' } }] },
+          request: { method: 'POST', url: 'AdverseEvent' } },
+      ],
+    },
+  });
+  expect(tx.type === 'transaction-response' && tx.entry.length === 3 && tx.entry.every((e) => e.response.status.startsWith('201')),
+    'transaction: ' + JSON.stringify(tx.entry && tx.entry.map((e) => e.response)));
+  const patientRef = tx.entry[0].response.location.split('/_history')[0];
+  const ae = await client.read({ resourceType: 'AdverseEvent', id: tx.entry[2].response.location.split('/')[1] });
+  expect(ae.subject.reference === patientRef, 'transaction rewrote urn:uuid to ' + ae.subject.reference);
+
+  // A batch: one entry fails, the others do not.
+  const batch = await client.batch({
+    body: {
+      resourceType: 'Bundle', type: 'batch',
+      entry: [
+        { request: { method: 'GET', url: patientRef } },
+        { request: { method: 'DELETE', url: 'Patient/no-such-patient' } },
+        { resource: { resourceType: 'Patient', id: 'kit-batch' }, request: { method: 'PUT', url: 'Patient/kit-batch' } },
+      ],
+    },
+  });
+  const statuses = batch.entry.map((e) => e.response.status.split(' ')[0]).join(',');
+  expect(batch.type === 'batch-response' && statuses === '200,404,201', 'batch statuses ' + statuses);
+
   console.log(JSON.stringify({ ok: true, id: created.id }));
 })().catch((e) => {
   console.error('FAIL: ' + (e.stack || e) + (e.response ? ' ' + JSON.stringify(e.response.data) : ''));
