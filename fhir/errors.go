@@ -34,6 +34,8 @@ const (
 	IssueException    IssueType = "exception"
 	IssueProcessing   IssueType = "processing"
 	IssueInformation  IssueType = "informational"
+	IssueCodeInvalid  IssueType = "code-invalid"
+	IssueInvariant    IssueType = "invariant"
 )
 
 // Message is a text in both languages the server speaks.

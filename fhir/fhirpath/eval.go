@@ -41,8 +41,22 @@ func (e *Expr) Evaluate(resource any) ([]Node, error) {
 		return nil, nil
 	}
 	root := valueNode(resource, "")
-	ev := &evaluator{root: root}
-	out, err := ev.eval(e.root, []Node{root}, nil)
+	return e.run(&evaluator{root: root, context: root})
+}
+
+// EvaluateOn evaluates the expression on one element of resource, as an
+// invariant (ElementDefinition.constraint) is: focus, of FHIR type
+// focusType ("" when unknown), is the input and %context; resource is
+// %resource and %rootResource.
+func (e *Expr) EvaluateOn(resource, focus any, focusType string) ([]Node, error) {
+	if focus == nil {
+		return nil, nil
+	}
+	return e.run(&evaluator{root: valueNode(resource, ""), context: valueNode(focus, focusType)})
+}
+
+func (e *Expr) run(ev *evaluator) ([]Node, error) {
+	out, err := ev.eval(e.root, []Node{ev.context}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fhirpath: evaluating %q: %w", e.src, err)
 	}
@@ -67,6 +81,9 @@ func valueNode(v any, typ string) Node {
 
 type evaluator struct {
 	root Node
+	// context is %context: the element an invariant is evaluated on (the
+	// root for Evaluate).
+	context Node
 }
 
 // scope holds $this and $index inside the argument of where(), select(),
@@ -98,8 +115,10 @@ func (ev *evaluator) eval(n *node, input []Node, sc *scope) ([]Node, error) {
 		return nil, fmt.Errorf("$total is not supported")
 	case nExternal:
 		switch n.name {
-		case "resource", "rootResource", "context":
+		case "resource", "rootResource":
 			return []Node{ev.root}, nil
+		case "context":
+			return []Node{ev.context}, nil
 		case "ucum":
 			return []Node{{Value: "http://unitsofmeasure.org", Type: "System.String"}}, nil
 		case "sct":
@@ -208,12 +227,14 @@ func appendChildren(out []Node, item Node, name string) []Node {
 	if has || hasExt {
 		return appendValues(out, v, ext, "")
 	}
-	// Choice type: name followed by a capitalised type name.
+	// Choice type: name followed by a capitalised type name. A primitive
+	// choice value may carry only extensions ("_valueString").
 	var keys []string
 	for k := range m {
-		if len(k) > len(name) && strings.HasPrefix(k, name) {
-			if _, ok := choiceTypes[k[len(name):]]; ok {
-				keys = append(keys, k)
+		base := strings.TrimPrefix(k, "_")
+		if len(base) > len(name) && strings.HasPrefix(base, name) {
+			if _, ok := choiceTypes[base[len(name):]]; ok && (base == k || m[base] == nil) {
+				keys = append(keys, base)
 			}
 		}
 	}

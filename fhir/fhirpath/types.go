@@ -68,6 +68,16 @@ func isType(have, spec string) bool {
 	if strings.HasPrefix(spec, "System.") {
 		return have == spec
 	}
+	if sys, ok := systemOf[spec]; ok && !strings.HasPrefix(have, "System.") {
+		// An unqualified System type name (answer is Boolean) matches
+		// the FHIR primitives that map to it.
+		for t := have; t != ""; t = parentType(t) {
+			if systemOf[t] == sys || t == sys {
+				return true
+			}
+		}
+		return have == "System."+spec
+	}
 	spec = strings.TrimPrefix(spec, "FHIR.")
 	for t := have; t != ""; t = parentType(t) {
 		if t == spec {
@@ -75,4 +85,11 @@ func isType(have, spec string) bool {
 		}
 	}
 	return false
+}
+
+// systemOf maps the unqualified System type names, and the FHIR primitive
+// types, to the System type their values have.
+var systemOf = map[string]string{
+	"Boolean": "boolean", "String": "string", "Integer": "integer", "Decimal": "decimal",
+	"Date": "date", "DateTime": "dateTime", "Time": "time",
 }
