@@ -63,7 +63,7 @@ func adverseEventRules(w *walker, res map[string]any) error {
 	case grade == 1 && severity == "severe":
 		w.add("error", fhir.IssueInvariant, "AdverseEvent.severity",
 			"CTCAE grade 1 cannot be severe", "CTCAE 1 级不良事件的严重程度不能为重度")
-	case grade >= 3 && severity == "mild":
+	case grade >= 3 && grade <= 5 && severity == "mild":
 		w.add("error", fhir.IssueInvariant, "AdverseEvent.severity",
 			fmt.Sprintf("CTCAE grade %d cannot be mild", grade), fmt.Sprintf("CTCAE %d 级不良事件的严重程度不能为轻度", grade))
 	}

@@ -165,6 +165,10 @@ func (w *walker) typeDef(el *element, typ string) *structure {
 
 var fhirTypeSuffix = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)
 
+// resourceName is the form of a resource type name, for references to types
+// whose definitions are not loaded.
+var resourceName = regexp.MustCompile(`^[A-Z][A-Za-z]+$`)
+
 // child validates the values of one child element of obj.
 func (w *walker) child(obj map[string]any, c *element, loc string, used map[string]bool) {
 	type item struct {
@@ -848,7 +852,7 @@ func (w *walker) reference(m map[string]any, el *element, loc string) {
 			return
 		}
 	}
-	if st := w.v.defs.byType[typ]; st == nil || st.kind != "resource" {
+	if st := w.v.defs.byType[typ]; st != nil && st.kind != "resource" || st == nil && !resourceName.MatchString(typ) {
 		return // not a reference this validator can read the type of
 	}
 	if rt, _ := m["type"].(string); rt != "" && rt != typ {
