@@ -16,7 +16,6 @@ import (
 	"github.com/fmtbank/cmts/auth"
 	"github.com/fmtbank/cmts/fhir"
 	"github.com/fmtbank/cmts/fhir/rest"
-	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/fmtbank/cmts/store"
 	"github.com/fmtbank/cmts/store/mongo"
 	"github.com/fmtbank/cmts/store/sqlite"
@@ -34,6 +33,9 @@ type Config struct {
 	MaxBody        int64
 	// DefaultTenant is the tenant of every request under --insecure-no-auth.
 	DefaultTenant string
+	// RequireProfiles makes Patient, Procedure, Specimen and AdverseEvent
+	// writes claim one of the WMT profiles.
+	RequireProfiles bool
 }
 
 // Main is the server the binary runs; end-to-end tests run the same one.
@@ -65,6 +67,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.LogLevel, "log-level", env("log-level", "info"), "debug, info, warn or error")
 	fs.Int64Var(&c.MaxBody, "max-body", envInt("max-body", rest.DefaultMaxBody), "largest request body in bytes")
 	fs.StringVar(&c.DefaultTenant, "tenant", env("tenant", "default"), "tenant of requests under --insecure-no-auth")
+	fs.BoolVar(&c.RequireProfiles, "require-profiles", env("require-profiles", "false") == "true", "Patient, Procedure, Specimen and AdverseEvent must claim a WMT profile")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -136,12 +139,12 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Config.InsecureNoAuth {
 		authn = auth.Insecure{Tenant: m.Config.DefaultTenant}
 	}
-	engine, err := search.New()
+	engine, guide, err := withGuide(m.store, m.Config.RequireProfiles)
 	if err != nil {
 		return err
 	}
 	api, err := rest.New(rest.Options{
-		Store: m.store, Codec: codec, Indexer: engine, Auth: authn,
+		Store: m.store, Codec: codec, Indexer: engine, Auth: authn, Validator: guide, Conformance: guide,
 		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Logger: m.logger, Version: version,
 	})
 	if err != nil {

@@ -67,6 +67,9 @@ func (s *Server) save(ctx context.Context, p *fhir.Principal, res *fhir.Resource
 		return nil, err
 	}
 	v.Resource = body
+	if err := s.checkProfiles(ctx, p, res.Type, body); err != nil {
+		return nil, err
+	}
 	if v.Index, err = s.opts.Indexer.Entries(res.Type, body); err != nil {
 		return nil, err
 	}

@@ -44,6 +44,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is this build's version, shown in the CapabilityStatement.
 	Version string
+	// Validator (optional) checks writes against profiles and answers
+	// $validate; Conformance (optional) serves the implementation guide's
+	// resources read-only and the terminology operations.
+	Validator   fhir.Validator
+	Conformance fhir.Conformance
 }
 
 // DefaultMaxBody is the request body limit unless configured.
@@ -114,6 +119,10 @@ func routeTable() []route {
 		{http.MethodDelete, "/:type/:id", "delete", "instance", (*Server).delete},
 		{http.MethodGet, "/:type/:id/_history", "history-instance", "instance", (*Server).historyInstance},
 		{http.MethodGet, "/:type/:id/_history/:vid", "vread", "instance", (*Server).vread},
+		// Operations ($validate, terminology) are answered by profileRoutes.
+		{http.MethodPost, "/:type/:id", "", "type", (*Server).unknownOperation},
+		{http.MethodGet, "/:type/:id/:op", "", "instance", (*Server).unknownOperation},
+		{http.MethodPost, "/:type/:id/:op", "", "instance", (*Server).unknownOperation},
 	}
 }
 
@@ -127,7 +136,7 @@ func (s *Server) routes() *gin.Engine {
 	e.Use(s.recoverer, s.logRequests)
 	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", s.ready)
-	api := e.Group("/fhir", s.negotiate, s.authenticate)
+	api := e.Group("/fhir", s.negotiate, s.authenticate, s.profileRoutes)
 	for _, r := range routeTable() {
 		api.Handle(r.method, r.path, s.typed(r.handle))
 	}
