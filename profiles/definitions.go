@@ -16,13 +16,16 @@ import (
 type Definitions struct {
 	byURL  map[string]*structure
 	byType map[string]*structure // the base definition of each type
+	// resourceTypes names the resource types whose definitions may not be
+	// loaded (the embedded subset), for reference checks.
+	resourceTypes map[string]bool
 	// Terminology answers binding checks and the terminology operations.
 	Terminology *Terminology
 }
 
 // NewDefinitions returns an empty set.
 func NewDefinitions() *Definitions {
-	return &Definitions{byURL: map[string]*structure{}, byType: map[string]*structure{}, Terminology: NewTerminology()}
+	return &Definitions{byURL: map[string]*structure{}, byType: map[string]*structure{}, resourceTypes: map[string]bool{}, Terminology: NewTerminology()}
 }
 
 // Embedded returns the definitions the server ships: the embedded R4
@@ -38,6 +41,13 @@ func Embedded() (*Definitions, error) {
 		if err := d.Add(b); err != nil {
 			return nil, err
 		}
+	}
+	types, err := r4ResourceTypes()
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range types {
+		d.resourceTypes[t] = true
 	}
 	guide, err := Guide()
 	if err != nil {
@@ -73,6 +83,9 @@ func (d *Definitions) Add(b []byte) error {
 	d.byURL[st.url] = st
 	if st.derivation != "constraint" && strings.HasPrefix(st.url, "http://hl7.org/fhir/StructureDefinition/") {
 		d.byType[st.typ] = st
+		if st.kind == "resource" {
+			d.resourceTypes[st.typ] = true
+		}
 	}
 	return nil
 }

@@ -89,6 +89,16 @@ func describe(b []byte) (Resource, error) {
 	return r, nil
 }
 
+// r4ResourceTypes lists the R4 resource type names.
+func r4ResourceTypes() ([]string, error) {
+	b, err := embedded.ReadFile("r4/resourcetypes.json")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	return out, json.Unmarshal(b, &out)
+}
+
 // r4Files returns the embedded R4 subset: trimmed StructureDefinitions of
 // the data types and of the resources the guide profiles, and the code
 // systems and value sets of their required and extensible bindings.

@@ -68,6 +68,7 @@ var trueErrors = map[string]map[string]string{
 	"StructureDefinition-Request.json":             {"StructureDefinition": "sdf-4: a logical model neither abstract nor with a baseDefinition"},
 	"Measure-measure-exclusive-breastfeeding.json": {"Measure.group[0].population[2].code": "code denominator-exclusions; the measure-population code is denominator-exclusion"},
 	"Measure-measure-predecessor-example.json":     {"Measure.group[0].population[2].code": "code denominator-exclusions; the measure-population code is denominator-exclusion"},
+	"Bundle-dataelements.json":                     {"Bundle": "bdl-7: several entries share a fullUrl (e.g. .../de-Quantity.value)"},
 }
 
 func init() {

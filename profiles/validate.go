@@ -75,7 +75,7 @@ func (v *Validator) Validate(ctx context.Context, resource map[string]any, profi
 			"资源类型为 "+rt+"，但 profile "+st.url+" 适用于 "+st.typ)
 		return w.issues, nil
 	}
-	w.resource(resource, st, rt)
+	w.resource(resource, st, rt, false)
 	if w.err != nil {
 		return nil, w.err
 	}
@@ -96,8 +96,11 @@ type walker struct {
 	// current is the resource being walked (%resource): the root, or a
 	// contained or entry resource inside it.
 	current map[string]any
-	issues  []fhir.Issue
-	err     error
+	// container is %rootResource: the resource that contains current (a
+	// Bundle entry's resource is its own container).
+	container map[string]any
+	issues    []fhir.Issue
+	err       error
 }
 
 func (w *walker) add(severity string, code fhir.IssueType, loc, en, zh string) {
@@ -106,11 +109,14 @@ func (w *walker) add(severity string, code fhir.IssueType, loc, en, zh string) {
 
 // resource validates a resource (the root, or a contained or entry
 // resource) against st; loc is where it is.
-func (w *walker) resource(res map[string]any, st *structure, loc string) {
-	outer := w.current
+func (w *walker) resource(res map[string]any, st *structure, loc string, contained bool) {
+	outer, outerRoot := w.current, w.container
 	w.current = res
+	if !contained {
+		w.container = res
+	}
 	w.object(res, st.root, st, loc, st.typ)
-	w.current = outer
+	w.current, w.container = outer, outerRoot
 }
 
 // object validates the children of a complex value against el.
@@ -164,10 +170,6 @@ func (w *walker) typeDef(el *element, typ string) *structure {
 }
 
 var fhirTypeSuffix = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)
-
-// resourceName is the form of a resource type name, for references to types
-// whose definitions are not loaded.
-var resourceName = regexp.MustCompile(`^[A-Z][A-Za-z]+$`)
 
 // child validates the values of one child element of obj.
 func (w *walker) child(obj map[string]any, c *element, loc string, used map[string]bool) {
@@ -482,7 +484,7 @@ func (w *walker) value(v, ext any, el *element, typ, loc string) {
 			w.add("error", fhir.IssueInvalid, loc, "Unknown resource type '"+rt+"'", "未知的资源类型 '"+rt+"'")
 			return
 		}
-		w.resource(m, st, loc)
+		w.resource(m, st, loc, strings.HasSuffix(el.path, ".contained"))
 		return
 	}
 	if typ == "Extension" {
@@ -682,14 +684,18 @@ func matchPattern(v, pattern any) bool {
 	return equalJSON(v, pattern)
 }
 
+// skippedInvariants are not evaluated: ele-1 (a value or children) is
+// checked structurally; dom-3 looks for references typed canonical, uri or
+// url among all descendants, which needs a type model fhirpath lacks.
+var skippedInvariants = map[string]bool{"ele-1": true, "dom-3": true}
+
 // invariants evaluates el's constraints on a complex value.
 func (w *walker) invariants(v any, el *element, typ, loc string) {
 	for _, inv := range el.constraints {
-		if inv.expr == nil || inv.key == "ele-1" {
-			// ele-1 (a value or children) is checked structurally.
+		if inv.expr == nil || skippedInvariants[inv.key] {
 			continue
 		}
-		res, err := inv.expr.EvaluateOn(w.current, v, typ)
+		res, err := inv.expr.EvaluateIn(w.container, w.current, v, typ)
 		if err != nil {
 			continue // an expression beyond what fhirpath evaluates here
 		}
@@ -852,7 +858,7 @@ func (w *walker) reference(m map[string]any, el *element, loc string) {
 			return
 		}
 	}
-	if st := w.v.defs.byType[typ]; st != nil && st.kind != "resource" || st == nil && !resourceName.MatchString(typ) {
+	if !w.v.defs.resourceTypes[typ] {
 		return // not a reference this validator can read the type of
 	}
 	if rt, _ := m["type"].(string); rt != "" && rt != typ {

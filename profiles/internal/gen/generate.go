@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+
 	"encoding/json"
 	"fmt"
+	"github.com/fmtbank/cmts/fhir/fhirtest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -178,6 +180,16 @@ func generate(examplesDir string) (map[string][]byte, error) {
 	}
 	sds, vss, err := r4Subset(r)
 	if err != nil {
+		return nil, err
+	}
+	var types []string
+	if err := fhirtest.ResourceDefinitions(r.dir, func(_ string, sd struct{ Type string }) error {
+		types = append(types, sd.Type)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := put("r4/resourcetypes.json", types); err != nil {
 		return nil, err
 	}
 	if err := put("r4/structuredefinitions.json", sds); err != nil {
