@@ -69,6 +69,7 @@ var trueErrors = map[string]map[string]string{
 	"Measure-measure-exclusive-breastfeeding.json": {"Measure.group[0].population[2].code": "code denominator-exclusions; the measure-population code is denominator-exclusion"},
 	"Measure-measure-predecessor-example.json":     {"Measure.group[0].population[2].code": "code denominator-exclusions; the measure-population code is denominator-exclusion"},
 	"Bundle-dataelements.json":                     {"Bundle": "bdl-7: several entries share a fullUrl (e.g. .../de-Quantity.value)"},
+	"SearchParameter-questionnaireresponse-extensions-QuestionnaireResponse-item-subject.json": {"SearchParameter.id": "an id of 67 characters; ids have at most 64"},
 }
 
 func init() {

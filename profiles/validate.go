@@ -234,6 +234,9 @@ func (w *walker) child(obj map[string]any, c *element, loc string, used map[stri
 				}
 			}
 			if isArr {
+				if len(arr) == 0 && len(extArr) == 0 {
+					w.add("error", fhir.IssueStructure, loc+"."+name, "An array must not be empty", "数组不能为空")
+				}
 				if c.max == 1 && c.path != "" && len(arr) > 0 {
 					w.add("error", fhir.IssueStructure, loc+"."+name,
 						"Element "+c.path+" holds one value, not an array", "元素 "+c.path+" 只能有一个值，不能是数组")
@@ -532,6 +535,11 @@ var primitiveFormat = map[string]*regexp.Regexp{
 
 func (w *walker) primitive(v any, el *element, typ, loc string) {
 	t := strings.TrimPrefix(typ, "http://hl7.org/fhirpath/System.")
+	if t == "String" && strings.Count(el.path, ".") == 1 && strings.HasSuffix(el.path, ".id") &&
+		w.v.defs.resourceTypes[strings.TrimSuffix(el.path, ".id")] {
+		// A resource's id is typed System.String with the id pattern.
+		t = "id"
+	}
 	var text string
 	switch x := v.(type) {
 	case bool:
@@ -844,7 +852,7 @@ func (w *walker) reference(m map[string]any, el *element, loc string) {
 	typ, id, contained := referenceTarget(ref)
 	var target map[string]any
 	if contained {
-		cs, _ := w.root["contained"].([]any)
+		cs, _ := w.container["contained"].([]any)
 		for _, c := range cs {
 			if cm, ok := c.(map[string]any); ok && cm["id"] == id {
 				typ, _ = cm["resourceType"].(string)
