@@ -169,7 +169,20 @@ func (w *walker) typeDef(el *element, typ string) *structure {
 	return w.v.defs.byType[typ]
 }
 
-var fhirTypeSuffix = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*$`)
+// typeSuffix reports whether s can be the type part of a choice element's
+// JSON name (valueQuantity): a capital letter, then letters and digits.
+func typeSuffix(s string) bool {
+	if s == "" || s[0] < 'A' || s[0] > 'Z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
 
 // child validates the values of one child element of obj.
 func (w *walker) child(obj map[string]any, c *element, loc string, used map[string]bool) {
@@ -202,7 +215,7 @@ func (w *walker) child(obj map[string]any, c *element, loc string, used map[stri
 				continue
 			}
 			suffix := k[len(prefix):]
-			if !fhirTypeSuffix.MatchString(suffix) {
+			if !typeSuffix(suffix) {
 				continue
 			}
 			used[k] = true
