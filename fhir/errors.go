@@ -36,6 +36,7 @@ const (
 	IssueInformation  IssueType = "informational"
 	IssueCodeInvalid  IssueType = "code-invalid"
 	IssueInvariant    IssueType = "invariant"
+	IssueBusinessRule IssueType = "business-rule"
 )
 
 // Message is a text in both languages the server speaks.

@@ -144,6 +144,30 @@ func TestWriteValidation(t *testing.T) {
 	}
 }
 
+// TestRecalledLotStaysRecalled: a recalled lot cannot be released again.
+func TestRecalledLotStaysRecalled(t *testing.T) {
+	t.Parallel()
+	c := serve(t, false)
+	lot := example(t, "Specimen-product-l1.json")
+	status := func(code string) []byte {
+		return edit(t, lot, func(m map[string]any) {
+			m["extension"].([]any)[0].(map[string]any)["valueCode"] = code
+		})
+	}
+	for i, code := range []string{"released", "recalled"} {
+		if r := c.Do(http.MethodPut, "/Specimen/product-l1", status(code)); r.Status/100 != 2 {
+			t.Fatalf("step %d (%s): %d %s", i, code, r.Status, r.Body)
+		}
+	}
+	r := c.Do(http.MethodPut, "/Specimen/product-l1", status("released"))
+	if r.Status != http.StatusUnprocessableEntity || strings.Join(expressions(t, r), " ") != "Specimen.extension[0].value" {
+		t.Errorf("releasing a recalled lot: %d %s", r.Status, r.Body)
+	}
+	if r := c.Do(http.MethodPut, "/Specimen/product-l1", status("discarded")); r.Status != http.StatusOK {
+		t.Errorf("discarding a recalled lot: %d %s", r.Status, r.Body)
+	}
+}
+
 func TestRequireProfiles(t *testing.T) {
 	t.Parallel()
 	c := serve(t, true)

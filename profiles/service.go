@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/fmtbank/cmts/fhir"
@@ -116,6 +117,13 @@ func (s *Service) CheckWrite(ctx context.Context, p *fhir.Principal, typ string,
 		}
 		issues = append(issues, found...)
 	}
+	if typ == "Specimen" && p != nil {
+		back, err := s.lotGoesBack(ctx, p.Tenant, res)
+		if err != nil {
+			return nil, err
+		}
+		issues = append(issues, back...)
+	}
 	if s.require && requiredTypes[typ] && !ours {
 		issues = append(issues, fhir.Issue{Severity: "error", Code: fhir.IssueRequired,
 			Message:    fhir.Message{EN: "A " + typ + " must claim one of the WMT profiles in meta.profile", ZH: typ + " 必须在 meta.profile 中声明一个 WMT profile"},
@@ -227,4 +235,41 @@ func match(values []string, ok func(string) bool) bool {
 		}
 	}
 	return true
+}
+
+// releaseStatus returns a lot's release-status code and the index of its
+// extension (-1 if none).
+func releaseStatus(res map[string]any) (string, int) {
+	exts, _ := res["extension"].([]any)
+	for i, x := range exts {
+		m, _ := x.(map[string]any)
+		if m["url"] == Canonical+"/StructureDefinition/release-status" {
+			code, _ := m["valueCode"].(string)
+			return code, i
+		}
+	}
+	return "", -1
+}
+
+// lotGoesBack is the rule of wmt-ig.md that a recalled or discarded lot
+// cannot become released again: it compares the new version with the
+// stored one.
+func (s *Service) lotGoesBack(ctx context.Context, tenant string, res map[string]any) ([]fhir.Issue, error) {
+	now, at := releaseStatus(res)
+	id, _ := res["id"].(string)
+	if now != "released" || id == "" {
+		return nil, nil
+	}
+	old, err := storeResolver{st: s.store, tenant: tenant}.Resolve(ctx, "Specimen", id)
+	if err != nil || old == nil {
+		return nil, err
+	}
+	was, _ := releaseStatus(old)
+	if was != "recalled" && was != "discarded" {
+		return nil, nil
+	}
+	return []fhir.Issue{{Severity: "error", Code: fhir.IssueBusinessRule,
+		Message: fhir.Message{EN: "Lot Specimen/" + id + " is " + was + " and cannot be released again",
+			ZH: "批次 Specimen/" + id + " 已" + map[string]string{"recalled": "召回", "discarded": "销毁"}[was] + "，不能再放行"},
+		Expression: []string{"Specimen.extension[" + strconv.Itoa(at) + "].value"}}}, nil
 }
