@@ -168,6 +168,51 @@ func TestRecalledLotStaysRecalled(t *testing.T) {
 	}
 }
 
+// TestLotReleasedWhenUsed: a procedure may use a lot only if it was
+// released at performedDateTime, by the lot's status-date (business time).
+func TestLotReleasedWhenUsed(t *testing.T) {
+	t.Parallel()
+	c := serve(t, false)
+	for _, f := range []string{"Patient-recipient-r0001.json", "Condition-indication-1.json"} {
+		var head struct{ ResourceType, ID string }
+		b := example(t, f)
+		json.Unmarshal(b, &head)
+		c.Do(http.MethodPut, "/"+head.ResourceType+"/"+head.ID, b)
+	}
+	lot := func(status, since string) []byte {
+		return edit(t, example(t, "Specimen-product-l1.json"), func(m map[string]any) {
+			exts := m["extension"].([]any)
+			exts[0].(map[string]any)["valueCode"] = status
+			exts[1].(map[string]any)["valueDateTime"] = since
+		})
+	}
+	// Entered in this order, but the release took effect on the 14th and
+	// the quarantine on the 12th.
+	for _, v := range [][]byte{lot("released", "2026-04-14T08:00:00+08:00"), lot("quarantined", "2026-04-12T08:00:00+08:00")} {
+		if r := c.Do(http.MethodPut, "/Specimen/product-l1", v); r.Status/100 != 2 {
+			t.Fatalf("lot: %d %s", r.Status, r.Body)
+		}
+	}
+	proc := func(performed string) []byte {
+		return edit(t, example(t, "Procedure-procedure-1.json"), func(m map[string]any) {
+			delete(m, "id")
+			m["performedDateTime"] = performed
+		})
+	}
+	r := c.Do(http.MethodPost, "/Procedure", proc("2026-04-13T09:00:00+08:00"))
+	if r.Status != http.StatusUnprocessableEntity || strings.Join(expressions(t, r), " ") != "Procedure.extension[1].value" ||
+		!strings.Contains(string(r.Body), "quarantined") {
+		t.Errorf("a procedure during quarantine: %d %s", r.Status, r.Body)
+	}
+	if r := c.Do(http.MethodPost, "/Procedure", proc("2026-04-15T09:00:00+08:00")); r.Status != http.StatusCreated {
+		t.Errorf("a procedure after release: %d %s", r.Status, r.Body)
+	}
+	r = c.Do(http.MethodPost, "/Procedure", proc("2026-08-01T09:00:00+08:00"))
+	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(string(r.Body), "expired") {
+		t.Errorf("a procedure after expiry: %d %s", r.Status, r.Body)
+	}
+}
+
 func TestRequireProfiles(t *testing.T) {
 	t.Parallel()
 	c := serve(t, true)

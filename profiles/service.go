@@ -117,6 +117,13 @@ func (s *Service) CheckWrite(ctx context.Context, p *fhir.Principal, typ string,
 		}
 		issues = append(issues, found...)
 	}
+	if typ == "Procedure" && p != nil && claimsProfile(res, Canonical+"/StructureDefinition/cmts-wmt-procedure") {
+		lots, err := s.lotsReleased(ctx, p.Tenant, res)
+		if err != nil {
+			return nil, err
+		}
+		issues = append(issues, lots...)
+	}
 	if typ == "Specimen" && p != nil {
 		back, err := s.lotGoesBack(ctx, p.Tenant, res)
 		if err != nil {
@@ -273,3 +280,5 @@ func (s *Service) lotGoesBack(ctx context.Context, tenant string, res map[string
 			ZH: "批次 Specimen/" + id + " 已" + map[string]string{"recalled": "召回", "discarded": "销毁"}[was] + "，不能再放行"},
 		Expression: []string{"Specimen.extension[" + strconv.Itoa(at) + "].value"}}}, nil
 }
+
+func claimsProfile(res map[string]any, url string) bool { return claims(res, []string{url}) }
