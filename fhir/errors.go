@@ -37,6 +37,8 @@ const (
 	IssueProcessing   IssueType = "processing"
 	IssueInformation  IssueType = "informational"
 	IssueTooCostly    IssueType = "too-costly"
+	IssueCodeInvalid  IssueType = "code-invalid"
+	IssueBusinessRule IssueType = "business-rule"
 )
 
 // Message is a text in both languages the server speaks.

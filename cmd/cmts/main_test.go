@@ -236,7 +236,13 @@ type child struct {
 
 func startChild(t *testing.T, dir string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "--addr", "127.0.0.1:0", "--data", dir, "--insecure-no-auth")
+	return startChildArgs(t, "--data", dir)
+}
+
+// startChildArgs starts the server with these store arguments.
+func startChildArgs(t *testing.T, storeArgs ...string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--addr", "127.0.0.1:0", "--insecure-no-auth"}, storeArgs...)...)
 	cmd.Env = append(os.Environ(), "CMTS_TEST_BE_CMTS=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -44,7 +44,7 @@ func runReindex(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	defer st.Close()
-	engine, err := search.New()
+	engine, err := guideEngine()
 	if err != nil {
 		fmt.Fprintln(stderr, "cmts reindex:", err)
 		return 1

@@ -53,6 +53,9 @@ type Config struct {
 	Search search.Limits
 	// Trust is the trust file of identity providers and tenants (--trust).
 	Trust string
+	// RequireProfiles makes Patient, Procedure, Specimen and AdverseEvent
+	// writes claim one of the WMT profiles.
+	RequireProfiles bool
 }
 
 // Main is the server the binary runs; end-to-end tests run the same one.
@@ -89,6 +92,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&c.Limits.Elements, "max-elements", fhir.DefaultElements, "most JSON values in one resource (each Bundle entry's resource counted apart)")
 	fs.IntVar(&c.Limits.PatchOps, "max-patch-ops", fhir.DefaultPatchOps, "most operations in one JSON Patch")
 	fs.StringVar(&c.DefaultTenant, "tenant", "default", "tenant of requests under --insecure-no-auth")
+	fs.BoolVar(&c.RequireProfiles, "require-profiles", false, "Patient, Procedure, Specimen and AdverseEvent must claim a WMT profile")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", time.Minute, "longest time to read a request, body included")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 2*time.Minute, "longest time to serve a request and write its answer")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", time.Minute, "how long an idle keep-alive connection stays open")
@@ -227,13 +231,13 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 	}
-	engine, err := search.New()
+	engine, guide, err := withGuide(m.store, m.Config.RequireProfiles)
 	if err != nil {
 		return err
 	}
 	engine.Limits = m.Config.Search
 	api, err := rest.New(rest.Options{
-		Store: m.store, Codec: codec, Indexer: engine, Auth: authn, SMART: smart,
+		Store: m.store, Codec: codec, Indexer: engine, Auth: authn, SMART: smart, Validator: guide, Conformance: guide,
 		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Limits: m.Config.Limits, Logger: m.logger, Version: version,
 		MaxConcurrent: m.Config.MaxConcurrent, MaxBundleEntries: m.Config.MaxBundleEntries,
 	})

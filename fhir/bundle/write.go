@@ -37,6 +37,9 @@ type Options struct {
 	Store   Store
 	Codec   *fhir.Codec
 	Indexer Indexer
+	// Validator, when set, checks every resource written against the
+	// profiles it claims (an error issue refuses the write: 422).
+	Validator fhir.Validator
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// MaxBody bounds what a JSON Patch may make (default 16 MiB).
@@ -376,7 +379,7 @@ func (w *Writer) decide(ctx context.Context, p *fhir.Principal, plans []*plan, r
 	}
 	var writes []store.Write
 	for _, pl := range plans {
-		wr, err := w.build(pl, p, to, now)
+		wr, err := w.build(ctx, pl, p, to, now)
 		if err != nil {
 			return nil, &EntryError{Index: pl.e.Index, Err: err}
 		}
@@ -461,7 +464,7 @@ func (w *Writer) target(ctx context.Context, p *fhir.Principal, pl *plan, matche
 }
 
 // build makes the write of an entry whose target is known (nil: none).
-func (w *Writer) build(pl *plan, p *fhir.Principal, to map[string]string, now time.Time) (*store.Write, error) {
+func (w *Writer) build(ctx context.Context, pl *plan, p *fhir.Principal, to map[string]string, now time.Time) (*store.Write, error) {
 	if pl.result != nil {
 		return nil, nil // found by ifNoneExist, or nothing to delete
 	}
@@ -520,7 +523,7 @@ func (w *Writer) build(pl *plan, p *fhir.Principal, to map[string]string, now ti
 			return nil, err
 		}
 	}
-	wr, err := w.newWrite(p, res, pl.id, cur, now)
+	wr, err := w.newWrite(ctx, p, res, pl.id, cur, now)
 	if err != nil {
 		return nil, err
 	}
@@ -530,7 +533,7 @@ func (w *Writer) build(pl *plan, p *fhir.Principal, to map[string]string, now ti
 
 // newWrite is the write that stores res as the next version of its type and
 // id after cur (nil: none yet), id and meta set, validated and indexed.
-func (w *Writer) newWrite(p *fhir.Principal, res *fhir.Resource, id string, cur *store.Version, now time.Time) (*store.Write, error) {
+func (w *Writer) newWrite(ctx context.Context, p *fhir.Principal, res *fhir.Resource, id string, cur *store.Version, now time.Time) (*store.Write, error) {
 	if err := CheckID(id); err != nil {
 		return nil, err
 	}
@@ -546,6 +549,17 @@ func (w *Writer) newWrite(p *fhir.Principal, res *fhir.Resource, id string, cur 
 		return nil, err
 	}
 	v.Resource = body
+	if w.opts.Validator != nil {
+		issues, err := w.opts.Validator.CheckWrite(ctx, p, res.Type, body)
+		if err != nil {
+			return nil, err
+		}
+		for _, is := range issues {
+			if is.Severity == "" || is.Severity == "error" || is.Severity == "fatal" {
+				return nil, &fhir.Error{Status: http.StatusUnprocessableEntity, Issues: issues}
+			}
+		}
+	}
 	if v.Index, err = w.opts.Indexer.Entries(res.Type, body); err != nil {
 		return nil, err
 	}

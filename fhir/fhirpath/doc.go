@@ -10,15 +10,19 @@
 //     primitive values split into "name" and "_name" (value and extensions);
 //   - literals: strings, booleans, integers, decimals, @date/time, {};
 //   - operators: . [n] | = != < > <= >= and or xor implies, is and as,
-//     unary minus, parentheses;
+//     in and contains, + and - (numbers; + also joins strings), &, unary
+//     minus, parentheses;
 //   - functions: where, select, exists, all, empty, not, first, last, tail,
 //     count, distinct, union, combine, ofType, as, is, extension,
-//     hasExtension, hasValue, resolve, startsWith, contains;
+//     hasExtension, hasValue, resolve, startsWith, contains; and for
+//     invariants matches, replaceMatches, length, toInteger, toString,
+//     substring, isDistinct, intersect, iif, trace (a no-op), children,
+//     descendants, htmlChecks (always true: XHTML is not checked);
 //   - external constants: %resource, %rootResource, %context, %ucum, %sct,
 //     %loinc; $this and $index.
 //
-// Parse rejects anything else (arithmetic, quantity literals, membership
-// operators, other functions such as memberOf()).
+// Parse rejects anything else (* / div mod ~, quantity literals, other
+// functions such as memberOf()).
 //
 // Differences from the FHIRPath specification, chosen for search:
 //   - there is no type model: Node.Type is known from choice-type suffixes,

@@ -41,8 +41,31 @@ func (e *Expr) Evaluate(resource any) ([]Node, error) {
 		return nil, nil
 	}
 	root := valueNode(resource, "")
-	ev := &evaluator{root: root}
-	out, err := ev.eval(e.root, []Node{root}, nil)
+	return e.run(&evaluator{root: root, context: root})
+}
+
+// EvaluateOn evaluates the expression on one element of resource, as an
+// invariant (ElementDefinition.constraint) is: focus, of FHIR type
+// focusType ("" when unknown), is the input and %context; resource is
+// %resource and %rootResource.
+func (e *Expr) EvaluateOn(resource, focus any, focusType string) ([]Node, error) {
+	return e.EvaluateIn(resource, resource, focus, focusType)
+}
+
+// EvaluateIn is EvaluateOn for an element of a contained resource:
+// rootResource (%rootResource) is the resource that contains resource
+// (%resource).
+func (e *Expr) EvaluateIn(rootResource, resource, focus any, focusType string) ([]Node, error) {
+	if focus == nil {
+		return nil, nil
+	}
+	root := valueNode(rootResource, "")
+	res := valueNode(resource, "")
+	return e.run(&evaluator{root: root, resource: &res, context: valueNode(focus, focusType)})
+}
+
+func (e *Expr) run(ev *evaluator) ([]Node, error) {
+	out, err := ev.eval(e.root, []Node{ev.context}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fhirpath: evaluating %q: %w", e.src, err)
 	}
@@ -67,6 +90,12 @@ func valueNode(v any, typ string) Node {
 
 type evaluator struct {
 	root Node
+	// context is %context: the element an invariant is evaluated on (the
+	// root for Evaluate).
+	context Node
+	// resource is %resource when it differs from root (%rootResource):
+	// inside a contained resource.
+	resource *Node
 }
 
 // scope holds $this and $index inside the argument of where(), select(),
@@ -98,8 +127,15 @@ func (ev *evaluator) eval(n *node, input []Node, sc *scope) ([]Node, error) {
 		return nil, fmt.Errorf("$total is not supported")
 	case nExternal:
 		switch n.name {
-		case "resource", "rootResource", "context":
+		case "resource":
+			if ev.resource != nil {
+				return []Node{*ev.resource}, nil
+			}
 			return []Node{ev.root}, nil
+		case "rootResource":
+			return []Node{ev.root}, nil
+		case "context":
+			return []Node{ev.context}, nil
 		case "ucum":
 			return []Node{{Value: "http://unitsofmeasure.org", Type: "System.String"}}, nil
 		case "sct":
@@ -208,12 +244,17 @@ func appendChildren(out []Node, item Node, name string) []Node {
 	if has || hasExt {
 		return appendValues(out, v, ext, "")
 	}
-	// Choice type: name followed by a capitalised type name.
+	// Choice type: name followed by a capitalised type name. A primitive
+	// choice value may carry only extensions ("_valueString").
+	if !choiceElements[name] {
+		return out
+	}
 	var keys []string
 	for k := range m {
-		if len(k) > len(name) && strings.HasPrefix(k, name) {
-			if _, ok := choiceTypes[k[len(name):]]; ok {
-				keys = append(keys, k)
+		base := strings.TrimPrefix(k, "_")
+		if len(base) > len(name) && strings.HasPrefix(base, name) {
+			if _, ok := choiceTypes[base[len(name):]]; ok && (base == k || m[base] == nil) {
+				keys = append(keys, base)
 			}
 		}
 	}
@@ -306,6 +347,57 @@ func (ev *evaluator) binary(n *node, input []Node, sc *scope) ([]Node, error) {
 		default:
 			return boolean(c >= 0), nil
 		}
+	case "in", "contains":
+		item, coll := l, r
+		if n.name == "contains" {
+			item, coll = r, l
+		}
+		if len(item) == 0 {
+			return nil, nil
+		}
+		if len(item) > 1 {
+			return nil, errSingleton
+		}
+		for _, c := range coll {
+			if equal(item[0].Value, c.Value) {
+				return boolean(true), nil
+			}
+		}
+		return boolean(false), nil
+	case "&":
+		a, _ := singleString(l)
+		b, _ := singleString(r)
+		return []Node{{Value: a + b, Type: "System.String"}}, nil
+	case "+", "-":
+		if len(l) == 0 || len(r) == 0 {
+			return nil, nil
+		}
+		if len(l) > 1 || len(r) > 1 {
+			return nil, errSingleton
+		}
+		if a, ok := l[0].Value.(string); ok && n.name == "+" {
+			b, ok := r[0].Value.(string)
+			if !ok {
+				return nil, fmt.Errorf("cannot add %T to a string", r[0].Value)
+			}
+			return []Node{{Value: a + b, Type: "System.String"}}, nil
+		}
+		a, ok1 := number(l[0].Value)
+		b, ok2 := number(r[0].Value)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("cannot compute %T %s %T", l[0].Value, n.name, r[0].Value)
+		}
+		sum := new(big.Float)
+		if n.name == "+" {
+			sum.Add(a, b)
+		} else {
+			sum.Sub(a, b)
+		}
+		typ := "System.Decimal"
+		if sum.IsInt() && !strings.ContainsAny(fmt.Sprint(l[0].Value, r[0].Value), ".eE") {
+			typ = "System.Integer"
+		}
+		return []Node{{Value: json.Number(sum.Text('g', -1)), Type: typ}}, nil
 	case "and", "or", "xor", "implies":
 		a, err := toBool(l)
 		if err != nil {
@@ -558,4 +650,30 @@ func ofType(c []Node, typeName string) []Node {
 		}
 	}
 	return out
+}
+
+// singleString is the text of a one-item collection ("" when empty).
+func singleString(c []Node) (string, error) {
+	if len(c) == 0 {
+		return "", nil
+	}
+	if len(c) > 1 {
+		return "", errSingleton
+	}
+	return toText(c[0].Value)
+}
+
+// toText is a primitive's string form (FHIRPath toString()).
+func toText(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	case json.Number:
+		return x.String(), nil
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64), nil
+	}
+	return "", fmt.Errorf("%T has no string form", v)
 }

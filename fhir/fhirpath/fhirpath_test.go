@@ -248,8 +248,8 @@ func TestParseErrors(t *testing.T) {
 		"(Patient.name",
 		"Patient.name as",
 		"Patient.text.div",
-		"1 + 2",
-		"Patient.name in Patient.name",
+		"1 * 2",
+		"Patient.name ~ Patient.name",
 		"5 'mg'",
 		"'unterminated",
 		"Patient.first(1)",
@@ -330,6 +330,58 @@ func TestIsType(t *testing.T) {
 	for _, tc := range tests {
 		if got := isType(tc.have, tc.spec); got != tc.want {
 			t.Errorf("isType(%q, %q) = %v, want %v", tc.have, tc.spec, got, tc.want)
+		}
+	}
+}
+
+// TestInvariantFunctions covers what ElementDefinition.constraint
+// expressions need beyond search.
+func TestInvariantFunctions(t *testing.T) {
+	res := map[string]any{"resourceType": "Patient", "id": "p1",
+		"name":    []any{map[string]any{"family": "Chalmers", "given": []any{"Peter", "James"}}},
+		"contact": []any{map[string]any{"gender": "male"}, map[string]any{"gender": "male"}},
+	}
+	for _, c := range []struct {
+		expr string
+		want any
+	}{
+		{"id.matches('[a-z][0-9]')", true},
+		{"id.matches('^[0-9]+$')", false},
+		{"id.replaceMatches('[0-9]', 'X')", "pX"},
+		{"name.family.length()", json.Number("8")},
+		{"'42'.toInteger() + 1", json.Number("43")},
+		{"1.5 + 1", json.Number("2.5")},
+		{"'a' + 'b'", "ab"},
+		{"'a' & {} & 'c'", "ac"},
+		{"name.given.count() - 1", json.Number("1")},
+		{"'James' in name.given", true},
+		{"name.given contains 'John'", false},
+		{"name.family.substring(1, 3)", "hal"},
+		{"name.family.substring(5)", "ers"},
+		{"contact.gender.isDistinct()", false},
+		{"name.given.isDistinct()", true},
+		{"name.given.intersect('James' | 'John')", "James"},
+		{"iif(id = 'p1', 'yes', 'no')", "yes"},
+		{"name.iif(family.exists(), 'has', 'none')", "has"},
+		{"id.trace('x')", "p1"},
+		{"name.children().count()", json.Number("3")},
+		{"descendants().where($this = 'male').count()", json.Number("2")},
+		{"id.toString()", "p1"},
+		{"htmlChecks()", true},
+		{"'x' is String", true},
+	} {
+		x, err := Parse(c.expr)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", c.expr, err)
+			continue
+		}
+		got, err := x.Evaluate(res)
+		if err != nil {
+			t.Errorf("Evaluate(%q): %v", c.expr, err)
+			continue
+		}
+		if len(got) != 1 || !equal(got[0].Value, c.want) {
+			t.Errorf("%s = %v, want %v", c.expr, got, c.want)
 		}
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 type function struct {
@@ -47,6 +49,20 @@ var functions = map[string]function{
 	"resolve":      {0, 0, false},
 	"startsWith":   {1, 1, false},
 	"contains":     {1, 1, false},
+	// For ElementDefinition.constraint (invariants).
+	"matches":        {1, 1, false},
+	"replaceMatches": {2, 2, false},
+	"length":         {0, 0, false},
+	"toInteger":      {0, 0, false},
+	"toString":       {0, 0, false},
+	"substring":      {1, 2, false},
+	"isDistinct":     {0, 0, false},
+	"intersect":      {1, 1, false},
+	"iif":            {2, 3, false},
+	"trace":          {1, 2, false},
+	"children":       {0, 0, false},
+	"descendants":    {0, 0, false},
+	"htmlChecks":     {0, 0, false},
 }
 
 func (ev *evaluator) call(n *node, focus, input []Node, sc *scope) ([]Node, error) {
@@ -180,8 +196,199 @@ func (ev *evaluator) call(n *node, focus, input []Node, sc *scope) ([]Node, erro
 		}
 		return boolean(strings.Contains(s, a)), nil
 	}
+	return ev.callMore(n, focus, input, sc)
+}
+
+// callMore holds the functions invariants use beyond search.
+func (ev *evaluator) callMore(n *node, focus, input []Node, sc *scope) ([]Node, error) {
+	arg := func(i int) ([]Node, error) { return ev.eval(n.args[i], input, sc) }
+	one := func() (string, bool, error) {
+		if len(focus) == 0 {
+			return "", false, nil
+		}
+		if len(focus) > 1 {
+			return "", false, errSingleton
+		}
+		s, err := toText(focus[0].Value)
+		return s, err == nil, nil
+	}
+	switch n.name {
+	case "matches", "replaceMatches":
+		s, ok, err := one()
+		if err != nil || !ok {
+			return nil, err
+		}
+		pat, err := stringArg(arg(0))
+		if err != nil {
+			return nil, err
+		}
+		re, err := ev.regexp(pat)
+		if err != nil {
+			return nil, err
+		}
+		if n.name == "matches" {
+			return boolean(re.MatchString(s)), nil
+		}
+		sub, err := stringArg(arg(1))
+		if err != nil {
+			return nil, err
+		}
+		return []Node{{Value: re.ReplaceAllString(s, strings.ReplaceAll(sub, "$", "$$")), Type: "System.String"}}, nil
+	case "length":
+		s, ok, err := one()
+		if err != nil || !ok {
+			return nil, err
+		}
+		return []Node{{Value: json.Number(strconv.Itoa(len([]rune(s)))), Type: "System.Integer"}}, nil
+	case "toString":
+		s, ok, err := one()
+		if err != nil || !ok {
+			return nil, err
+		}
+		return []Node{{Value: s, Type: "System.String"}}, nil
+	case "toInteger":
+		s, ok, err := one()
+		if err != nil || !ok {
+			return nil, err
+		}
+		if _, isBool := focus[0].Value.(bool); isBool {
+			return []Node{{Value: json.Number(map[bool]string{true: "1", false: "0"}[focus[0].Value.(bool)]), Type: "System.Integer"}}, nil
+		}
+		i, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, nil
+		}
+		return []Node{{Value: json.Number(strconv.Itoa(i)), Type: "System.Integer"}}, nil
+	case "substring":
+		s, ok, err := one()
+		if err != nil || !ok {
+			return nil, err
+		}
+		r := []rune(s)
+		startC, err := arg(0)
+		if err != nil {
+			return nil, err
+		}
+		start, ok := asInt(startC)
+		if !ok || start < 0 || start >= len(r) {
+			return nil, nil
+		}
+		end := len(r)
+		if len(n.args) > 1 {
+			lc, err := arg(1)
+			if err != nil {
+				return nil, err
+			}
+			if l, ok := asInt(lc); ok && start+l < end {
+				end = start + max(l, 0)
+			}
+		}
+		return []Node{{Value: string(r[start:end]), Type: "System.String"}}, nil
+	case "isDistinct":
+		return boolean(len(union(focus, nil)) == len(focus)), nil
+	case "intersect":
+		other, err := arg(0)
+		if err != nil {
+			return nil, err
+		}
+		var out []Node
+		for _, a := range union(focus, nil) {
+			for _, b := range other {
+				if equal(a.Value, b.Value) {
+					out = append(out, a)
+					break
+				}
+			}
+		}
+		return out, nil
+	case "iif":
+		// The criterion and the branches are evaluated on the focus.
+		in := focus
+		if n.left == nil {
+			in = input
+		}
+		cond, err := ev.eval(n.args[0], in, sc)
+		if err != nil {
+			return nil, err
+		}
+		b, err := toBool(cond)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case b == triTrue:
+			return ev.eval(n.args[1], in, sc)
+		case len(n.args) > 2:
+			return ev.eval(n.args[2], in, sc)
+		}
+		return nil, nil
+	case "trace":
+		return focus, nil
+	case "children", "descendants":
+		var out []Node
+		frontier := focus
+		for len(frontier) > 0 {
+			var next []Node
+			for _, item := range frontier {
+				next = appendAllChildren(next, item)
+			}
+			out = append(out, next...)
+			if n.name == "children" {
+				break
+			}
+			frontier = next
+		}
+		return out, nil
+	case "htmlChecks":
+		// The narrative's XHTML rules are not checked here.
+		return boolean(true), nil
+	}
 	return nil, fmt.Errorf("unsupported function %s()", n.name)
 }
+
+// appendAllChildren appends every child element of item, in key order.
+func appendAllChildren(out []Node, item Node) []Node {
+	m, ok := item.Value.(map[string]any)
+	if !ok {
+		return out
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if k != "resourceType" && !strings.HasPrefix(k, "_") {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		typ := ""
+		for suffix, t := range choiceTypes {
+			if strings.HasSuffix(k, suffix) && len(k) > len(suffix) {
+				if len(t) > len(typ) {
+					typ = t
+				}
+			}
+		}
+		out = appendValues(out, m[k], m["_"+k], typ)
+	}
+	return out
+}
+
+// regexp compiles a FHIRPath regular expression (as FHIRPath 2.0, which R4
+// uses, it matches anywhere in the string unless anchored).
+func (ev *evaluator) regexp(pat string) (*regexp.Regexp, error) {
+	if re, ok := regexCache.Load(pat); ok {
+		return re.(*regexp.Regexp), nil
+	}
+	re, err := regexp.Compile(pat)
+	if err != nil {
+		return nil, err
+	}
+	regexCache.Store(pat, re)
+	return re, nil
+}
+
+// regexCache holds compiled patterns: invariants use a few, again and again.
+var regexCache sync.Map
 
 // truthy is the test where() applies to its criterion: the first item is
 // true, or is any value other than false.

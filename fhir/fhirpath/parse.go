@@ -337,8 +337,7 @@ var binaryPrec = map[string]int{
 }
 
 var unsupportedOps = map[string]bool{
-	"in": true, "contains": true, "~": true, "!~": true,
-	"+": true, "-": true, "&": true, "*": true, "/": true, "div": true, "mod": true,
+	"~": true, "!~": true, "*": true, "/": true, "div": true, "mod": true,
 }
 
 func (p *parser) binaryOp() (string, int, bool) {

@@ -68,6 +68,19 @@ func isType(have, spec string) bool {
 	if strings.HasPrefix(spec, "System.") {
 		return have == spec
 	}
+	if _, ok := systemOf[spec]; ok && strings.HasPrefix(have, "System.") {
+		return have == "System."+spec
+	}
+	if sys, ok := systemOf[spec]; ok {
+		// An unqualified System type name (answer is Boolean) matches
+		// the FHIR primitives that map to it.
+		for t := have; t != ""; t = parentType(t) {
+			if systemOf[t] == sys || t == sys {
+				return true
+			}
+		}
+		return have == "System."+spec
+	}
 	spec = strings.TrimPrefix(spec, "FHIR.")
 	for t := have; t != ""; t = parentType(t) {
 		if t == spec {
@@ -76,3 +89,28 @@ func isType(have, spec string) bool {
 	}
 	return false
 }
+
+// systemOf maps the unqualified System type names, and the FHIR primitive
+// types, to the System type their values have.
+var systemOf = map[string]string{
+	"Boolean": "boolean", "String": "string", "Integer": "integer", "Decimal": "decimal",
+	"Date": "date", "DateTime": "dateTime", "Time": "time",
+}
+
+// choiceElements are the names of the R4 choice elements (value[x],
+// effective[x], ...), from the R4 StructureDefinitions: only these names
+// are resolved to name+Type children, so that responseCode is not taken for
+// a value of "response".
+var choiceElements = func() map[string]bool {
+	m := map[string]bool{}
+	for _, n := range strings.Fields(`abatement additive age allowed amount answer asNeeded author born bounds
+		characteristic chargeItem code collected content created date deceased defaultValue definingSubstance
+		definition detail diagnosis dose doseNumber due effective entity event example fastingStatus fixed
+		identified indication item legallyBinding location manufacturer maxValue medication minValue
+		minimumVolume module multipleBirth name occurred occurrence offset onset participantEffective pattern
+		performed probability procedure product quantity rate reported scheduled seriesDoses serviced source
+		start statusReason studyEffective subject substance target time timing topic used value when`) {
+		m[n] = true
+	}
+	return m
+}()

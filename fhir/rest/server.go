@@ -65,6 +65,11 @@ type Options struct {
 	// MaxBundleEntries bounds the entries of a batch or transaction
 	// (default DefaultMaxBundleEntries; more: 413).
 	MaxBundleEntries int
+	// Validator (optional) checks writes against profiles and answers
+	// $validate; Conformance (optional) serves the implementation guide's
+	// resources read-only and the terminology operations.
+	Validator   fhir.Validator
+	Conformance fhir.Conformance
 }
 
 // DefaultMaxConcurrent is the bound on concurrent FHIR requests unless
@@ -124,7 +129,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, slots: make(chan struct{}, opts.MaxConcurrent)}
 	var err error
 	s.writer, err = bundle.NewWriter(bundle.Options{Store: txShim{opts.Store}, Codec: opts.Codec, Indexer: opts.Indexer,
-		Now: opts.Now, MaxBody: opts.MaxBody, PatchOps: opts.Limits.PatchOps})
+		Validator: opts.Validator, Now: opts.Now, MaxBody: opts.MaxBody, PatchOps: opts.Limits.PatchOps})
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +173,10 @@ func routeTable() []route {
 		{http.MethodDelete, "/:type/:id", "delete", "instance", (*Server).delete},
 		{http.MethodGet, "/:type/:id/_history", "history-instance", "instance", (*Server).historyInstance},
 		{http.MethodGet, "/:type/:id/_history/:vid", "vread", "instance", (*Server).vread},
+		// Operations ($validate, terminology) are answered by profileRoutes.
+		{http.MethodPost, "/:type/:id", "", "type", (*Server).unknownOperation},
+		{http.MethodGet, "/:type/:id/:op", "", "instance", (*Server).unknownOperation},
+		{http.MethodPost, "/:type/:id/:op", "", "instance", (*Server).unknownOperation},
 	}
 }
 
@@ -181,7 +190,7 @@ func (s *Server) routes() *gin.Engine {
 	e.Use(s.recoverer, s.logRequests)
 	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", s.ready)
-	api := e.Group("/fhir", s.checkHost, s.admit, s.negotiate, s.authenticate)
+	api := e.Group("/fhir", s.checkHost, s.admit, s.negotiate, s.authenticate, s.profileRoutes)
 	for _, r := range routeTable() {
 		api.Handle(r.method, r.path, s.typed(r.handle))
 	}

@@ -32,6 +32,9 @@ type paramDef struct {
 	Modifiers []string
 	// Comparators are the prefixes the parameter takes.
 	Comparators []string
+	// custom marks a parameter given to New, which wins over an R4 one of
+	// the same code on the same type.
+	custom bool
 }
 
 // baseDef is one base resource type of a parameter.

@@ -82,9 +82,11 @@ func (l Limits) orDefault() Limits {
 }
 
 // New builds an engine: the parameter lists of every resource type, each
-// expression parsed once.
-func New() (*Engine, error) {
-	r, err := newRegistry()
+// expression parsed once. Custom parameters (SearchParameter resources as
+// JSON, such as those of an implementation guide) are added beside the R4
+// ones; one whose base and code match an R4 parameter replaces it.
+func New(custom ...[]byte) (*Engine, error) {
+	r, err := newRegistry(custom...)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +95,7 @@ func New() (*Engine, error) {
 
 // defaultRegistry serves the zero Engine; it is built once and never
 // changed afterwards.
-var defaultRegistry = sync.OnceValues(newRegistry)
+var defaultRegistry = sync.OnceValues(func() (*registry, error) { return newRegistry() })
 
 func (e Engine) registry() *registry {
 	if e.reg != nil {
@@ -190,7 +192,7 @@ func (p *param) hasTarget(typ string) bool {
 	return false
 }
 
-func newRegistry() (*registry, error) {
+func newRegistry(custom ...[]byte) (*registry, error) {
 	r := &registry{types: map[string]*typeParams{}, system: &typeParams{params: map[string]*param{}}}
 	domain := map[string]bool{}
 	for _, rt := range r4ResourceTypes {
@@ -209,8 +211,18 @@ func newRegistry() (*registry, error) {
 		parsed[src] = x
 		return x, nil
 	}
+	defs := make([]*paramDef, 0, len(r4Params)+len(custom))
 	for i := range r4Params {
-		d := &r4Params[i]
+		defs = append(defs, &r4Params[i])
+	}
+	for _, b := range custom {
+		d, err := customParam(b)
+		if err != nil {
+			return nil, err
+		}
+		defs = append(defs, d)
+	}
+	for _, d := range defs {
 		var comps []component
 		for n, c := range d.Components {
 			src, fromResource := c.Expression, false
@@ -293,7 +305,7 @@ func (t *typeParams) add(p *param) {
 			}
 			return false
 		}
-		if !isGeneric(old) {
+		if !isGeneric(old) && !p.def.custom {
 			return
 		}
 	}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fmtbank/cmts/store/mongo/mongotest"
+)
+
+// TestKill9Transactions kills the server with SIGKILL while transactions of
+// a few hundred entries stream in, restarts it, and checks every
+// transaction is entirely present or entirely absent, and every one it
+// acknowledged is present: rounds on the embedded store and on a
+// MongoDB-wire server (FerretDB, which has no multi-document transactions,
+// so the store's own commit protocol is what is proved).
+func TestKill9Transactions(t *testing.T) {
+	const entries = 200
+	rounds := 12
+	if testing.Short() {
+		rounds = 2
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		crashRounds(t, rounds, entries, func() []string { return []string{"--data", dir} })
+	})
+	t.Run("mongo", func(t *testing.T) {
+		t.Parallel()
+		srv := mongotest.Start(t)
+		db := srv.Database(t)
+		crashRounds(t, rounds-2, entries, func() []string { return []string{"--mongo-uri", srv.URI(), "--mongo-db", db} })
+	})
+}
+
+// crashRounds runs rounds of stream, kill -9, restart, check on one store.
+func crashRounds(t *testing.T, rounds, entries int, storeArgs func() []string) {
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	var sent []string
+	var acked []string
+	for round := range rounds {
+		c := startChildArgs(t, storeArgs()...)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for w := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := 0; ; k++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					marker := fmt.Sprintf("r%d-w%d-t%d", round, w, k)
+					mu.Lock()
+					sent = append(sent, marker)
+					mu.Unlock()
+					resp, err := http.Post(c.base+"/fhir", "application/fhir+json", strings.NewReader(crashTransaction(marker, entries)))
+					if err != nil {
+						return // the server is gone
+					}
+					ok := resp.StatusCode == 200
+					resp.Body.Close()
+					if !ok {
+						t.Errorf("transaction %s: %d", marker, resp.StatusCode)
+						return
+					}
+					mu.Lock()
+					acked = append(acked, marker)
+					mu.Unlock()
+				}
+			}()
+		}
+		time.Sleep(time.Duration(300+rng.IntN(900)) * time.Millisecond)
+		if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		c.cmd.Wait()
+		close(stop)
+		wg.Wait()
+	}
+	c := startChildArgs(t, storeArgs()...)
+	isAcked := map[string]bool{}
+	for _, m := range acked {
+		isAcked[m] = true
+	}
+	present := 0
+	for _, m := range sent {
+		code, body, _ := do(t, "GET", c.base+"/fhir/Observation?identifier=http://crash.test/marker|"+m+"&_summary=count", "")
+		if code != 200 {
+			t.Fatalf("count %s: %d %s", m, code, body)
+		}
+		var b struct{ Total int }
+		json.Unmarshal([]byte(body), &b)
+		switch {
+		case b.Total != 0 && b.Total != entries:
+			t.Errorf("transaction %s is half there: %d of %d entries", m, b.Total, entries)
+		case b.Total == 0 && isAcked[m]:
+			t.Errorf("acknowledged transaction %s is lost", m)
+		case b.Total == entries:
+			present++
+		}
+	}
+	if len(acked) < rounds {
+		t.Errorf("only %d transactions acknowledged in %d rounds", len(acked), rounds)
+	}
+	// What a crash left behind does not block later writes to the same ids.
+	if code, body, _ := do(t, "POST", c.base+"/fhir", crashTransaction("after", entries)); code != 200 {
+		t.Errorf("a transaction after the crashes: %d %.300s", code, body)
+	}
+	t.Logf("%d rounds: %d transactions sent, %d acknowledged, %d present, none half there", rounds, len(sent), len(acked), present)
+}
+
+// crashTransaction is a transaction of n Observations (about 1 KB each)
+// sharing one marker.
+func crashTransaction(marker string, n int) string {
+	var b strings.Builder
+	b.WriteString(`{"resourceType":"Bundle","type":"transaction","entry":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"fullUrl":"urn:uuid:00000000-0000-4000-8000-%012d","resource":{"resourceType":"Observation","status":"final",`+
+			`"identifier":[{"system":"http://crash.test/marker","value":%q},{"system":"http://crash.test/n","value":"%d"}],`+
+			`"code":{"text":"crash test"},"valueString":%q},"request":{"method":"POST","url":"Observation"}}`, i, marker, i, strings.Repeat("x", 600))
+	}
+	b.WriteString(`]}`)
+	return b.String()
+}
