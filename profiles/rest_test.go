@@ -364,6 +364,7 @@ func TestCustomSearch(t *testing.T) {
 	for _, q := range []struct{ query, want string }{
 		{"/Procedure?product-lot.identifier=L-2026-0412-01", `"total":2`},
 		{"/Procedure?product-lot:Specimen.subject:Patient.identifier=http://fmtbank.org/fhir/sid/donor-code|D-000123", `"total":2`},
+		{"/Procedure?product-lot:Specimen.subject.identifier=http://fmtbank.org/fhir/sid/donor-code|D-000123", `"total":2`},
 		{"/AdverseEvent?substance:Procedure.product-lot=Specimen/product-l1", `"total":1`},
 		{"/Procedure?course=2", `"total":1`},
 		{"/Procedure?route=colonic-tet&_sort=-course", `"id":"procedure-2"`},

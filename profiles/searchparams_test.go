@@ -63,10 +63,10 @@ func TestSearchParameters(t *testing.T) {
 	}
 	for _, q := range []struct{ typ, query string }{
 		{"Procedure", "product-lot.identifier=L-2026-0412-01"},
-		// wmt-ig.md writes product-lot:Specimen.subject.identifier; fhir/search
-		// refuses a chain through Specimen.subject (Device, Group, Location,
-		// Patient, Substance) without the type.
 		{"Procedure", "product-lot:Specimen.subject:Patient.identifier=http://fmtbank.org/fhir/sid/donor-code|D-000123"},
+		// As wmt-ig.md writes it: identifier is a token on every target of
+		// Specimen.subject, so the chain is their union.
+		{"Procedure", "product-lot:Specimen.subject.identifier=http://fmtbank.org/fhir/sid/donor-code|D-000123"},
 		{"AdverseEvent", "substance:Procedure.product-lot=Specimen/x"},
 		{"Procedure", "course=ge2&_sort=-course"},
 		{"Procedure", "_include=Procedure:product-lot"},

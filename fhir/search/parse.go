@@ -676,6 +676,39 @@ func (p *parser) composite(par *param, key, raw string) (store.Expr, error) {
 }
 
 // chain parses subject:Patient.name=x (mod is the type modifier, if any).
+// sameKind reports whether the parameter name has one type on every
+// candidate type (a _has is the same everywhere).
+func sameKind(reg *registry, candidates []string, name string) bool {
+	if strings.HasPrefix(name, "_has") {
+		return true
+	}
+	var kind store.IndexKind
+	for i, tt := range candidates {
+		k := reg.types[tt].params[name].kind
+		if i > 0 && k != kind {
+			return false
+		}
+		kind = k
+	}
+	return true
+}
+
+// unionChain is a chain through par to any of the candidate types.
+func (p *parser) unionChain(par *param, key, chain, value string, depth int, candidates []string) (store.Expr, error) {
+	var or store.Or
+	for _, tt := range candidates {
+		inner, err := p.param(p.reg.types[tt], chain, value, depth+1)
+		if err != nil {
+			return nil, rekey(err, key)
+		}
+		if inner == nil {
+			return nil, nil
+		}
+		or = append(or, store.Chain{Param: par.code, TargetType: tt, Filter: inner})
+	}
+	return or, nil
+}
+
 func (p *parser) chain(t *typeParams, par *param, key, mod, chain, value string, depth int) (store.Expr, error) {
 	if par.kind != store.KindReference {
 		return nil, invalid(key, "Only reference parameters can be chained; '"+par.code+"' is a "+string(par.kind)+" parameter",
@@ -702,11 +735,17 @@ func (p *parser) chain(t *typeParams, par *param, key, mod, chain, value string,
 				candidates = append(candidates, tt)
 			}
 		}
-		switch len(candidates) {
-		case 0:
+		switch {
+		case len(candidates) == 0:
 			return nil, unknownParam(key, t)
-		case 1:
+		case len(candidates) == 1:
 			target = candidates[0]
+		case sameKind(p.reg, candidates, next):
+			// The chained parameter means the same on every target type
+			// (identifier on Specimen.subject's Patient, Group, Device,
+			// Substance and Location): the chain is their union, as HAPI
+			// FHIR searches it.
+			return p.unionChain(par, key, chain, value, depth, candidates)
 		default:
 			return nil, invalid(key, "The chain '"+key+"' is ambiguous: '"+par.code+"' may refer to "+strings.Join(candidates, ", ")+
 				"; name the type, e.g. "+par.code+":"+candidates[0]+"."+chain,

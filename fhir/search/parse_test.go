@@ -402,7 +402,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad missing", "Patient", "gender:missing=maybe", false, 400, fhir.IssueValue, "gender:missing"},
 		{"bad reference", "Observation", "subject=a/b/c", false, 400, fhir.IssueValue, "subject"},
 		{"reference type mismatch", "Observation", "subject:Patient=Group/1", false, 400, fhir.IssueValue, "subject:Patient"},
-		{"ambiguous chain", "Observation", "subject.name=peter", false, 400, fhir.IssueInvalid, "subject.name"},
+		{"ambiguous chain", "AdverseEvent", "substance.lot-number=x", false, 400, fhir.IssueInvalid, "substance.lot-number"},
 		{"chain on a token", "Observation", "code.name=x", false, 400, fhir.IssueInvalid, "code.name"},
 		{"chain to a type that is no target", "Observation", "subject:Medication.code=x", false, 400, fhir.IssueInvalid, "subject:Medication.code"},
 		{"chain too deep", "Observation", "patient.link.link.link.link.link.name=x", false, 400, fhir.IssueInvalid, "patient.link.link.link.link.link.name"},
@@ -649,4 +649,29 @@ func mustRegistry(t *testing.T) *registry {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestUnionChain: a chain whose parameter has one type on every target is
+// their union; with different types it is ambiguous (TestParseErrors).
+func TestUnionChain(t *testing.T) {
+	e := Engine{reg: mustRegistry(t)}
+	s, err := e.Parse("Specimen", url.Values{"subject.identifier": {"http://fmtbank.org/fhir/sid/donor-code|D-000123"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	or, ok := s.Filter.(store.Or)
+	if !ok {
+		t.Fatalf("filter %#v, want an Or of chains", s.Filter)
+	}
+	var types []string
+	for _, x := range or {
+		c := x.(store.Chain)
+		if c.Param != "subject" {
+			t.Errorf("chain through %s", c.Param)
+		}
+		types = append(types, c.TargetType)
+	}
+	if diff := cmp.Diff([]string{"Device", "Group", "Location", "Patient", "Substance"}, types); diff != "" {
+		t.Errorf("target types (-want +got):\n%s", diff)
+	}
 }
