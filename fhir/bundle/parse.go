@@ -43,6 +43,10 @@ type Entry struct {
 	Query    url.Values
 	// Operation is set for an operation entry ("ValueSet/$expand?...").
 	Operation bool
+	// KeepUnchanged makes a PUT whose resource equals the current version
+	// (apart from meta) answer 200 with that version and store nothing, so
+	// that a rerun of an import writes no new versions.
+	KeepUnchanged bool
 }
 
 // Request is a parsed batch or transaction.

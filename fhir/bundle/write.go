@@ -101,12 +101,13 @@ func (e *EntryError) Error() string { return "entry " + strconv.Itoa(e.Index) + 
 func (e *EntryError) Unwrap() error { return e.Err }
 
 var (
-	msgCreated   = fhir.Message{EN: "Created", ZH: "已创建"}
-	msgUpdated   = fhir.Message{EN: "Updated", ZH: "已更新"}
-	msgDeleted   = fhir.Message{EN: "Deleted", ZH: "已删除"}
-	msgExists    = fhir.Message{EN: "A matching resource exists already; nothing was created", ZH: "已存在匹配的资源，未新建"}
-	msgUnchanged = fhir.Message{EN: "The patch changes nothing; no new version was made", ZH: "补丁未改变资源，未生成新版本"}
-	msgNoMatch   = fhir.Message{EN: "No resource matches the criteria; nothing was deleted", ZH: "没有匹配条件的资源，未删除任何资源"}
+	msgCreated      = fhir.Message{EN: "Created", ZH: "已创建"}
+	msgUpdated      = fhir.Message{EN: "Updated", ZH: "已更新"}
+	msgDeleted      = fhir.Message{EN: "Deleted", ZH: "已删除"}
+	msgExists       = fhir.Message{EN: "A matching resource exists already; nothing was created", ZH: "已存在匹配的资源，未新建"}
+	msgUnchanged    = fhir.Message{EN: "The patch changes nothing; no new version was made", ZH: "补丁未改变资源，未生成新版本"}
+	msgUnchangedPut = fhir.Message{EN: "The resource is unchanged; no new version was made", ZH: "资源未改变，未生成新版本"}
+	msgNoMatch      = fhir.Message{EN: "No resource matches the criteria; nothing was deleted", ZH: "没有匹配条件的资源，未删除任何资源"}
 )
 
 // idPattern is the R4 id datatype.
@@ -520,6 +521,14 @@ func (w *Writer) build(ctx context.Context, pl *plan, p *fhir.Principal, to map[
 	}
 	if len(to) > 0 {
 		if _, err := res.RewriteReferences(to); err != nil {
+			return nil, err
+		}
+	}
+	if e.KeepUnchanged && e.Method == http.MethodPut && cur != nil && !cur.Deleted {
+		if same, err := w.unchanged(res, cur); err != nil || same {
+			if same {
+				pl.result = &Result{Status: http.StatusOK, Version: cur, Message: msgUnchangedPut}
+			}
 			return nil, err
 		}
 	}
