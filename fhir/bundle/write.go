@@ -10,8 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fmtbank/cmts/fhir"
@@ -151,10 +154,14 @@ type plan struct {
 // Results are in the order of entries. A failure is an *EntryError naming
 // the entry, wrapping a *fhir.Error (or a store error).
 func (w *Writer) Write(ctx context.Context, p *fhir.Principal, entries []*Entry) ([]*Result, error) {
+	parsed, err := w.parseAll(entries)
+	if err != nil {
+		return nil, err
+	}
 	plans := make([]*plan, len(entries))
 	var conds []store.Query
 	for i, e := range entries {
-		pl, err := w.prepare(p, e, &conds)
+		pl, err := w.prepare(p, e, parsed[i], &conds)
 		if err != nil {
 			return nil, &EntryError{Index: e.Index, Err: err}
 		}
@@ -204,9 +211,46 @@ func conflict(plans []*plan, err error) error {
 	return e
 }
 
-// prepare parses and checks an entry, adding its condition to conds. It does
-// the CPU work of parsing before any lock is taken.
-func (w *Writer) prepare(p *fhir.Principal, e *Entry, conds *[]store.Query) (*plan, error) {
+// parseAll parses the resources of POST and PUT entries, on every core:
+// parsing and validating R4 is most of a write's CPU work, and it happens
+// before any lock is taken.
+func (w *Writer) parseAll(entries []*Entry) ([]*fhir.Resource, error) {
+	out := make([]*fhir.Resource, len(entries))
+	errs := make([]error, len(entries))
+	parse := func(i int) {
+		if e := entries[i]; e.Method == http.MethodPost || e.Method == http.MethodPut {
+			out[i], errs[i] = w.opts.Codec.Parse(e.Resource)
+		}
+	}
+	if workers := min(runtime.GOMAXPROCS(0), len(entries)/16); workers > 1 {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := int(next.Add(1)) - 1; i < len(entries); i = int(next.Add(1)) - 1 {
+					parse(i)
+				}
+			}()
+		}
+		wg.Wait()
+	} else {
+		for i := range entries {
+			parse(i)
+		}
+	}
+	for i, err := range errs {
+		if err != nil {
+			return nil, &EntryError{Index: entries[i].Index, Err: err}
+		}
+	}
+	return out, nil
+}
+
+// prepare checks an entry (res: its parsed resource, if it has one), adding
+// its condition to conds.
+func (w *Writer) prepare(p *fhir.Principal, e *Entry, res *fhir.Resource, conds *[]store.Query) (*plan, error) {
 	pl := &plan{e: e, cond: -1}
 	if e.ID != "" {
 		if err := CheckID(e.ID); err != nil {
@@ -215,10 +259,6 @@ func (w *Writer) prepare(p *fhir.Principal, e *Entry, conds *[]store.Query) (*pl
 	}
 	switch e.Method {
 	case http.MethodPost, http.MethodPut:
-		res, err := w.opts.Codec.Parse(e.Resource)
-		if err != nil {
-			return nil, err
-		}
 		if res.Type != e.Type {
 			return nil, fhir.Invalid(fhir.IssueInvalid, "The resource is a "+res.Type+" but the URL is for "+e.Type,
 				"资源类型 "+res.Type+" 与 URL 中的类型 "+e.Type+" 不一致").WithExpression("resourceType")

@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fmtbank/cmts/store"
 )
@@ -79,4 +83,128 @@ func Bench(b *testing.B, st store.Store) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 	})
+}
+
+// BenchTransaction measures bundles and concurrent writes through the REST
+// handler in process (no network), over st:
+//   - Transaction1000: a transaction of 1,000 new ~1 KB Patients;
+//     resources/s.
+//   - Transaction10000: a transaction of 10,000 (the default entry limit),
+//     with the peak heap in use while it runs, against the body's size.
+//   - ConcurrentCreates16: 16 clients creating Patients one by one;
+//     creates/s.
+//   - ParseOnly: google/fhir/go parsing and validating the same resources
+//     alone, the ceiling the others read against.
+func BenchTransaction(b *testing.B, st store.Store) {
+	h := Handler(b, st)
+	serve := func(b *testing.B, method, path string, body []byte, want int) {
+		req := httptest.NewRequest(method, "http://127.0.0.1/fhir"+path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/fhir+json")
+		req.Header.Set("Prefer", "return=minimal")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			b.Fatalf("%s %s: %d, want %d: %.300s", method, path, rec.Code, want, rec.Body.Bytes())
+		}
+	}
+	var seq atomic.Int64
+	bundleOf := func(n int) []byte {
+		var buf bytes.Buffer
+		buf.WriteString(`{"resourceType":"Bundle","type":"transaction","entry":[`)
+		for i := range n {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			k := strconv.FormatInt(seq.Add(1), 10)
+			fmt.Fprintf(&buf, `{"fullUrl":"urn:uuid:00000000-0000-4000-8000-%012d","resource":`, i)
+			fmt.Fprintf(&buf, benchPatient, "t"+k, k, k)
+			buf.WriteString(`,"request":{"method":"POST","url":"Patient"}}`)
+		}
+		buf.WriteString(`]}`)
+		return buf.Bytes()
+	}
+	b.Run("Transaction1000", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			body := bundleOf(1000)
+			b.StartTimer()
+			serve(b, "POST", "", body, 200)
+		}
+		b.ReportMetric(float64(1000*b.N)/b.Elapsed().Seconds(), "resources/s")
+	})
+	b.Run("Transaction10000", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			body := bundleOf(10000)
+			runtime.GC()
+			var base runtime.MemStats
+			runtime.ReadMemStats(&base)
+			stop := make(chan struct{})
+			peak := make(chan uint64)
+			go func() {
+				var ms runtime.MemStats
+				var max uint64
+				for {
+					runtime.ReadMemStats(&ms)
+					max = maxOf(max, ms.HeapInuse)
+					select {
+					case <-stop:
+						peak <- max
+						return
+					case <-time.After(5 * time.Millisecond):
+					}
+				}
+			}()
+			b.StartTimer()
+			serve(b, "POST", "", body, 200)
+			b.StopTimer()
+			close(stop)
+			p := <-peak
+			b.ReportMetric(float64(p-min(p, base.HeapInuse))/float64(1<<20), "peak-MiB")
+			b.ReportMetric(float64(len(body))/float64(1<<20), "body-MiB")
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(10000*b.N)/b.Elapsed().Seconds(), "resources/s")
+	})
+	b.Run("ConcurrentCreates16", func(b *testing.B) {
+		var next atomic.Int64
+		n := int64(b.N)
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for next.Add(1) <= n {
+					k := strconv.FormatInt(seq.Add(1), 10)
+					serve(b, "POST", "/Patient", fmt.Appendf(nil, benchPatient, "x", k, k), 201)
+				}
+			}()
+		}
+		wg.Wait()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+	})
+	b.Run("ParseOnly", func(b *testing.B) {
+		codec, _ := codecAndEngine(b)
+		bodies := make([][]byte, 1000)
+		for i := range bodies {
+			k := strconv.Itoa(i)
+			bodies[i] = fmt.Appendf(nil, benchPatient, "p"+k, k, k)
+		}
+		i := 0
+		for b.Loop() {
+			if _, err := codec.Parse(bodies[i%len(bodies)]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "resources/s")
+	})
+}
+
+func maxOf(a, b uint64) uint64 {
+	if a > b {
+		return a
+	}
+	return b
 }
