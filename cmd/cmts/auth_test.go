@@ -16,40 +16,6 @@ import (
 	"github.com/fmtbank/cmts/auth/authtest"
 )
 
-func TestParseFlagsTrust(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		args    []string
-		env     map[string]string
-		wantErr string
-	}{
-		{name: "public address with a trust file", args: []string{"--trust", "trust.json", "--addr", "0.0.0.0:8443", "--base-url", "https://cmts.example/fhir"}},
-		{name: "env twin", env: map[string]string{"CMTS_TRUST": "trust.json", "CMTS_BASE_URL": "https://cmts.example/fhir"}, args: []string{"--addr", "10.1.2.3:8443"}},
-		{name: "public address without a base URL", args: []string{"--trust", "trust.json", "--addr", "0.0.0.0:8443"}, wantErr: "needs --base-url"},
-		{name: "trust and insecure", args: []string{"--trust", "trust.json", "--insecure-no-auth"}, wantErr: "exclude each other"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			m := NewMain(io.Discard)
-			err := m.ParseFlags(tc.args)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want it to mention %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m.Config.Trust != "trust.json" {
-				t.Errorf("Trust = %q, want trust.json", m.Config.Trust)
-			}
-		})
-	}
-}
-
 func TestServeBadTrustFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "trust.json")
 	if err := os.WriteFile(path, []byte(`{"tenants": [], "issuers": []}`), 0o600); err != nil {
