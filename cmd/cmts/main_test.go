@@ -87,9 +87,13 @@ func TestParseFlags(t *testing.T) {
 			want: defaultConfig(func(c *Config) { c.Limits = fhir.Limits{Depth: 11, Array: 21, Elements: 31, PatchOps: 6} })},
 		{name: "zero depth", args: []string{"--max-depth", "0"}, wantErr: "--max-depth"},
 		{name: "public address with a trust file", args: []string{"--trust", "trust.json", "--addr", "0.0.0.0:8443", "--base-url", "https://cmts.example/fhir"},
-			want: defaultConfig(func(c *Config) { c.Trust, c.Addr, c.BaseURL = "trust.json", "0.0.0.0:8443", "https://cmts.example/fhir" })},
+			want: defaultConfig(func(c *Config) {
+				c.Trust, c.Addr, c.BaseURL = "trust.json", "0.0.0.0:8443", "https://cmts.example/fhir"
+			})},
 		{name: "trust env twin", env: map[string]string{"CMTS_TRUST": "trust.json", "CMTS_BASE_URL": "https://cmts.example/fhir"}, args: []string{"--addr", "10.1.2.3:8443"},
-			want: defaultConfig(func(c *Config) { c.Trust, c.Addr, c.BaseURL = "trust.json", "10.1.2.3:8443", "https://cmts.example/fhir" })},
+			want: defaultConfig(func(c *Config) {
+				c.Trust, c.Addr, c.BaseURL = "trust.json", "10.1.2.3:8443", "https://cmts.example/fhir"
+			})},
 		{name: "public address without a base URL", args: []string{"--trust", "trust.json", "--addr", "0.0.0.0:8443"}, wantErr: "needs --base-url"},
 		{name: "trust and insecure", args: []string{"--trust", "trust.json", "--insecure-no-auth"}, wantErr: "exclude each other"},
 		{name: "insecure on a public address", args: []string{"--insecure-no-auth", "--addr", "0.0.0.0:8080"}, wantErr: "refuses the non-loopback address"},
