@@ -23,6 +23,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 // a document, refuses connections while stopped, and after Restart is back on
 // the same URI with the document still there.
 func TestStartStopRestart(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	c := mongotest.Connect(t, srv.URI())
 	coll := c.Database(srv.Database(t)).Collection("patients")
@@ -67,6 +68,7 @@ func TestStartStopRestart(t *testing.T) {
 
 // TestDatabaseIsFresh checks that Database returns distinct names.
 func TestDatabaseIsFresh(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	a, b := srv.Database(t), srv.Database(t)
 	if a == b || a == "" {
@@ -88,6 +90,7 @@ func TestDatabaseIsFresh(t *testing.T) {
 //     to re-check candidates (or $unwind and $match the unwound key, which
 //     FerretDB gets right).
 func TestArrayQueryForms(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	c := mongotest.Connect(t, srv.URI())
 	coll := c.Database(srv.Database(t)).Collection("idx")
