@@ -77,8 +77,8 @@ func TestDatabaseIsFresh(t *testing.T) {
 }
 
 // TestArrayQueryForms pins how the server evaluates the array query forms
-// the MongoDB store is meant to use (see "Testing with real parts" in the
-// design), so that a change in FerretDB is noticed:
+// the MongoDB store is meant to use (see "Known FerretDB v1 differences" in
+// docs/testing-mongodb.md), so that a change in FerretDB is noticed:
 //
 //   - equality (and $in) on an array element: correct on both engines;
 //   - operator-only $elemMatch range on an array of strings: correct on
@@ -143,7 +143,7 @@ func TestArrayQueryForms(t *testing.T) {
 		check("operator-only $elemMatch range (MongoDB)", elemRange, "inside")
 	} else {
 		// If this starts failing with only "inside", FerretDB fixed
-		// $elemMatch: update the comment above and the design.
+		// $elemMatch: update the comment above and docs/testing-mongodb.md.
 		check("operator-only $elemMatch range (FerretDB v1 quirk)", elemRange, "inside", "split")
 	}
 }
