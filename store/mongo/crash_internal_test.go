@@ -41,6 +41,7 @@ var crashes = []struct {
 // version still loses, and that the next writers race as usual, one wins,
 // and nothing is left over.
 func TestCrashBetweenSteps(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	for _, crash := range crashes {
 		for _, readFirst := range []bool{true, false} {
@@ -112,6 +113,7 @@ func testCrash(t *testing.T, srv *mongotest.Server, after string, committed bool
 // to a writer still at work, so readers leave it, and when that writer
 // commits at last its version becomes visible whole.
 func TestSlowWriterResumes(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	s := openTest(t, srv)
 	ctx := t.Context()

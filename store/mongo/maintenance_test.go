@@ -9,6 +9,7 @@ import (
 )
 
 func TestMaintenance(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	storetest.RunMaintenance(t, func(t *testing.T) store.Store { return open(t, srv) })
 }

@@ -15,6 +15,9 @@ import (
 	"github.com/fmtbank/cmts/store/storetest"
 )
 
+// Every test starts a FerretDB of its own (mongotest.Start), so the tests
+// run in parallel: those that wait on a stopped server overlap the others.
+
 // open opens a store on a fresh database of srv, closed in t.Cleanup.
 func open(t testing.TB, srv *mongotest.Server) *mongo.Store {
 	t.Helper()
@@ -30,6 +33,7 @@ func open(t testing.TB, srv *mongotest.Server) *mongo.Store {
 
 // TestConformance runs the shared store suite, a fresh database per subtest.
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, srv) })
 }
@@ -38,6 +42,7 @@ func TestConformance(t *testing.T) {
 // Open on the same database must find them in place (FerretDB v1 drops the
 // connection when one createIndexes names several existing indexes).
 func TestOpenTwice(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	db := srv.Database(t)
 	ctx := t.Context()
@@ -53,6 +58,7 @@ func TestOpenTwice(t *testing.T) {
 // TestOpenUnreachable: Open fails fast with ErrUnavailable when no server
 // answers, and refuses missing options.
 func TestOpenUnreachable(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	// Port 1 on loopback: nothing listens there.
 	_, err := mongo.Open(t.Context(), mongo.Options{URI: "mongodb://127.0.0.1:1/", Database: "x", ServerSelectionTimeout: 500 * time.Millisecond})
@@ -72,6 +78,7 @@ func TestOpenUnreachable(t *testing.T) {
 // TestTokenEncoding checks that "|" inside a system or code cannot make two
 // different tokens look alike.
 func TestTokenEncoding(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	s := open(t, srv)
 	ctx := t.Context()
@@ -102,6 +109,7 @@ func TestTokenEncoding(t *testing.T) {
 // ErrUnavailable, and work again with the same data once it is back, without
 // the caller reconnecting.
 func TestOutage(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	s := open(t, srv)
 	ctx := t.Context()
@@ -159,6 +167,7 @@ func TestOutage(t *testing.T) {
 
 // TestClosed: calls on a closed store fail with ErrUnavailable.
 func TestClosed(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	s := open(t, srv)
 	if err := s.Close(); err != nil {
@@ -173,6 +182,7 @@ func TestClosed(t *testing.T) {
 // a resource twice, never a version older than one whose Put had returned
 // before the search began, and never a version by a token it no longer has.
 func TestSearchWhileWriting(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	s := open(t, srv)
 	ctx := t.Context()

@@ -17,6 +17,7 @@ import (
 // escape, so that every form the compiler calls exact is checked to be exact,
 // and every superset to be re-checked.
 func TestSearchRandom(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	s := open(t, srv)
 	ctx := t.Context()

@@ -16,7 +16,7 @@ import (
 // (see docs/testing-mongodb.md). A real MongoDB (CMTS_TEST_MONGO_URI) runs
 // every case over all the examples.
 func TestSearchCases(t *testing.T) {
-	t.Parallel() // its own FerretDB; overlaps the examples round trip
+	t.Parallel()
 	srv := mongotest.Start(t)
 	newStore := func(t testing.TB) store.Store { return open(t, srv) }
 	if srv.External() {

@@ -19,4 +19,4 @@ func openStore(t testing.TB) store.Store {
 
 func TestREST(t *testing.T) { resttest.Run(t, openStore) }
 
-func TestOfficialExamplesRoundTrip(t *testing.T) { resttest.RunExamples(t, openStore, 4000, 1) }
+func TestOfficialExamplesRoundTrip(t *testing.T) { resttest.RunExamples(t, openStore, 1) }

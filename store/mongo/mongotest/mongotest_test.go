@@ -23,6 +23,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 // a document, refuses connections while stopped, and after Restart is back on
 // the same URI with the document still there.
 func TestStartStopRestart(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	c := mongotest.Connect(t, srv.URI())
 	coll := c.Database(srv.Database(t)).Collection("patients")
@@ -67,6 +68,7 @@ func TestStartStopRestart(t *testing.T) {
 
 // TestDatabaseIsFresh checks that Database returns distinct names.
 func TestDatabaseIsFresh(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	a, b := srv.Database(t), srv.Database(t)
 	if a == b || a == "" {
@@ -75,8 +77,8 @@ func TestDatabaseIsFresh(t *testing.T) {
 }
 
 // TestArrayQueryForms pins how the server evaluates the array query forms
-// the MongoDB store is meant to use (see "Testing with real parts" in the
-// design), so that a change in FerretDB is noticed:
+// the MongoDB store is meant to use (see "Known FerretDB v1 differences" in
+// docs/testing-mongodb.md), so that a change in FerretDB is noticed:
 //
 //   - equality (and $in) on an array element: correct on both engines;
 //   - operator-only $elemMatch range on an array of strings: correct on
@@ -88,6 +90,7 @@ func TestDatabaseIsFresh(t *testing.T) {
 //     to re-check candidates (or $unwind and $match the unwound key, which
 //     FerretDB gets right).
 func TestArrayQueryForms(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	c := mongotest.Connect(t, srv.URI())
 	coll := c.Database(srv.Database(t)).Collection("idx")
@@ -140,7 +143,7 @@ func TestArrayQueryForms(t *testing.T) {
 		check("operator-only $elemMatch range (MongoDB)", elemRange, "inside")
 	} else {
 		// If this starts failing with only "inside", FerretDB fixed
-		// $elemMatch: update the comment above and the design.
+		// $elemMatch: update the comment above and docs/testing-mongodb.md.
 		check("operator-only $elemMatch range (FerretDB v1 quirk)", elemRange, "inside", "split")
 	}
 }
