@@ -54,9 +54,10 @@ func (s *Server) parseResource(c *gin.Context, typ string) (*fhir.Resource, erro
 	return res, nil
 }
 
-// save stores res as the next version of typ/id after cur (nil: none yet).
-func (s *Server) save(ctx context.Context, p *fhir.Principal, res *fhir.Resource, id string, cur *store.Version) (*store.Version, error) {
-	w, err := s.newWrite(p, res, id, cur)
+// save stores res as the next version of typ/id after cur (nil: none yet),
+// made by the interaction method (POST, PUT, PATCH).
+func (s *Server) save(ctx context.Context, p *fhir.Principal, res *fhir.Resource, id string, cur *store.Version, method string) (*store.Version, error) {
+	w, err := s.newWrite(p, res, id, cur, method)
 	if err != nil {
 		return nil, err
 	}
@@ -81,8 +82,9 @@ func idTaken(err error, w *store.Write) error {
 }
 
 // newWrite is the write that stores res as the next version of typ/id
-// after cur (nil: none yet), its id and meta set.
-func (s *Server) newWrite(p *fhir.Principal, res *fhir.Resource, id string, cur *store.Version) (*store.Write, error) {
+// after cur (nil: none yet), its id and meta set, made by the interaction
+// method.
+func (s *Server) newWrite(p *fhir.Principal, res *fhir.Resource, id string, cur *store.Version, method string) (*store.Write, error) {
 	var prev int64
 	if cur != nil {
 		prev = cur.VersionID
@@ -90,7 +92,7 @@ func (s *Server) newWrite(p *fhir.Principal, res *fhir.Resource, id string, cur 
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	v := store.Version{Tenant: p.Tenant, Type: res.Type, ID: id, VersionID: prev + 1, LastUpdated: s.now()}
+	v := store.Version{Tenant: p.Tenant, Type: res.Type, ID: id, VersionID: prev + 1, LastUpdated: s.now(), Method: method}
 	res.SetID(id)
 	res.SetMeta(strconv.FormatInt(v.VersionID, 10), v.LastUpdated)
 	body, err := s.opts.Codec.Marshal(res)
@@ -161,7 +163,7 @@ func (s *Server) create(c *gin.Context) {
 			switch len(matches) {
 			case 0:
 				// The spec has the server ignore a client id on create.
-				w, err := s.newWrite(p, res, newID(), nil)
+				w, err := s.newWrite(p, res, newID(), nil, http.MethodPost)
 				if err == nil {
 					v = &w.Version
 				}
@@ -180,7 +182,7 @@ func (s *Server) create(c *gin.Context) {
 		return
 	}
 	// The spec has the server ignore a client id on create.
-	v, err := s.save(c.Request.Context(), p, res, newID(), nil)
+	v, err := s.save(c.Request.Context(), p, res, newID(), nil, http.MethodPost)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -298,7 +300,7 @@ func (s *Server) updateTo(c *gin.Context, p *fhir.Principal, res *fhir.Resource,
 		s.fail(c, err)
 		return
 	}
-	v, err := s.save(c.Request.Context(), p, res, id, cur)
+	v, err := s.save(c.Request.Context(), p, res, id, cur, http.MethodPut)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -362,7 +364,7 @@ func (s *Server) conditionalUpdate(c *gin.Context) {
 			return nil, err
 		}
 		var err error
-		if w, err = s.newWrite(p, res, id, cur); err == nil {
+		if w, err = s.newWrite(p, res, id, cur, http.MethodPut); err == nil {
 			v = &w.Version
 		}
 		return w, err
@@ -408,7 +410,7 @@ func (s *Server) deleteVersion(c *gin.Context, cur *store.Version) {
 		c.Writer.WriteHeaderNow()
 		return
 	}
-	v := store.Version{Tenant: cur.Tenant, Type: cur.Type, ID: cur.ID, VersionID: cur.VersionID + 1, LastUpdated: s.now(), Deleted: true}
+	v := store.Version{Tenant: cur.Tenant, Type: cur.Type, ID: cur.ID, VersionID: cur.VersionID + 1, LastUpdated: s.now(), Deleted: true, Method: http.MethodDelete}
 	if err := s.opts.Store.Put(c.Request.Context(), store.Write{PrevVersion: cur.VersionID, Version: v}); err != nil {
 		s.fail(c, err)
 		return
@@ -447,7 +449,7 @@ func (s *Server) conditionalDelete(c *gin.Context) {
 			if err := checkIfMatch(c, cur); err != nil {
 				return nil, err
 			}
-			tomb = &store.Version{Tenant: cur.Tenant, Type: cur.Type, ID: cur.ID, VersionID: cur.VersionID + 1, LastUpdated: s.now(), Deleted: true}
+			tomb = &store.Version{Tenant: cur.Tenant, Type: cur.Type, ID: cur.ID, VersionID: cur.VersionID + 1, LastUpdated: s.now(), Deleted: true, Method: http.MethodDelete}
 			return &store.Write{PrevVersion: cur.VersionID, Version: *tomb}, nil
 		}
 		return nil, fhir.PreconditionFailed("The criteria match more than one resource", "检索条件匹配到多个资源")
@@ -522,7 +524,7 @@ func (s *Server) patch(c *gin.Context) {
 		s.respondWrite(c, http.StatusOK, cur, fhir.Message{EN: "The patch changes nothing; no new version was made", ZH: "补丁未改变资源，未生成新版本"})
 		return
 	}
-	v, err := s.save(c.Request.Context(), p, res, id, cur)
+	v, err := s.save(c.Request.Context(), p, res, id, cur, http.MethodPatch)
 	if err != nil {
 		s.fail(c, err)
 		return
