@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fmtbank/cmts/store"
@@ -150,6 +151,8 @@ type Store struct {
 	r *sql.DB
 	// tuning bounds the estimates that choose how a search runs.
 	tuning tuning
+	// group batches concurrent Puts into one transaction (see Put).
+	group groupCommit
 	// crashAfter names a step of Transact ("searched", "first",
 	// "written") after which it stops as a writer that died there would.
 	// Only tests set it.
@@ -280,17 +283,120 @@ func (s *Store) ReadVersion(ctx context.Context, tenant, typ, id string, vid int
 }
 
 // Put writes a version, its history row and its index entries in one
-// transaction.
+// transaction. Puts that arrive while another is being written share the
+// next transaction, and so its fsync (group commit): a Put that finds no
+// commit in progress leads, writing every queued Put (its own among them),
+// each in a savepoint of its own so that one failing precondition fails
+// that Put alone; then it hands the lead to the first Put queued
+// meanwhile, so that no caller serves others for longer than one batch.
+// Every caller returns once its own write is durable (or failed).
 func (s *Store) Put(ctx context.Context, w store.Write) error {
+	r := &queuedPut{w: w, done: make(chan error, 1), lead: make(chan struct{}, 1)}
+	g := &s.group
+	g.mu.Lock()
+	g.queue = append(g.queue, r)
+	if g.busy {
+		g.mu.Unlock()
+		select {
+		case err := <-r.done:
+			return err
+		case <-r.lead:
+		}
+	} else {
+		g.busy = true
+		g.mu.Unlock()
+	}
+	g.mu.Lock()
+	batch := g.queue
+	g.queue = nil
+	g.mu.Unlock()
+	// The batch carries others' writes: it is not given up when this
+	// caller's context ends.
+	s.commitGroup(context.WithoutCancel(ctx), batch)
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		g.queue[0].lead <- struct{}{}
+	} else {
+		g.busy = false
+	}
+	g.mu.Unlock()
+	return <-r.done
+}
+
+// groupCommit queues the Puts waiting for the one in progress (see Put).
+type groupCommit struct {
+	mu    sync.Mutex
+	busy  bool
+	queue []*queuedPut
+}
+
+type queuedPut struct {
+	w    store.Write
+	done chan error
+	// lead tells a queued Put to write the queue (see Put).
+	lead chan struct{}
+}
+
+// maxGroup bounds the Puts one transaction carries, so that readers see
+// progress and a batch's rollback costs little.
+const maxGroup = 256
+
+// commitGroup writes batch in transactions of up to maxGroup Puts and
+// answers each Put.
+func (s *Store) commitGroup(ctx context.Context, batch []*queuedPut) {
+	for len(batch) > 0 {
+		n := min(len(batch), maxGroup)
+		s.commitGroupTx(ctx, batch[:n])
+		batch = batch[n:]
+	}
+}
+
+func (s *Store) commitGroupTx(ctx context.Context, batch []*queuedPut) {
+	errs := make([]error, len(batch))
+	fail := func(err error) {
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return wrap(err)
+		fail(wrap(err))
+		return
 	}
 	defer tx.Rollback()
-	if err := put(ctx, tx, w); err != nil {
-		return err
+	if len(batch) == 1 {
+		if err := put(ctx, tx, batch[0].w); err != nil {
+			fail(err) // rolled back: put may have written part
+			return
+		}
+	} else {
+		for i, r := range batch {
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT put`); err != nil {
+				fail(wrap(err))
+				return
+			}
+			if errs[i] = put(ctx, tx, r.w); errs[i] != nil {
+				if _, err := tx.ExecContext(ctx, `ROLLBACK TO put`); err != nil {
+					fail(wrap(err))
+					return
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `RELEASE put`); err != nil {
+				fail(wrap(err))
+				return
+			}
+		}
 	}
-	return wrap(tx.Commit())
+	if err := wrap(tx.Commit()); err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+	for i, r := range batch {
+		r.done <- errs[i]
+	}
 }
 
 // PutIf is Transact with one condition and at most one write.

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"TransactCondRace", testTransactCondRace},
 		{"TransactReaders", testTransactReaders},
 		{"Method", testMethod},
+		{"PutsIndependent", testPutsIndependent},
 		{"SearchTokens", testSearchTokens},
 		{"SearchPaging", testSearchPaging},
 		{"Search", testSearch},

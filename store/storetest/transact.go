@@ -378,3 +378,33 @@ func testMethod(t *testing.T, s store.Store) {
 		t.Errorf("Search = %+v; want version 2 with method PATCH", got)
 	}
 }
+
+// testPutsIndependent races creates of which half fail (the id is taken):
+// a backend that batches concurrent writes must still fail only those.
+func testPutsIndependent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustPut(t, s, 0, version("h1", "Patient", "taken", 1, base))
+	errs := make([]error, racers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range racers {
+		wg.Go(func() {
+			<-start
+			id := fmt.Sprintf("free%02d", i)
+			if i%2 == 1 {
+				id = "taken"
+			}
+			errs[i] = s.Put(ctx, store.Write{Version: version("h1", "Patient", id, 1, base, condTok("IND"))})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if i%2 == 1 && !errors.Is(err, store.ErrConflict) || i%2 == 0 && err != nil {
+			t.Errorf("racer %d: %v", i, err)
+		}
+	}
+	if got := matching(t, s, "IND"); len(got) != racers/2 {
+		t.Errorf("search finds %d created resources, want %d", len(got), racers/2)
+	}
+}
