@@ -41,6 +41,9 @@ type Version struct {
 	Resource []byte
 	// Index holds the search index entries of this version (none for a tombstone).
 	Index []IndexEntry
+	// Method is the interaction that made this version: POST, PUT, PATCH or
+	// DELETE; empty for versions written before it was recorded.
+	Method string
 }
 
 // Write is one new version to store. It succeeds only if the resource's current
@@ -117,6 +120,18 @@ type Store interface {
 	// ErrUnavailable when the condition cannot be held long enough (see
 	// the backend), in which case nothing was written.
 	PutIf(ctx context.Context, q Query, decide func(matches []*Version) (*Write, error)) error
+
+	// Transact stores several writes as one: all or none, each a compare-and-swap
+	// as in Put. decide computes the writes from the matches of conds: matches[i]
+	// holds the matches of conds[i] (at most conds[i].Count), and every cond is held
+	// against any PutIf or Transact with the same ConditionKey from its search until
+	// the writes are committed (as PutIf does). decide is called once; it may read
+	// from the store but must not write; it returns the writes (none: nothing is
+	// stored). At most one write per resource (type, id): more is ErrConflict.
+	// A reader (Read, Search, History, ...) never sees some of the writes without
+	// the others. Errors: decide's error unchanged; ErrConflict when any write's
+	// precondition fails (nothing is stored); ErrUnavailable.
+	Transact(ctx context.Context, conds []Query, decide func(matches [][]*Version) ([]Write, error)) error
 
 	// History returns versions newest first (see HistoryCursor).
 	History(ctx context.Context, q HistoryQuery) (*HistoryPage, error)

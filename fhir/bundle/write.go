@@ -555,7 +555,7 @@ func (w *Writer) build(ctx context.Context, pl *plan, p *fhir.Principal, to map[
 			pl.result = &Result{Status: http.StatusNoContent, Version: cur, Message: msgDeleted}
 			return nil, nil
 		}
-		v := store.Version{Tenant: p.Tenant, Type: e.Type, ID: pl.id, VersionID: cur.VersionID + 1, LastUpdated: now, Deleted: true}
+		v := store.Version{Tenant: p.Tenant, Type: e.Type, ID: pl.id, VersionID: cur.VersionID + 1, LastUpdated: now, Deleted: true, Method: http.MethodDelete}
 		pl.result = &Result{Status: http.StatusNoContent, Version: &v, Message: msgDeleted}
 		return &store.Write{PrevVersion: cur.VersionID, Version: v}, nil
 	}
@@ -572,7 +572,7 @@ func (w *Writer) build(ctx context.Context, pl *plan, p *fhir.Principal, to map[
 			return nil, err
 		}
 	}
-	wr, err := w.newWrite(ctx, p, res, pl.id, cur, now)
+	wr, err := w.newWrite(ctx, p, res, pl.id, cur, now, e.Method)
 	if err != nil {
 		return nil, err
 	}
@@ -581,8 +581,9 @@ func (w *Writer) build(ctx context.Context, pl *plan, p *fhir.Principal, to map[
 }
 
 // newWrite is the write that stores res as the next version of its type and
-// id after cur (nil: none yet), id and meta set, validated and indexed.
-func (w *Writer) newWrite(ctx context.Context, p *fhir.Principal, res *fhir.Resource, id string, cur *store.Version, now time.Time) (*store.Write, error) {
+// id after cur (nil: none yet), id and meta set, validated and indexed, made
+// by the interaction method (POST, PUT, PATCH).
+func (w *Writer) newWrite(ctx context.Context, p *fhir.Principal, res *fhir.Resource, id string, cur *store.Version, now time.Time, method string) (*store.Write, error) {
 	if err := CheckID(id); err != nil {
 		return nil, err
 	}
@@ -590,7 +591,7 @@ func (w *Writer) newWrite(ctx context.Context, p *fhir.Principal, res *fhir.Reso
 	if cur != nil {
 		prev = cur.VersionID
 	}
-	v := store.Version{Tenant: p.Tenant, Type: res.Type, ID: id, VersionID: prev + 1, LastUpdated: now}
+	v := store.Version{Tenant: p.Tenant, Type: res.Type, ID: id, VersionID: prev + 1, LastUpdated: now, Method: method}
 	res.SetID(id)
 	res.SetMeta(strconv.FormatInt(v.VersionID, 10), v.LastUpdated)
 	body, err := w.opts.Codec.Marshal(res)

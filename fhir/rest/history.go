@@ -170,11 +170,25 @@ func (s *Server) history(c *gin.Context, typ, id string) {
 			URL    string `json:"url"`
 		}{Method: http.MethodPut, URL: v.Type + "/" + v.ID}
 		status := "200 OK"
+		// The interaction the store recorded; versions written before it
+		// did were a POST when first, a PUT after.
+		method := v.Method
 		switch {
 		case v.Deleted:
-			e.Request.Method, status = http.MethodDelete, "204 No Content"
+			method = http.MethodDelete
+		case method == "" && v.VersionID == 1:
+			method = http.MethodPost
+		case method == "":
+			method = http.MethodPut
+		}
+		e.Request.Method = method
+		switch {
+		case method == http.MethodDelete:
+			status = "204 No Content"
+		case method == http.MethodPost:
+			e.Request.URL, status = v.Type, "201 Created"
 		case v.VersionID == 1:
-			e.Request.Method, e.Request.URL, status = http.MethodPost, v.Type, "201 Created"
+			status = "201 Created" // created by PUT
 		}
 		if !v.Deleted {
 			e.Resource = v.Resource

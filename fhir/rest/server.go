@@ -128,7 +128,7 @@ func New(opts Options) (*Server, error) {
 	opts.BaseURL = strings.TrimSuffix(opts.BaseURL, "/")
 	s := &Server{opts: opts, slots: make(chan struct{}, opts.MaxConcurrent)}
 	var err error
-	s.writer, err = bundle.NewWriter(bundle.Options{Store: txShim{opts.Store}, Codec: opts.Codec, Indexer: opts.Indexer,
+	s.writer, err = bundle.NewWriter(bundle.Options{Store: opts.Store, Codec: opts.Codec, Indexer: opts.Indexer,
 		Validator: opts.Validator, Now: opts.Now, MaxBody: opts.MaxBody, PatchOps: opts.Limits.PatchOps})
 	if err != nil {
 		return nil, err

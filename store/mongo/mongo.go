@@ -84,6 +84,8 @@ type Store struct {
 	versions *mongodrv.Collection
 	pending  *mongodrv.Collection
 	claims   *mongodrv.Collection
+	txns     *mongodrv.Collection
+	seqs     *mongodrv.Collection
 
 	// lease is Options.ClaimLease; local queues this process's claimers
 	// of one condition (see PutIf).
@@ -103,6 +105,11 @@ type Store struct {
 	// "supersede") after which Put returns errCrashed, leaving the database
 	// as a writer that died there would. Only tests set it.
 	crashAfter string
+	// txnCrash names a step of Transact ("checked", "marked", "first",
+	// "inserted", "decided", "superseded") after which it returns
+	// errCrashed, leaving the database as a writer that died there would.
+	// Only tests set it.
+	txnCrash string
 }
 
 // Open connects, checks the server answers (store.ErrUnavailable if it does
@@ -150,7 +157,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		lease = DefaultClaimLease
 	}
 	s := &Store{client: client, versions: db.Collection(versionsColl), pending: db.Collection(pendingColl),
-		claims: db.Collection(claimsColl), lease: lease}
+		claims: db.Collection(claimsColl), txns: db.Collection(txnsColl), seqs: db.Collection(seqColl), lease: lease}
 	if err := s.Ping(ctx); err != nil {
 		client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
@@ -245,13 +252,19 @@ type versionDoc struct {
 	// Idx holds the index entries of a current version, when projected.
 	Idx []entryDoc `bson:"idx,omitempty"`
 	// Sup reports a superseded version, when projected.
-	Sup bool `bson:"sup,omitempty"`
+	Sup    bool   `bson:"sup,omitempty"`
+	Method string `bson:"method,omitempty"`
+	// Txn is the transaction that wrote the version, until it is rolled
+	// forward; TxnExp is when it goes stale (see Store.Transact).
+	Txn    string `bson:"txn,omitempty"`
+	TxnExp int64  `bson:"txnexp,omitempty"`
 }
 
 // versionProjection leaves the index arrays on the server.
 var versionProjection = bson.D{
 	{Key: "tenant", Value: 1}, {Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "vid", Value: 1},
 	{Key: "lu", Value: 1}, {Key: "deleted", Value: 1}, {Key: "body", Value: 1},
+	{Key: "method", Value: 1}, {Key: "txn", Value: 1}, {Key: "txnexp", Value: 1},
 }
 
 // probeProjection is versionProjection with sup, for readByProbes.
@@ -260,8 +273,16 @@ var probeProjection = append(slices.Clone(versionProjection), bson.E{Key: "sup",
 func (d *versionDoc) version() *store.Version {
 	return &store.Version{
 		Tenant: d.Tenant, Type: d.Type, ID: d.ID, VersionID: d.VID,
-		LastUpdated: time.UnixMicro(d.LU).UTC(), Deleted: d.Deleted, Resource: d.Body,
+		LastUpdated: time.UnixMicro(d.LU).UTC(), Deleted: d.Deleted, Resource: d.Body, Method: d.Method,
 	}
+}
+
+// visibleOr is d if vis (what Store.visible kept of d) holds it, else nil.
+func (d *versionDoc) visibleOr(vis []*versionDoc) *versionDoc {
+	if len(vis) == 0 {
+		return nil
+	}
+	return d
 }
 
 // versionKey is the _id of a versions (and pending) document. FHIR types and
@@ -280,6 +301,9 @@ func newVersionDoc(v *store.Version) bson.D {
 		{Key: "deleted", Value: v.Deleted}, {Key: "body", Value: v.Resource},
 		{Key: "sup", Value: false},
 	}
+	if v.Method != "" {
+		d = append(d, bson.E{Key: "method", Value: v.Method})
+	}
 	if v.Deleted {
 		return d
 	}
@@ -292,13 +316,20 @@ func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*store.Versio
 	if s.idProbes {
 		return s.readByProbes(ctx, tenant, typ, id)
 	}
-	var d versionDoc
-	err := s.versions.FindOne(ctx, bson.D{{Key: "type", Value: typ}, {Key: "id", Value: id}, {Key: "tenant", Value: tenant}},
-		options.FindOne().SetSort(bson.D{{Key: "vid", Value: -1}}).SetProjection(versionProjection)).Decode(&d)
-	if err != nil {
-		return nil, translate(ctx, "read "+typ+"/"+id, err)
+	// Two: the highest may belong to a transaction not committed (see
+	// Transact), which keeps any other from writing above it.
+	docs, err := s.find(ctx, "read "+typ+"/"+id, bson.D{{Key: "type", Value: typ}, {Key: "id", Value: id}, {Key: "tenant", Value: tenant}},
+		options.Find().SetSort(bson.D{{Key: "vid", Value: -1}}).SetLimit(2).SetProjection(versionProjection))
+	if err == nil {
+		docs, err = s.visible(ctx, docs, anyTime, false)
 	}
-	return d.version(), nil
+	if err != nil {
+		return nil, err
+	}
+	if len(docs) == 0 {
+		return nil, fmt.Errorf("mongo: read %s/%s: %w", typ, id, store.ErrNotFound)
+	}
+	return docs[0].version(), nil
 }
 
 // ReadVersion returns one version.
@@ -307,7 +338,9 @@ func (s *Store) ReadVersion(ctx context.Context, tenant, typ, id string, vid int
 	if err != nil {
 		return nil, err
 	}
-	if d.Tenant != tenant {
+	if vis, err := s.visible(ctx, []*versionDoc{d}, anyTime, false); err != nil {
+		return nil, err
+	} else if d.Tenant != tenant || len(vis) == 0 {
 		return nil, fmt.Errorf("mongo: read %s: %w", versionKey(typ, id, vid), store.ErrNotFound)
 	}
 	return d.version(), nil
@@ -426,6 +459,11 @@ func (s *Store) check(ctx context.Context, prev int64, v *store.Version) error {
 	case d.Tenant != v.Tenant:
 		return fmt.Errorf("mongo: %s/%s belongs to another tenant: %w", v.Type, v.ID, store.ErrConflict)
 	}
+	if vis, err := s.visible(ctx, []*versionDoc{d}, anyTime, false); err != nil {
+		return err
+	} else if len(vis) == 0 {
+		return fmt.Errorf("mongo: %s/%s version %d is not committed: %w", v.Type, v.ID, prev, store.ErrConflict)
+	}
 	return nil
 }
 
@@ -443,8 +481,7 @@ func (s *Store) mark(ctx context.Context, v *store.Version) (bool, error) {
 
 // commit is step 3 of Put: the commit point.
 func (s *Store) commit(ctx context.Context, v *store.Version) error {
-	_, err := s.versions.InsertOne(ctx, newVersionDoc(v))
-	return translate(ctx, "write "+versionKey(v.Type, v.ID, v.VersionID), err)
+	return s.insertVersion(ctx, versionKey(v.Type, v.ID, v.VersionID), newVersionDoc(v))
 }
 
 // finish is steps 4 and 5 of Put for version vid, which must exist.
@@ -458,7 +495,9 @@ func (s *Store) finish(ctx context.Context, typ, id string, vid int64) error {
 // supersede is step 4 of Put: it marks the version before vid superseded.
 // The versions before that one were superseded before their marker went.
 func (s *Store) supersede(ctx context.Context, typ, id string, vid int64) error {
-	unset := bson.D{}
+	// A version a transaction wrote loses its txn here: only committed
+	// versions are superseded (see Store.rollForward).
+	unset := bson.D{{Key: "txn", Value: ""}, {Key: "txnexp", Value: ""}}
 	for _, f := range indexArrays {
 		unset = append(unset, bson.E{Key: f, Value: ""})
 	}
@@ -482,17 +521,28 @@ const maxPending = 1000
 // did not finish (a dead writer, or one still at work). Markers whose version
 // does not exist are left alone: their writer may still commit.
 func (s *Store) finishPending(ctx context.Context, tenant string) error {
-	var marks []struct {
+	var all []struct {
 		Type string `bson:"type"`
 		ID   string `bson:"id"`
 		VID  int64  `bson:"vid"`
+		Txn  string `bson:"txn"`
 	}
 	cur, err := s.pending.Find(ctx, bson.D{{Key: "tenant", Value: tenant}}, options.Find().SetLimit(maxPending))
 	if err == nil {
-		err = cur.All(ctx, &marks)
+		err = cur.All(ctx, &all)
 	}
-	if err != nil || len(marks) == 0 {
+	if err != nil {
 		return translate(ctx, "read pending", err)
+	}
+	// A transaction's markers are its own to finish (see Store.visible).
+	marks := all[:0]
+	for _, m := range all {
+		if m.Txn == "" {
+			marks = append(marks, m)
+		}
+	}
+	if len(marks) == 0 {
+		return nil
 	}
 	keys := bson.A{}
 	for _, m := range marks {
@@ -551,8 +601,14 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.Histo
 			bson.D{{Key: "lu", Value: lu}, {Key: "type", Value: a.Type}, {Key: "id", Value: a.ID}, {Key: "vid", Value: bson.D{{Key: "$lt", Value: a.VersionID}}}},
 		}})
 	}
-	docs, err := s.find(ctx, "history", filter,
-		options.Find().SetSort(historySort).SetLimit(int64(count+1)).SetProjection(versionProjection))
+	// Read before the query: see Store.visible.
+	w, err := s.watermark(ctx)
+	if err != nil {
+		return nil, err
+	}
+	docs, err := s.findVisible(ctx, "history", w, filter, func(limit int64) *options.FindOptionsBuilder {
+		return options.Find().SetSort(historySort).SetLimit(limit).SetProjection(versionProjection)
+	}, int64(count+1), false)
 	if err != nil {
 		return nil, err
 	}
@@ -579,6 +635,26 @@ func (s *Store) find(ctx context.Context, what string, filter bson.D, opts *opti
 		return nil, translate(ctx, what, err)
 	}
 	return docs, nil
+}
+
+// findVisible is find with a limit, keeping the documents a reader with
+// watermark w may see (Store.visible). When some are dropped at the limit it reads again, the
+// limit raised by as many, so that the caller gets up to limit of them.
+func (s *Store) findVisible(ctx context.Context, what string, w int64, filter bson.D, opts func(limit int64) *options.FindOptionsBuilder, limit int64, current bool) ([]*versionDoc, error) {
+	for {
+		docs, err := s.find(ctx, what, filter, opts(limit))
+		if err != nil {
+			return nil, err
+		}
+		vis, err := s.visible(ctx, docs, w, current)
+		if err != nil {
+			return nil, err
+		}
+		if int64(len(docs)) < limit || len(vis) == len(docs) {
+			return vis, nil
+		}
+		limit += int64(len(docs) - len(vis))
+	}
 }
 
 // unavailableCodes are server error codes that mean "not now, try later":
@@ -685,6 +761,21 @@ func (s *Store) readByProbes(ctx context.Context, tenant, typ, id string) (*stor
 		}
 		switch {
 		case hi == lo+1:
+			// The highest version may belong to a transaction not
+			// committed, and then the one below it is the current one.
+			for found != nil && found.Txn != "" {
+				vis, err := s.visible(ctx, []*versionDoc{found}, anyTime, false)
+				if err != nil {
+					return nil, err
+				}
+				if len(vis) > 0 || found.VID == 1 {
+					found = found.visibleOr(vis)
+					break
+				}
+				if found, err = s.byKey(ctx, versionKey(typ, id, found.VID-1)); err != nil {
+					return nil, err
+				}
+			}
 			if found == nil || found.Tenant != tenant {
 				return nil, fmt.Errorf("mongo: read %s/%s: %w", typ, id, store.ErrNotFound)
 			}

@@ -26,6 +26,9 @@ func (s *Store) Scan(ctx context.Context, after *store.SearchCursor, limit int) 
 	opts := options.Find().SetSort(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "vid", Value: -1}}).
 		SetLimit(int64(limit + 1)).SetProjection(versionProjection)
 	docs, err := s.find(ctx, "scan", filter, opts)
+	if err == nil {
+		docs, err = s.visible(ctx, docs, anyTime, false)
+	}
 	if err != nil {
 		return nil, err
 	}

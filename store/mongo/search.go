@@ -2,7 +2,6 @@ package mongo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/fmtbank/cmts/store"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -140,7 +138,12 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 	if err := s.finishPending(ctx, q.Tenant); err != nil {
 		return nil, err
 	}
-	c := &compiler{ctx: ctx, s: s, tenant: q.Tenant}
+	// Read before any query: see Store.visible.
+	w, err := s.watermark(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &compiler{ctx: ctx, s: s, tenant: q.Tenant, w: w}
 	cond, exact, err := c.compile(q.Filter)
 	if err != nil {
 		return nil, err
@@ -221,8 +224,9 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 			bson.D{{Key: "type", Value: a.Type}, {Key: "id", Value: bson.D{{Key: op, Value: a.ID}}}},
 		}}}}}}
 	}
-	opts := options.Find().SetSort(order).SetSkip(int64(max(q.Offset, 0))).SetLimit(int64(count + 1)).SetProjection(versionProjection)
-	docs, err := s.find(ctx, "search", filter, opts)
+	docs, err := s.findVisible(ctx, "search", w, filter, func(limit int64) *options.FindOptionsBuilder {
+		return options.Find().SetSort(order).SetSkip(int64(max(q.Offset, 0))).SetLimit(limit).SetProjection(versionProjection)
+	}, int64(count+1), true)
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +269,8 @@ type compiler struct {
 	s      *Store
 	tenant string
 	lookup *lookup
+	// w is the search's watermark (see Store.visible).
+	w int64
 }
 
 // matchNone is a filter no document matches.
@@ -507,7 +513,7 @@ func (c *compiler) all(typ string, e store.Expr) ([]*store.Version, bool, error)
 // keeps those that match e. With limit > 0 it returns nil (and no error)
 // when more than limit versions are candidates.
 func (c *compiler) matches(typ string, cond bson.D, exact bool, e store.Expr, limit int) ([]*store.Version, error) {
-	vs, err := c.s.readIndexed(c.ctx, c.current(typ, cond), limit)
+	vs, err := c.s.readIndexed(c.ctx, c.w, c.current(typ, cond), limit)
 	if err != nil || vs == nil || exact {
 		return vs, err
 	}
@@ -530,7 +536,7 @@ func (c *compiler) matches(typ string, cond bson.D, exact bool, e store.Expr, li
 // readIndexed reads the versions that filter selects, with their index
 // entries, one per resource (the highest, while an update is being finished).
 // With limit > 0 it returns nil (and no error) when there are more than limit.
-func (s *Store) readIndexed(ctx context.Context, filter bson.D, limit int) ([]*store.Version, error) {
+func (s *Store) readIndexed(ctx context.Context, w int64, filter bson.D, limit int) ([]*store.Version, error) {
 	opts := options.Find().SetSort(searchSort).SetProjection(withIndex)
 	if limit > 0 {
 		// Two current versions of one resource may both be read; allow for
@@ -544,6 +550,9 @@ func (s *Store) readIndexed(ctx context.Context, filter bson.D, limit int) ([]*s
 	var docs []*versionDoc
 	if err := cur.All(ctx, &docs); err != nil {
 		return nil, translate(ctx, "search", err)
+	}
+	if docs, err = s.visible(ctx, docs, w, true); err != nil {
+		return nil, err
 	}
 	docs = slices.CompactFunc(docs, func(a, b *versionDoc) bool { return a.Type == b.Type && a.ID == b.ID })
 	if limit > 0 && len(docs) > limit {
@@ -574,18 +583,22 @@ func (l *lookup) Current(typ, id string) (*store.Version, error) {
 	if v, ok := l.current[key]; ok {
 		return v, nil
 	}
-	var d versionDoc
-	err := l.c.s.versions.FindOne(l.c.ctx, bson.D{{Key: "type", Value: typ}, {Key: "id", Value: id}, {Key: "tenant", Value: l.c.tenant}},
-		options.FindOne().SetSort(bson.D{{Key: "vid", Value: -1}}).SetProjection(withIndex)).Decode(&d)
+	// Two: the highest may belong to a transaction not committed.
+	docs, err := l.c.s.find(l.c.ctx, "read "+key, bson.D{{Key: "type", Value: typ}, {Key: "id", Value: id}, {Key: "tenant", Value: l.c.tenant}},
+		options.Find().SetSort(bson.D{{Key: "vid", Value: -1}}).SetLimit(2).SetProjection(withIndex))
+	if err == nil {
+		docs, err = l.c.s.visible(l.c.ctx, docs, l.c.w, false)
+	}
+	if err != nil {
+		return nil, err
+	}
 	var v *store.Version
-	switch {
-	case err == nil:
+	if len(docs) > 0 {
+		d := docs[0]
 		v = d.version()
 		for i := range d.Idx {
 			v.Index = append(v.Index, d.Idx[i].entry())
 		}
-	case !errors.Is(err, mongodrv.ErrNoDocuments):
-		return nil, translate(l.c.ctx, "read "+key, err)
 	}
 	l.current[key] = v
 	return v, nil
@@ -597,7 +610,7 @@ func (l *lookup) Referrers(typ, param, targetType, targetID string) ([]*store.Ve
 	if vs, ok := l.referrers[key]; ok {
 		return vs, nil
 	}
-	vs, err := l.c.s.readIndexed(l.c.ctx, l.c.current(typ, bson.D{{Key: fRef, Value: ref}}), 0)
+	vs, err := l.c.s.readIndexed(l.c.ctx, l.c.w, l.c.current(typ, bson.D{{Key: fRef, Value: ref}}), 0)
 	if err != nil {
 		return nil, err
 	}

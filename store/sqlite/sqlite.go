@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fmtbank/cmts/store"
@@ -47,6 +48,9 @@ CREATE TABLE IF NOT EXISTS versions (
 	lu      INTEGER NOT NULL,
 	deleted INTEGER NOT NULL,
 	body    BLOB,
+	-- method: the interaction that made the version (store.Version.Method);
+	-- files written before it existed gain it at Open (migrate).
+	method  TEXT NOT NULL DEFAULT '',
 	PRIMARY KEY (type, id, vid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS versions_history ON versions (tenant, lu DESC, type, id, vid DESC);
@@ -147,6 +151,12 @@ type Store struct {
 	r *sql.DB
 	// tuning bounds the estimates that choose how a search runs.
 	tuning tuning
+	// group batches concurrent Puts into one transaction (see Put).
+	group groupCommit
+	// crashAfter names a step of Transact ("searched", "first",
+	// "written") after which it stops as a writer that died there would.
+	// Only tests set it.
+	crashAfter string
 }
 
 // Exists reports whether dir holds a store (Open would create one).
@@ -189,6 +199,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: %s was written by an older development build (index table without composite groups); move it away: %w", path, err)
 	}
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
 	r, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		w.Close()
@@ -196,6 +210,22 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	return &Store{w: w, r: r, tuning: defaultTuning}, nil
+}
+
+// migrate brings a file written by an earlier release to the current
+// schema: columns added since are added with their default, so existing
+// data keeps working.
+func migrate(ctx context.Context, w *sql.DB) error {
+	var n int
+	if err := w.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('versions') WHERE name = 'method'`).Scan(&n); err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	if n == 0 {
+		if _, err := w.ExecContext(ctx, `ALTER TABLE versions ADD COLUMN method TEXT NOT NULL DEFAULT ''`); err != nil {
+			return fmt.Errorf("adding versions.method: %w", err)
+		}
+	}
+	return nil
 }
 
 // Close closes both connection pools; WAL content is checkpointed by SQLite.
@@ -211,12 +241,12 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-const versionCols = `tenant, type, id, vid, lu, deleted, body`
+const versionCols = `tenant, type, id, vid, lu, deleted, body, method`
 
 // currentCols and currentFrom read current versions: current c with the body
 // from versions v.
 const (
-	currentCols = `c.tenant, c.type, c.id, c.vid, c.lu, c.deleted, v.body`
+	currentCols = `c.tenant, c.type, c.id, c.vid, c.lu, c.deleted, v.body, v.method`
 	currentFrom = `current c JOIN versions v ON v.type = c.type AND v.id = c.id AND v.vid = c.vid`
 )
 
@@ -224,7 +254,7 @@ func scanVersion(row interface{ Scan(...any) error }) (*store.Version, error) {
 	var v store.Version
 	var lu int64
 	var deleted int
-	if err := row.Scan(&v.Tenant, &v.Type, &v.ID, &v.VersionID, &lu, &deleted, &v.Resource); err != nil {
+	if err := row.Scan(&v.Tenant, &v.Type, &v.ID, &v.VersionID, &lu, &deleted, &v.Resource, &v.Method); err != nil {
 		return nil, err
 	}
 	v.LastUpdated = time.UnixMicro(lu).UTC()
@@ -253,43 +283,216 @@ func (s *Store) ReadVersion(ctx context.Context, tenant, typ, id string, vid int
 }
 
 // Put writes a version, its history row and its index entries in one
-// transaction.
+// transaction. Puts that arrive while another is being written share the
+// next transaction, and so its fsync (group commit): a Put that finds no
+// commit in progress leads, writing every queued Put (its own among them),
+// each in a savepoint of its own so that one failing precondition fails
+// that Put alone; then it hands the lead to the first Put queued
+// meanwhile, so that no caller serves others for longer than one batch.
+// Every caller returns once its own write is durable (or failed).
 func (s *Store) Put(ctx context.Context, w store.Write) error {
+	r := &queuedPut{w: w, done: make(chan error, 1), lead: make(chan struct{}, 1)}
+	g := &s.group
+	g.mu.Lock()
+	g.queue = append(g.queue, r)
+	if g.busy {
+		g.mu.Unlock()
+		select {
+		case err := <-r.done:
+			return err
+		case <-r.lead:
+		}
+	} else {
+		g.busy = true
+		g.mu.Unlock()
+	}
+	g.mu.Lock()
+	batch := g.queue
+	g.queue = nil
+	g.mu.Unlock()
+	// The batch carries others' writes: it is not given up when this
+	// caller's context ends.
+	s.commitGroup(context.WithoutCancel(ctx), batch)
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		g.queue[0].lead <- struct{}{}
+	} else {
+		g.busy = false
+	}
+	g.mu.Unlock()
+	return <-r.done
+}
+
+// groupCommit queues the Puts waiting for the one in progress (see Put).
+type groupCommit struct {
+	mu    sync.Mutex
+	busy  bool
+	queue []*queuedPut
+}
+
+type queuedPut struct {
+	w    store.Write
+	done chan error
+	// lead tells a queued Put to write the queue (see Put).
+	lead chan struct{}
+}
+
+// maxGroup bounds the Puts one transaction carries, so that readers see
+// progress and a batch's rollback costs little.
+const maxGroup = 256
+
+// commitGroup writes batch in transactions of up to maxGroup Puts and
+// answers each Put.
+func (s *Store) commitGroup(ctx context.Context, batch []*queuedPut) {
+	for len(batch) > 0 {
+		n := min(len(batch), maxGroup)
+		s.commitGroupTx(ctx, batch[:n])
+		batch = batch[n:]
+	}
+}
+
+func (s *Store) commitGroupTx(ctx context.Context, batch []*queuedPut) {
+	errs := make([]error, len(batch))
+	fail := func(err error) {
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		fail(wrap(err))
+		return
+	}
+	defer tx.Rollback()
+	if len(batch) == 1 {
+		if err := put(ctx, tx, batch[0].w); err != nil {
+			fail(err) // rolled back: put may have written part
+			return
+		}
+	} else {
+		for i, r := range batch {
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT put`); err != nil {
+				fail(wrap(err))
+				return
+			}
+			if errs[i] = put(ctx, tx, r.w); errs[i] != nil {
+				if _, err := tx.ExecContext(ctx, `ROLLBACK TO put`); err != nil {
+					fail(wrap(err))
+					return
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `RELEASE put`); err != nil {
+				fail(wrap(err))
+				return
+			}
+		}
+	}
+	if err := wrap(tx.Commit()); err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+	for i, r := range batch {
+		r.done <- errs[i]
+	}
+}
+
+// PutIf is Transact with one condition and at most one write.
+func (s *Store) PutIf(ctx context.Context, q store.Query, decide func([]*store.Version) (*store.Write, error)) error {
+	return s.Transact(ctx, []store.Query{q}, func(m [][]*store.Version) ([]store.Write, error) {
+		w, err := decide(m[0])
+		if err != nil || w == nil {
+			return nil, err
+		}
+		return []store.Write{*w}, nil
+	})
+}
+
+// Transact writes every version in one SQL transaction. With conditions it
+// holds the database's write lock from before their searches to the
+// commit: the transaction is IMMEDIATE (the DSN's _txlock) on the single
+// writer connection, so no write of any kind, from this process or
+// another, commits in between, and the searches, run on the read pool,
+// see every write committed before them. A condition's key is not needed:
+// every write waits for the one in progress. Without conditions decide
+// runs before the lock is taken, so that the work of building a large
+// transaction does not hold up other writers.
+func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([][]*store.Version) ([]store.Write, error)) error {
+	var ws []store.Write
+	if len(conds) == 0 {
+		var err error
+		if ws, err = decide(nil); err != nil || len(ws) == 0 {
+			return err
+		}
+		if err := distinct(ws); err != nil {
+			return err
+		}
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return wrap(err)
 	}
 	defer tx.Rollback()
-	if err := put(ctx, tx, w); err != nil {
+	if len(conds) > 0 {
+		matches := make([][]*store.Version, len(conds))
+		for i, q := range conds {
+			page, err := s.Search(ctx, q)
+			if err != nil {
+				return err
+			}
+			matches[i] = page.Versions
+		}
+		if err := s.crash("searched"); err != nil {
+			return err
+		}
+		if ws, err = decide(matches); err != nil || len(ws) == 0 {
+			return err
+		}
+		if err := distinct(ws); err != nil {
+			return err
+		}
+	}
+	for i, w := range ws {
+		if err := put(ctx, tx, w); err != nil {
+			return err
+		}
+		if i == 0 {
+			if err := s.crash("first"); err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.crash("written"); err != nil {
 		return err
 	}
 	return wrap(tx.Commit())
 }
 
-// PutIf holds the database's write lock from before the search to the
-// commit: the transaction is IMMEDIATE (the DSN's _txlock) on the single
-// writer connection, so no write of any kind, from this process or
-// another, commits in between, and the search, run on the read pool,
-// sees every write committed before it. A condition's key is not needed:
-// every PutIf, and every Put, waits for the one in progress.
-func (s *Store) PutIf(ctx context.Context, q store.Query, decide func([]*store.Version) (*store.Write, error)) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return wrap(err)
+// distinct refuses two writes of one resource in a transaction.
+func distinct(ws []store.Write) error {
+	seen := make(map[[2]string]bool, len(ws))
+	for _, w := range ws {
+		k := [2]string{w.Version.Type, w.Version.ID}
+		if seen[k] {
+			return fmt.Errorf("sqlite: %s/%s written twice in one transaction: %w", k[0], k[1], store.ErrConflict)
+		}
+		seen[k] = true
 	}
-	defer tx.Rollback()
-	page, err := s.Search(ctx, q)
-	if err != nil {
-		return err
+	return nil
+}
+
+// errCrashed is what a write returns when a test stops it half-way (see
+// Store.crashAfter); the deferred rollback then does what SQLite's recovery
+// does for a process that died there.
+var errCrashed = errors.New("sqlite: writer stopped by a test")
+
+func (s *Store) crash(step string) error {
+	if s.crashAfter == step {
+		return errCrashed
 	}
-	w, err := decide(page.Versions)
-	if err != nil || w == nil {
-		return err
-	}
-	if err := put(ctx, tx, *w); err != nil {
-		return err
-	}
-	return wrap(tx.Commit())
+	return nil
 }
 
 // put is Put inside tx.
@@ -328,8 +531,8 @@ func put(ctx context.Context, tx *sql.Tx, w store.Write) error {
 			return wrap(err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO versions (type, id, vid, tenant, lu, deleted, body) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		v.Type, v.ID, v.VersionID, v.Tenant, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), v.Resource); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO versions (type, id, vid, tenant, lu, deleted, body, method) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		v.Type, v.ID, v.VersionID, v.Tenant, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), v.Resource, v.Method); err != nil {
 		return wrap(err)
 	}
 	if !v.Deleted {

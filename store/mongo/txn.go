@@ -1,0 +1,557 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/fmtbank/cmts/store"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// txnsColl holds one decision document per transaction of several writes
+// (see Store.Transact).
+const txnsColl = "txns"
+
+// Outcomes of a transaction, as its decision document records them.
+const (
+	committed = "committed"
+	aborted   = "aborted"
+)
+
+// decisionDoc decides a transaction. Keys lists the versions a committed
+// one wrote, so that whoever finds it not rolled forward can finish it.
+type decisionDoc struct {
+	ID      string   `bson:"_id"`
+	Outcome string   `bson:"outcome"`
+	Seq     int64    `bson:"seq,omitempty"`
+	Keys    []string `bson:"keys,omitempty"`
+}
+
+// seqColl numbers transactions in the order their versions were all
+// inserted: one document {_id: n, txn} per transaction about to commit.
+const seqColl = "txnseq"
+
+// anyTime is the watermark of a reader of one resource: every committed
+// transaction counts (see Store.visible).
+const anyTime = int64(math.MaxInt64)
+
+// nextSeq takes the next transaction number, after every version of txn is
+// inserted: one above the highest taken, the unique _id letting one taker
+// in. A reader that reads the highest number before its query (watermark)
+// has met, in its query, every version of every transaction numbered up
+// to it.
+func (s *Store) nextSeq(ctx context.Context, txn string) (int64, error) {
+	for {
+		n, err := s.watermark(ctx)
+		if err != nil {
+			return 0, err
+		}
+		_, err = s.seqs.InsertOne(ctx, bson.D{{Key: "_id", Value: n + 1}, {Key: "txn", Value: txn}})
+		if err == nil {
+			if (n+1)%seqKeep == 0 {
+				// Only the highest numbers are ever read.
+				_, _ = s.seqs.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$lte", Value: n + 1 - seqKeep}}}})
+			}
+			return n + 1, nil
+		}
+		if !mongodrv.IsDuplicateKeyError(err) {
+			return 0, translate(ctx, "number transaction", err)
+		}
+	}
+}
+
+// seqKeep is how many transaction numbers are kept below the highest.
+const seqKeep = 1000
+
+// watermark returns the highest transaction number taken (0: none).
+func (s *Store) watermark(ctx context.Context) (int64, error) {
+	var last struct {
+		N int64 `bson:"_id"`
+	}
+	err := s.seqs.FindOne(ctx, bson.D{}, options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}})).Decode(&last)
+	if err != nil && !errors.Is(err, mongodrv.ErrNoDocuments) {
+		return 0, translate(ctx, "read transaction numbers", err)
+	}
+	return last.N, nil
+}
+
+// Transact commits several writes as one without multi-document
+// transactions, by a commit record in the manner of Percolator (see
+// docs/mongodb.md for the protocol and why it holds):
+//
+//  1. Check: every update's previous version is visible (committed) and
+//     the tenant's (else ErrConflict).
+//  2. Mark: a pending marker per update, carrying the transaction id.
+//  3. Insert every version under its unique _id type/id/vid, carrying the
+//     transaction id (txn) and when it goes stale (txnexp). A duplicate
+//     _id is a conflict with another writer, unless the document there
+//     belongs to a transaction that aborted or went stale, which is then
+//     aborted, removed and the insert tried again.
+//  4. Decide: insert the decision document (_id the transaction id,
+//     outcome committed). This is the commit point: the unique _id lets
+//     one decision in, the writer's or that of a recovery that found the
+//     transaction stale (outcome aborted).
+//  5. Roll forward: supersede every update's predecessor, then delete the
+//     markers. A version keeps its txn until it is superseded itself
+//     (see rollForward), and the decision stays.
+//
+// Readers treat a version that carries txn as absent unless its
+// transaction's decision says committed. An aborted transaction's versions
+// are deleted, by its writer or by whoever finds them, so their version
+// numbers are free again.
+//
+// A single write is stored by Put, which is atomic by itself.
+func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([][]*store.Version) ([]store.Write, error)) (err error) {
+	var c *claim
+	crashed := false
+	matches := make([][]*store.Version, len(conds))
+	if len(conds) > 0 {
+		keys := make([]string, len(conds))
+		for i, q := range conds {
+			keys[i] = claimKey(q)
+		}
+		if c, err = s.claim(ctx, conds[0].Tenant, keys...); err != nil {
+			return err
+		}
+		defer func() {
+			if !crashed {
+				c.release()
+			}
+		}()
+		for i, q := range conds {
+			page, err := s.Search(ctx, q)
+			if err != nil {
+				return err
+			}
+			matches[i] = page.Versions
+		}
+	}
+	ws, err := decide(matches)
+	if err != nil || len(ws) == 0 {
+		return err
+	}
+	seen := make(map[string]bool, len(ws))
+	for _, w := range ws {
+		v := &w.Version
+		if v.VersionID != w.PrevVersion+1 {
+			return fmt.Errorf("mongo: version %d does not follow %d: %w", v.VersionID, w.PrevVersion, store.ErrConflict)
+		}
+		if v.Type == "" || v.ID == "" || strings.Contains(v.Type, "/") || strings.Contains(v.ID, "/") {
+			return fmt.Errorf("mongo: invalid resource type or id %q/%q", v.Type, v.ID)
+		}
+		if seen[v.Type+"/"+v.ID] {
+			return fmt.Errorf("mongo: %s/%s written twice in one transaction: %w", v.Type, v.ID, store.ErrConflict)
+		}
+		seen[v.Type+"/"+v.ID] = true
+	}
+	if len(ws) == 1 && s.txnCrash == "" {
+		if c != nil {
+			if err := c.check(); err != nil {
+				return err
+			}
+		}
+		return s.Put(ctx, ws[0])
+	}
+	err = s.transact(ctx, c, ws)
+	crashed = errors.Is(err, errCrashed)
+	return err
+}
+
+// transact is steps 1 to 5 of Transact.
+func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error {
+	txn := newToken()
+	exp := time.Now().Add(s.lease).UnixMilli()
+	keys := make([]string, len(ws))
+	var marks []any
+	for i, w := range ws {
+		v := &w.Version
+		keys[i] = versionKey(v.Type, v.ID, v.VersionID)
+		if w.PrevVersion == 0 {
+			continue
+		}
+		if err := s.check(ctx, w.PrevVersion, v); err != nil {
+			return err
+		}
+		marks = append(marks, bson.D{
+			{Key: "_id", Value: keys[i]}, {Key: "tenant", Value: v.Tenant}, {Key: "type", Value: v.Type},
+			{Key: "id", Value: v.ID}, {Key: "vid", Value: v.VersionID}, {Key: "txn", Value: txn}, {Key: "txnexp", Value: exp},
+		})
+	}
+	if s.txnCrash == "checked" {
+		return errCrashed
+	}
+	if len(marks) > 0 {
+		// A duplicate marker is another writer's of the same version, which
+		// the insert of the version settles.
+		if _, err := s.pending.InsertMany(ctx, marks, options.InsertMany().SetOrdered(false)); err != nil && !onlyDuplicates(err) {
+			return translate(ctx, "mark", err)
+		}
+	}
+	if s.txnCrash == "marked" {
+		return errCrashed
+	}
+	for i, w := range ws {
+		d := append(newVersionDoc(&w.Version), bson.E{Key: "txn", Value: txn}, bson.E{Key: "txnexp", Value: exp})
+		if err := s.insertVersion(ctx, keys[i], d); err != nil {
+			s.abort(ctx, txn, keys[:i])
+			return err
+		}
+		if i == 0 && s.txnCrash == "first" {
+			return errCrashed
+		}
+	}
+	if s.txnCrash == "inserted" {
+		return errCrashed
+	}
+	if c != nil {
+		if err := c.check(); err != nil {
+			s.abort(ctx, txn, keys)
+			return err
+		}
+	}
+	seq, err := s.nextSeq(ctx, txn)
+	if err != nil {
+		s.abort(ctx, txn, keys)
+		return err
+	}
+	outcome, err := s.decide(ctx, txn, committed, keys, seq)
+	if err != nil {
+		// The decision may or may not have been written.
+		return err
+	}
+	if outcome != committed {
+		s.abort(ctx, txn, keys)
+		return fmt.Errorf("mongo: the transaction went stale before it was committed and was aborted by a recovery: %w", store.ErrConflict)
+	}
+	if s.txnCrash == "decided" {
+		return errCrashed
+	}
+	// Past the commit the caller must hear the outcome even if it gives
+	// up, and readers finish what fails here.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	if err := s.rollForward(fctx, txn, keys); errors.Is(err, errCrashed) {
+		return err
+	}
+	return nil
+}
+
+// onlyDuplicates reports whether every error of a bulk insert is a
+// duplicate _id.
+func onlyDuplicates(err error) bool {
+	var bwe mongodrv.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return false
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 {
+			return false
+		}
+	}
+	return true
+}
+
+// insertVersion inserts version document d under key. A document already
+// there that belongs to an aborted transaction, or to one that went stale
+// (aborted now), is removed first; any other is a conflict: without
+// waiting, so that two transactions that each hold what the other needs
+// never wait for each other.
+func (s *Store) insertVersion(ctx context.Context, key string, d bson.D) error {
+	for range 3 {
+		_, err := s.versions.InsertOne(ctx, d)
+		if !mongodrv.IsDuplicateKeyError(err) {
+			return translate(ctx, "write "+key, err)
+		}
+		freed, err := s.free(ctx, key)
+		if err != nil {
+			return err
+		}
+		if !freed {
+			break
+		}
+	}
+	return fmt.Errorf("mongo: write %s: already exists: %w", key, store.ErrConflict)
+}
+
+// free looks at the version document under key, which a writer could not
+// insert: it reports true when that one belonged to an aborted transaction,
+// or to one that went stale (aborted now), and is deleted.
+func (s *Store) free(ctx context.Context, key string) (bool, error) {
+	var d versionDoc
+	err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: key}}, options.FindOne().SetProjection(txnProjection)).Decode(&d)
+	switch {
+	case errors.Is(err, mongodrv.ErrNoDocuments):
+		return true, nil
+	case err != nil:
+		return false, translate(ctx, "read "+key, err)
+	case d.Txn == "":
+		return false, nil
+	}
+	out, err := s.outcomes(ctx, []*versionDoc{&d})
+	if err != nil || out[d.Txn].Outcome != aborted {
+		return false, err
+	}
+	if err := s.deleteAborted(ctx, key, d.Txn); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+var txnProjection = bson.D{{Key: "txn", Value: 1}, {Key: "txnexp", Value: 1}}
+
+// decide inserts the decision of txn, unless there is one already; it
+// returns the decision that stands.
+func (s *Store) decide(ctx context.Context, txn, outcome string, keys []string, seq int64) (string, error) {
+	d := bson.D{{Key: "_id", Value: txn}, {Key: "outcome", Value: outcome}}
+	if outcome == committed {
+		d = append(d, bson.E{Key: "seq", Value: seq}, bson.E{Key: "keys", Value: keys})
+	}
+	_, err := s.txns.InsertOne(ctx, d)
+	if err == nil {
+		return outcome, nil
+	}
+	if !mongodrv.IsDuplicateKeyError(err) {
+		return "", translate(ctx, "decide "+txn, err)
+	}
+	var got decisionDoc
+	if err := s.txns.FindOne(ctx, bson.D{{Key: "_id", Value: txn}}, options.FindOne().SetProjection(bson.D{{Key: "outcome", Value: 1}})).Decode(&got); err != nil {
+		return "", translate(ctx, "decide "+txn, err)
+	}
+	return got.Outcome, nil
+}
+
+// abort decides txn aborted (unless it is decided already) and deletes the
+// versions of keys it wrote. Errors are dropped: what is left is found and
+// removed by readers and writers later.
+func (s *Store) abort(ctx context.Context, txn string, keys []string) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	if out, err := s.decide(fctx, txn, aborted, nil, 0); err != nil || out != aborted {
+		return
+	}
+	for _, k := range keys {
+		_ = s.deleteAborted(fctx, k, txn)
+	}
+}
+
+// deleteAborted deletes the version key of the aborted transaction txn and
+// its marker. FerretDB v1 deletes by reading the matching documents, then
+// deleting their _ids; were two processes to delete one version at once,
+// the later could delete, by _id, the version a third inserted in between.
+// So the deleter first claims the key (see Store.remove), and no one else
+// deletes it meanwhile.
+func (s *Store) deleteAborted(ctx context.Context, key, txn string) error {
+	c, err := s.claimOnce(ctx, "del/"+key)
+	if err != nil || c == nil {
+		return err
+	}
+	defer c.release()
+	if _, err := s.versions.DeleteOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "txn", Value: txn}}); err != nil {
+		return translate(ctx, "delete "+key, err)
+	}
+	_, err = s.pending.DeleteOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "txn", Value: txn}})
+	return translate(ctx, "unmark "+key, err)
+}
+
+// rollForward finishes the committed transaction txn, which wrote keys:
+// predecessors superseded (which also removes their txn), then markers
+// deleted. A version keeps its txn until it is superseded in turn: on
+// FerretDB an update writes the whole document back, so a separate update
+// removing txn could undo a concurrent supersede; with one kind of update
+// per document, always to the same values, any number of processes may
+// roll a transaction forward at once.
+func (s *Store) rollForward(ctx context.Context, txn string, keys []string) error {
+	for _, k := range keys {
+		typ, id, vid, ok := splitKey(k)
+		if !ok || vid == 1 {
+			continue
+		}
+		if err := s.supersede(ctx, typ, id, vid); err != nil {
+			return err
+		}
+		if s.txnCrash == "superseded" {
+			return errCrashed
+		}
+	}
+	// Any marker of these versions goes, also one a dead writer of the
+	// same version number left: they are committed, and finished.
+	_, err := s.pending.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}})
+	return translate(ctx, "unmark", err)
+}
+
+// splitKey is the inverse of versionKey.
+func splitKey(k string) (typ, id string, vid int64, ok bool) {
+	parts := strings.Split(k, "/")
+	if len(parts) != 3 {
+		return "", "", 0, false
+	}
+	var n int64
+	if _, err := fmt.Sscan(parts[2], &n); err != nil {
+		return "", "", 0, false
+	}
+	return parts[0], parts[1], n, true
+}
+
+// outcomes returns the standing decision of the transactions of the marked
+// documents among docs (Outcome "" for one still live). One undecided past
+// its txnexp is stale: it is decided aborted here, by whoever gets there
+// first, its writer included. Committed ones are rolled forward, aborted
+// ones' documents among docs deleted (errors dropped: this only saves
+// later readers work).
+func (s *Store) outcomes(ctx context.Context, docs []*versionDoc) (map[string]decisionDoc, error) {
+	ids := bson.A{}
+	out := map[string]decisionDoc{}
+	for _, d := range docs {
+		if d.Txn != "" {
+			if _, ok := out[d.Txn]; !ok {
+				out[d.Txn] = decisionDoc{}
+				ids = append(ids, d.Txn)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var decided []decisionDoc
+	cur, err := s.txns.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
+	if err == nil {
+		err = cur.All(ctx, &decided)
+	}
+	if err != nil {
+		return nil, translate(ctx, "read decisions", err)
+	}
+	for _, d := range decided {
+		out[d.ID] = d
+	}
+	now := time.Now().UnixMilli()
+	for _, d := range docs {
+		if d.Txn == "" || out[d.Txn].Outcome != "" || now <= d.TxnExp {
+			continue
+		}
+		o, err := s.decide(ctx, d.Txn, aborted, nil, 0)
+		if err != nil {
+			return nil, err
+		}
+		if o == aborted {
+			out[d.Txn] = decisionDoc{ID: d.Txn, Outcome: aborted}
+		}
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	for txn, d := range out {
+		if d.Outcome == committed && len(d.Keys) > 0 {
+			_ = s.rollForward(fctx, txn, d.Keys)
+		}
+	}
+	for _, d := range docs {
+		if d.Txn != "" && out[d.Txn].Outcome == aborted {
+			_ = s.deleteAborted(fctx, d.Key, d.Txn)
+		}
+	}
+	return out, nil
+}
+
+// visible keeps the documents of docs that a reader whose watermark is w
+// may see: those of no transaction, and those of a transaction committed
+// and numbered w or lower (all of whose versions a query made after w was
+// read has met; see nextSeq). With current (docs are candidates for the
+// current versions, sup false when read), it also drops a version whose
+// successor exists by now and is visible: a transaction that replaced it
+// may have superseded it only after the query read it. Without marked
+// documents, docs are kept as they are: no version of a transaction is
+// among them (a version loses its mark only when superseded), so nothing
+// of one to be seen in part.
+func (s *Store) visible(ctx context.Context, docs []*versionDoc, w int64, current bool) ([]*versionDoc, error) {
+	marked := false
+	for _, d := range docs {
+		marked = marked || d.Txn != ""
+	}
+	if !marked {
+		return docs, nil
+	}
+	lookAt := slicesClone(docs)
+	next := map[string]*versionDoc{}
+	if current {
+		keys := bson.A{}
+		for _, d := range docs {
+			keys = append(keys, versionKey(d.Type, d.ID, d.VID+1))
+		}
+		var succ []*versionDoc
+		cur, err := s.versions.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}},
+			options.Find().SetProjection(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "vid", Value: 1}, {Key: "txn", Value: 1}, {Key: "txnexp", Value: 1}}))
+		if err == nil {
+			err = cur.All(ctx, &succ)
+		}
+		if err != nil {
+			return nil, translate(ctx, "search", err)
+		}
+		for _, n := range succ {
+			next[versionKey(n.Type, n.ID, n.VID-1)] = n
+		}
+		lookAt = append(lookAt, succ...)
+	}
+	// The decisions are read last: what they say held when the documents
+	// above were read, or later.
+	out, err := s.outcomes(ctx, lookAt)
+	if err != nil {
+		return nil, err
+	}
+	seen := func(d *versionDoc) bool {
+		if d.Txn == "" {
+			return true
+		}
+		o := out[d.Txn]
+		return o.Outcome == committed && o.Seq <= w
+	}
+	kept := make([]*versionDoc, 0, len(docs))
+	for _, d := range docs {
+		if !seen(d) {
+			continue
+		}
+		if n := next[d.Key]; n != nil && seen(n) {
+			continue
+		}
+		kept = append(kept, d)
+	}
+	return kept, nil
+}
+
+func slicesClone(docs []*versionDoc) []*versionDoc { return append([]*versionDoc(nil), docs...) }
+
+// claimOnce takes the claim key if no one holds it (nil if someone does),
+// taking it over from a holder whose lease has run out.
+func (s *Store) claimOnce(ctx context.Context, key string) (*claim, error) {
+	c := &claim{s: s, token: newToken(), unlock: func() {}}
+	for {
+		at := time.Now()
+		_, err := s.claims.InsertOne(ctx, bson.D{
+			{Key: "_id", Value: key}, {Key: "token", Value: c.token}, {Key: "exp", Value: at.Add(s.lease).UnixMilli()},
+		})
+		if err == nil {
+			c.start, c.held = at, []string{key}
+			return c, nil
+		}
+		if !mongodrv.IsDuplicateKeyError(err) {
+			return nil, translate(ctx, "claim", err)
+		}
+		var d claimDoc
+		err = s.claims.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&d)
+		switch {
+		case errors.Is(err, mongodrv.ErrNoDocuments):
+			continue
+		case err != nil:
+			return nil, translate(ctx, "claim", err)
+		case time.Now().UnixMilli() <= d.Exp:
+			return nil, nil
+		}
+		if removed, err := s.remove(ctx, key, d.Token); err != nil || !removed {
+			return nil, err
+		}
+	}
+}
