@@ -205,11 +205,9 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 	}
 	filter := c.current(q.Type, cond)
 	if q.WantTotal {
-		n, err := s.versions.CountDocuments(ctx, filter)
-		if err != nil {
-			return nil, translate(ctx, "search", err)
+		if page.Total, err = s.countVisible(ctx, w, filter); err != nil {
+			return nil, err
 		}
-		page.Total = int(n)
 	}
 	// Keyset paging: after (before) the cursor in (type, id) order; the
 	// total above counts the whole set. A page before the cursor is read
@@ -244,6 +242,29 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 		slices.Reverse(page.Versions)
 	}
 	return page, nil
+}
+
+// countVisible counts the current versions filter selects that a reader
+// sees: MongoDB counts those no transaction marks; those a transaction
+// marks (written by it, and not superseded since) count only when its
+// decision says committed (see Store.visible), which only reading them can
+// tell.
+func (s *Store) countVisible(ctx context.Context, w int64, filter bson.D) (int, error) {
+	and := func(extra bson.D) bson.D { return bson.D{{Key: "$and", Value: bson.A{filter, extra}}} }
+	plain, err := s.versions.CountDocuments(ctx, and(bson.D{{Key: "txn", Value: bson.D{{Key: "$exists", Value: false}}}}))
+	if err != nil {
+		return 0, translate(ctx, "search", err)
+	}
+	marked, err := s.find(ctx, "search", and(bson.D{{Key: "txn", Value: bson.D{{Key: "$exists", Value: true}}}}),
+		options.Find().SetProjection(versionProjection))
+	if err != nil {
+		return 0, err
+	}
+	vis, err := s.visible(ctx, marked, w, true)
+	if err != nil {
+		return 0, err
+	}
+	return int(plain) + len(vis), nil
 }
 
 // matchAll bounds the targets of a Chain or the referrers of a Has that the

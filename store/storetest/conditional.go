@@ -99,10 +99,15 @@ func raceIf(t *testing.T, s store.Store, calls []func() error) {
 func matching(t *testing.T, s store.Store, code string) []*store.Version {
 	t.Helper()
 	q := condQuery(code, false, false)
-	q.Count = 100
+	q.Count, q.WantTotal = 100, true
 	p, err := s.Search(context.Background(), q)
 	if err != nil {
 		t.Fatalf("Search: %v", err)
+	}
+	// The total counts what the page shows: a version a reader may not see
+	// (an undecided or aborted transaction's) is not counted either.
+	if p.Total != len(p.Versions) {
+		t.Errorf("Search %s: total %d, but %d matches", code, p.Total, len(p.Versions))
 	}
 	return p.Versions
 }
