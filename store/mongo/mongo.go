@@ -9,19 +9,23 @@
 // "compare-and-swap" updates on the same version can both succeed. The only
 // atomic operation it relies on is an insert refused by a unique _id.
 //
-// Three collections hold the data (docs/mongodb.md has the details):
+// Five collections hold the data (docs/mongodb.md has the details):
 //
-//   - versions: every committed version, never changed once inserted except
-//     to mark it superseded. The current version of each resource carries its
-//     search index entries, and the same entries encoded as arrays of strings
-//     (multikey indexes make a token match one equality on an array element).
+//   - versions: every version, never changed once inserted except to mark
+//     it superseded (and never deleted, but for those of an aborted
+//     transaction). The current version of each resource carries its
+//     search index entries, and the same entries encoded as arrays of
+//     strings (multikey indexes make a token match one equality on an
+//     array element).
 //   - pending: one small marker per update whose predecessor may not be
 //     marked superseded yet; normally empty.
 //   - claims: one small document per conditional write in progress
 //     ([Store.PutIf]); normally empty.
+//   - txns and txnseq: the decision and the number of each transaction of
+//     several writes ([Store.Transact]).
 //
-// See [Store.Put] for the commit protocol and [Store.Search] for how searches
-// run.
+// See [Store.Put] and [Store.Transact] for the commit protocols and
+// [Store.Search] for how searches run.
 package mongo
 
 import (

@@ -93,16 +93,20 @@ func (s *Store) watermark(ctx context.Context) (int64, error) {
 //     _id is a conflict with another writer, unless the document there
 //     belongs to a transaction that aborted or went stale, which is then
 //     aborted, removed and the insert tried again.
-//  4. Decide: insert the decision document (_id the transaction id,
-//     outcome committed). This is the commit point: the unique _id lets
-//     one decision in, the writer's or that of a recovery that found the
-//     transaction stale (outcome aborted).
-//  5. Roll forward: supersede every update's predecessor, then delete the
+//  4. Number: take the next transaction number (nextSeq), which orders
+//     transactions by when all their versions were in place.
+//  5. Decide: insert the decision document (_id the transaction id,
+//     outcome committed, the number). This is the commit point: the
+//     unique _id lets one decision in, the writer's or that of a recovery
+//     that found the transaction stale (outcome aborted).
+//  6. Roll forward: supersede every update's predecessor, then delete the
 //     markers. A version keeps its txn until it is superseded itself
 //     (see rollForward), and the decision stays.
 //
 // Readers treat a version that carries txn as absent unless its
-// transaction's decision says committed. An aborted transaction's versions
+// transaction's decision says committed, and, for readers of several
+// resources, its number is at most the one they read before their query
+// (see visible). An aborted transaction's versions
 // are deleted, by its writer or by whoever finds them, so their version
 // numbers are free again.
 //
@@ -163,7 +167,7 @@ func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([
 	return err
 }
 
-// transact is steps 1 to 5 of Transact.
+// transact is steps 1 to 6 of Transact.
 func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error {
 	txn := newToken()
 	exp := time.Now().Add(s.lease).UnixMilli()
@@ -199,7 +203,7 @@ func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error 
 	for i, w := range ws {
 		d := append(newVersionDoc(&w.Version), bson.E{Key: "txn", Value: txn}, bson.E{Key: "txnexp", Value: exp})
 		if err := s.insertVersion(ctx, keys[i], d); err != nil {
-			s.abort(ctx, txn, keys[:i])
+			s.abort(ctx, txn, keys[:i], keys)
 			return err
 		}
 		if i == 0 && s.txnCrash == "first" {
@@ -211,13 +215,13 @@ func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error 
 	}
 	if c != nil {
 		if err := c.check(); err != nil {
-			s.abort(ctx, txn, keys)
+			s.abort(ctx, txn, keys, keys)
 			return err
 		}
 	}
 	seq, err := s.nextSeq(ctx, txn)
 	if err != nil {
-		s.abort(ctx, txn, keys)
+		s.abort(ctx, txn, keys, keys)
 		return err
 	}
 	outcome, err := s.decide(ctx, txn, committed, keys, seq)
@@ -226,7 +230,7 @@ func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error 
 		return err
 	}
 	if outcome != committed {
-		s.abort(ctx, txn, keys)
+		s.abort(ctx, txn, keys, keys)
 		return fmt.Errorf("mongo: the transaction went stale before it was committed and was aborted by a recovery: %w", store.ErrConflict)
 	}
 	if s.txnCrash == "decided" {
@@ -326,18 +330,20 @@ func (s *Store) decide(ctx context.Context, txn, outcome string, keys []string, 
 	return got.Outcome, nil
 }
 
-// abort decides txn aborted (unless it is decided already) and deletes the
-// versions of keys it wrote. Errors are dropped: what is left is found and
-// removed by readers and writers later.
-func (s *Store) abort(ctx context.Context, txn string, keys []string) {
+// abort decides txn aborted (unless it is decided already), deletes the
+// versions of inserted and the markers of keys it wrote. Errors are
+// dropped: versions left are found and removed by readers and writers
+// later, and a marker left is removed by the next writer of its version.
+func (s *Store) abort(ctx context.Context, txn string, inserted, keys []string) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	if out, err := s.decide(fctx, txn, aborted, nil, 0); err != nil || out != aborted {
 		return
 	}
-	for _, k := range keys {
+	for _, k := range inserted {
 		_ = s.deleteAborted(fctx, k, txn)
 	}
+	_, _ = s.pending.DeleteMany(fctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}, {Key: "txn", Value: txn}})
 }
 
 // deleteAborted deletes the version key of the aborted transaction txn and
