@@ -138,6 +138,26 @@ func TestWriteValidation(t *testing.T) {
 	if r := c.Do(http.MethodGet, "/Procedure/procedure-1", nil); !strings.Contains(string(r.Body), `"versionId":"1"`) {
 		t.Errorf("a refused patch stored a version: %s", r.Body)
 	}
+	// In a transaction and a batch: the entry is refused with its problems
+	// located in the Bundle, and the transaction stores nothing.
+	good := edit(t, example(t, "Condition-indication-1.json"), func(m map[string]any) { m["id"] = "indication-tx" })
+	tx := []byte(`{"resourceType":"Bundle","type":"transaction","entry":[` +
+		`{"resource":` + string(good) + `,"request":{"method":"PUT","url":"Condition/indication-tx"}},` +
+		`{"resource":` + string(bad) + `,"request":{"method":"POST","url":"AdverseEvent"}}]}`)
+	r = c.Do(http.MethodPost, "", tx)
+	if r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("transaction: %d %s", r.Status, r.Body)
+	}
+	if got := strings.Join(expressions(t, r), " "); got != "Bundle.entry[1].resource.date Bundle.entry[1].resource.severity" {
+		t.Errorf("transaction errors at %q", got)
+	}
+	if r := c.Do(http.MethodGet, "/Condition/indication-tx", nil); r.Status != http.StatusNotFound {
+		t.Errorf("a refused transaction stored its good entry: %d", r.Status)
+	}
+	r = c.Do(http.MethodPost, "", []byte(strings.Replace(string(tx), `"transaction"`, `"batch"`, 1)))
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"status":"201 Created"`) || !strings.Contains(string(r.Body), `"status":"422 Unprocessable Entity"`) {
+		t.Errorf("batch: %d %s", r.Status, r.Body)
+	}
 	unknown := []byte(`{"resourceType":"Patient","meta":{"profile":["http://example.org/StructureDefinition/other"]},"gender":"male"}`)
 	if r := c.Do(http.MethodPost, "/Patient", unknown); r.Status != http.StatusCreated {
 		t.Errorf("a resource claiming an unknown profile: %d %s", r.Status, r.Body)
