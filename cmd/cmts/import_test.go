@@ -581,3 +581,61 @@ func parseAll(b *testing.B, codec *fhir.Codec, f string, n int) float64 {
 	}
 	return float64(n) / time.Since(start).Seconds()
 }
+
+func TestImportFlags(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		want    importConfig
+		wantErr string
+	}{
+		{name: "defaults", args: []string{"a.ndjson"},
+			want: importConfig{Config: Config{Data: "./data", MongoDB: "cmts"}, Tenant: "default", Batch: 500, OnError: "stop", Paths: []string{"a.ndjson"}}},
+		{name: "flags after paths", args: []string{"--data", "/d", "a", "--batch", "7", "b", "--on-error", "skip", "--tenant", "h1", "--require-profiles"},
+			want: importConfig{Config: Config{Data: "/d", MongoDB: "cmts", RequireProfiles: true}, Tenant: "h1", Batch: 7, OnError: "skip", Paths: []string{"a", "b"}}},
+		{name: "no path", args: []string{"--batch", "2"}, wantErr: "no PATH"},
+		{name: "zero batch", args: []string{"--batch", "0", "a"}, wantErr: "--batch must be positive"},
+		{name: "bad on-error", args: []string{"--on-error", "ignore", "a"}, wantErr: "--on-error is stop or skip"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseImportFlags(tc.args, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestImportProgress: a bar redrawn in place on a terminal, plain lines
+// otherwise.
+func TestImportProgress(t *testing.T) {
+	t.Parallel()
+	s := importStats{files: 1, written: 40, unchanged: 10}
+	var plain bytes.Buffer
+	p := newImportProgress(&plain, 4, 1000)
+	p.plainEvery = 0
+	p.update(s, 500)
+	if got := plain.String(); !regexp.MustCompile(`^import:  50%  files 1/4  resources 50  \d+/s  ETA \S+\n$`).MatchString(got) {
+		t.Errorf("plain progress %q", got)
+	}
+	var term bytes.Buffer
+	p = newImportProgress(&term, 4, 1000)
+	p.bar = newProgressBar(&term)
+	p.bar.began = p.began
+	p.update(s, 500)
+	p.finish(s)
+	if got := term.String(); !strings.HasPrefix(got, "\r[###############...............]  50%  files 1/4  resources 50") ||
+		!strings.Contains(got, "\r[##############################] 100%") || !strings.HasSuffix(got, "\n") {
+		t.Errorf("terminal progress %q", got)
+	}
+}
