@@ -35,6 +35,7 @@ commands:
   serve    run the FHIR server (cmts serve -h for flags)
   reindex  rebuild the search index entries of every resource (after an upgrade
            that changes search parameters; cmts reindex -h for flags)
+  import   write the resources of NDJSON, NDJSON.gz and Bundle files (cmts import -h)
   version  print the version (also: cmts --version)
 
 Every flag has an environment twin: CMTS_ and the flag's name in capitals,
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "reindex":
 		return runReindex(ctx, args[1:], stderr)
+	case "import":
+		return runImport(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, version)
 		return 0

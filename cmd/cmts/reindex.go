@@ -125,22 +125,35 @@ func (p *progressBar) set(done int) {
 func (p *progressBar) finish(done int) { p.draw(done) }
 
 func (p *progressBar) draw(done int) {
-	p.drawn = time.Now()
-	const width = 30
 	frac := 1.0
 	if p.total > 0 {
 		frac = min(float64(done)/float64(p.total), 1)
 	}
+	rate := rateOf(done, time.Since(p.began))
+	p.render(frac, fmt.Sprintf("%d/%d  %.0f/s  ETA %s", done, p.total, rate, etaOf(float64(max(p.total-done, 0)), rate)))
+}
+
+// render draws the bar filled to frac (0 to 1), then text.
+func (p *progressBar) render(frac float64, text string) {
+	p.drawn = time.Now()
+	const width = 30
 	filled := int(frac * width)
-	elapsed := time.Since(p.began).Seconds()
-	rate := 0.0
-	if elapsed > 0 {
-		rate = float64(done) / elapsed
+	fmt.Fprintf(p.w, "\r[%s%s] %3.0f%%  %s ", strings.Repeat("#", filled), strings.Repeat(".", width-filled), frac*100, text)
+}
+
+// rateOf is done per second over elapsed (0 before any time has passed).
+func rateOf(done int, elapsed time.Duration) float64 {
+	if s := elapsed.Seconds(); s > 0 {
+		return float64(done) / s
 	}
-	eta := "?"
-	if rate > 0 {
-		eta = (time.Duration(float64(max(p.total-done, 0))/rate) * time.Second).Round(time.Second).String()
+	return 0
+}
+
+// etaOf is the time left for remaining units at rate per second ("?" while
+// the rate is unknown).
+func etaOf(remaining, rate float64) string {
+	if rate <= 0 {
+		return "?"
 	}
-	fmt.Fprintf(p.w, "\r[%s%s] %3.0f%%  %d/%d  %.0f/s  ETA %s ", strings.Repeat("#", filled), strings.Repeat(".", width-filled),
-		frac*100, done, p.total, rate, eta)
+	return (time.Duration(remaining/rate) * time.Second).Round(time.Second).String()
 }

@@ -91,6 +91,10 @@ type Result struct {
 	// delete matched nothing.
 	Version *store.Version
 	Message fhir.Message
+	// Unchanged reports that the entry stored nothing because the resource
+	// was the current version already (KeepUnchanged, or a patch that
+	// changed nothing).
+	Unchanged bool
 }
 
 // EntryError is the failure of one entry: Index is its position in the
@@ -543,7 +547,7 @@ func (w *Writer) build(ctx context.Context, pl *plan, p *fhir.Principal, to map[
 		}
 		if same, err := w.unchanged(res, cur); err != nil || same {
 			if same {
-				pl.result = &Result{Status: http.StatusOK, Version: cur, Message: msgUnchanged}
+				pl.result = &Result{Status: http.StatusOK, Version: cur, Message: msgUnchanged, Unchanged: true}
 			}
 			return nil, err
 		}
@@ -567,7 +571,7 @@ func (w *Writer) build(ctx context.Context, pl *plan, p *fhir.Principal, to map[
 	if e.KeepUnchanged && e.Method == http.MethodPut && cur != nil && !cur.Deleted {
 		if same, err := w.unchanged(res, cur); err != nil || same {
 			if same {
-				pl.result = &Result{Status: http.StatusOK, Version: cur, Message: msgUnchangedPut}
+				pl.result = &Result{Status: http.StatusOK, Version: cur, Message: msgUnchangedPut, Unchanged: true}
 			}
 			return nil, err
 		}
