@@ -251,7 +251,7 @@ func newImporter(st store.Store, c importConfig, stderr io.Writer) (*importer, e
 	if err != nil {
 		return nil, err
 	}
-	w, err := bundle.NewWriter(bundle.Options{Store: transactor(st), Codec: codec, Indexer: engine, Validator: guide})
+	w, err := bundle.NewWriter(bundle.Options{Store: st, Codec: codec, Indexer: engine, Validator: guide})
 	if err != nil {
 		return nil, err
 	}
@@ -592,52 +592,6 @@ func (im *importer) flush(ctx context.Context) error {
 	}
 	im.progress.update(im.stats, im.bytes)
 	return nil
-}
-
-// transactor is st's atomic multi-write when it has one; otherwise (until
-// every backend has Transact) a one-write form of it, which refuses a
-// --batch over 1 that writes more than one resource. TEMPORARY, as
-// fhir/rest's txShim.
-func transactor(st store.Store) bundle.Store {
-	if t, ok := any(st).(bundle.Store); ok {
-		return t
-	}
-	return importShim{st}
-}
-
-type importShim struct{ store.Store }
-
-func (t importShim) Transact(ctx context.Context, conds []store.Query, decide func([][]*store.Version) ([]store.Write, error)) error {
-	one := func(ws []store.Write) (*store.Write, error) {
-		switch len(ws) {
-		case 0:
-			return nil, nil
-		case 1:
-			return &ws[0], nil
-		}
-		return nil, errors.New("this store cannot yet write several resources atomically; use --batch 1")
-	}
-	switch len(conds) {
-	case 0:
-		ws, err := decide(nil)
-		if err != nil {
-			return err
-		}
-		w, err := one(ws)
-		if err != nil || w == nil {
-			return err
-		}
-		return t.Put(ctx, *w)
-	case 1:
-		return t.PutIf(ctx, conds[0], func(m []*store.Version) (*store.Write, error) {
-			ws, err := decide([][]*store.Version{m})
-			if err != nil {
-				return nil, err
-			}
-			return one(ws)
-		})
-	}
-	return errors.New("this store cannot yet resolve several conditional references in one write; use --batch 1")
 }
 
 // importProgress shows files, resources, rate and ETA (by bytes read): a

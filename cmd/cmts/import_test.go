@@ -387,7 +387,7 @@ func TestImportKill9ThenRerun(t *testing.T) {
 }
 
 // TestImportBatchCommitsGoodOnes: in a batch with a bad resource the good
-// ones are still committed. Needs Store.Transact (several writes at once).
+// ones are still committed.
 func TestImportBatchCommitsGoodOnes(t *testing.T) {
 	t.Parallel()
 	in, data := t.TempDir(), t.TempDir()
@@ -413,20 +413,6 @@ func TestImportBatchCommitsGoodOnes(t *testing.T) {
 	}
 }
 
-// transactBatch is the --batch an import test can use on the embedded
-// store under dir: 500 once it has Store.Transact, else 1.
-func transactBatch(t testing.TB, dir string) string {
-	t.Helper()
-	st, err := sqlite.Open(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, ok := any(st).(bundle.Store); ok {
-		return "500"
-	}
-	return "1"
-}
 
 // TestImportOfficialExamples imports the FHIR R4 examples as a directory
 // with --on-error skip: the failures are exactly the resources the codec
@@ -470,7 +456,7 @@ func TestImportOfficialExamples(t *testing.T) {
 		}
 	}
 	data := t.TempDir()
-	code, out, errOut := importRun(t, "--data", data, "--batch", transactBatch(t, data), "--on-error", "skip", dir)
+	code, out, errOut := importRun(t, "--data", data, "--batch", "500", "--on-error", "skip", dir)
 	t.Log(out)
 	// Some examples hold the same resource as another (a Bundle entry and
 	// its own file): the second is unchanged.
@@ -531,7 +517,7 @@ func BenchmarkImport(b *testing.B) {
 	var peak uint64
 	for range b.N {
 		data := b.TempDir()
-		batch := transactBatch(b, data) // 1 until Store.Transact lands
+		batch := "500"
 		stop := make(chan struct{})
 		peakc := make(chan uint64)
 		go func() {
