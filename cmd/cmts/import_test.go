@@ -413,7 +413,6 @@ func TestImportBatchCommitsGoodOnes(t *testing.T) {
 	}
 }
 
-
 // TestImportOfficialExamples imports the FHIR R4 examples as a directory
 // with --on-error skip: the failures are exactly the resources the codec
 // refuses, counted here apart.
