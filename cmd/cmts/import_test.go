@@ -226,7 +226,7 @@ func TestImportBadLines(t *testing.T) {
 				`F:2: The resource is not valid FHIR R4: code type mismatch: "nonsense" is not a AdministrativeGenderCode (Patient.gender)`,
 				`F:3: Not a JSON object: invalid character 'o' in literal null (expecting 'u')`,
 				`F:5: The resource has no resourceType`,
-				`F:6: The id 'no good id!' is not a valid FHIR id (A-Z a-z 0-9 - . up to 64) (id)`,
+				`F:6: An element has a value of the wrong type or form: error at "Patient.id": invalid Id format (Patient.id)`,
 			},
 			want:    versionsOne("Patient/a", "Patient/b", "Observation/o1"),
 			summary: "imported 1 files: 3 resources written, 0 unchanged, 4 failed", wantCode: 1},
