@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,7 +23,7 @@ import (
 // so the store's own commit protocol is what is proved).
 func TestKill9Transactions(t *testing.T) {
 	const entries = 200
-	rounds := 12 // 12 on the embedded store, 8 on FerretDB
+	rounds := 20
 	if testing.Short() {
 		rounds = 5
 	}
@@ -32,12 +33,20 @@ func TestKill9Transactions(t *testing.T) {
 		crashRounds(t, rounds, entries, 300*time.Millisecond, func() []string { return []string{"--data", dir} })
 	})
 	t.Run("mongo", func(t *testing.T) {
+		// On FerretDB the read-back after the crashes costs minutes (every
+		// read of a transaction's versions scans, and their marks stay
+		// until superseded), too long for the suite; the shared crash
+		// suite (storetest.RunCrash) proves the protocol at every step in
+		// store/mongo. CMTS_TEST_SLOW=1 runs this too.
+		if os.Getenv("CMTS_TEST_SLOW") == "" {
+			t.Skip("slow on FerretDB: set CMTS_TEST_SLOW=1")
+		}
 		t.Parallel()
 		srv := mongotest.Start(t)
 		db := srv.Database(t)
 		// FerretDB scans for every lookup, so a transaction takes seconds
 		// there: smaller transactions, and the kills come later.
-		crashRounds(t, rounds-4, entries/20, time.Second, func() []string { return []string{"--mongo-uri", srv.URI(), "--mongo-db", db} })
+		crashRounds(t, 8, entries/20, time.Second, func() []string { return []string{"--mongo-uri", srv.URI(), "--mongo-db", db} })
 	})
 }
 
