@@ -693,7 +693,13 @@ func translate(ctx context.Context, what string, err error) error {
 	var se mongodrv.ServerError
 	unavailable := errors.As(err, &sse) || mongodrv.IsNetworkError(err) || errors.Is(err, mongodrv.ErrClientDisconnected) ||
 		errors.As(err, &se) && slices.ContainsFunc(unavailableCodes, se.HasErrorCode)
-	if cerr := ctx.Err(); cerr != nil {
+	cerr := ctx.Err()
+	if dl, ok := ctx.Deadline(); cerr == nil && ok && time.Until(dl) <= time.Millisecond {
+		// The driver refuses an operation whose deadline is about to pass
+		// before the context says so: that is the caller's deadline too.
+		cerr = context.DeadlineExceeded
+	}
+	if cerr != nil {
 		// The caller gave up: say so, and whether the database was the cause.
 		if unavailable {
 			return fmt.Errorf("mongo: %s: %v: %w (%w)", what, err, store.ErrUnavailable, cerr)
