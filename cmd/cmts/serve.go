@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -129,20 +128,7 @@ func envName(flagName string) string {
 // own parser: a bad CMTS_* value is an error, not the default, and a
 // boolean takes what strconv.ParseBool takes.
 func parseWithEnv(fs *flag.FlagSet, args []string) error {
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := envName(f.Name)
-		f.Usage += " (env " + name + ")"
-		if v, ok := os.LookupEnv(name); ok && err == nil {
-			if serr := fs.Set(f.Name, v); serr != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, serr)
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseWithEnvArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
