@@ -44,6 +44,8 @@ type Version struct {
 	// Method is the interaction that made this version: POST, PUT, PATCH or
 	// DELETE; empty for versions written before it was recorded.
 	Method string
+	// Reach: TEMPORARY, see access.go.
+	Reach Reach
 }
 
 // Write is one new version to store. It succeeds only if the resource's current

@@ -1,0 +1,62 @@
+package fhir
+
+import (
+	"net/url"
+
+	"github.com/fmtbank/cmts/store"
+)
+
+// Action is a REST interaction, named by its code in
+// http://hl7.org/fhir/restful-interaction; the access policy and the audit
+// trail speak of requests in these terms.
+type Action string
+
+// The R4 restful-interaction codes.
+const (
+	ActionRead            Action = "read"
+	ActionVRead           Action = "vread"
+	ActionUpdate          Action = "update"
+	ActionPatch           Action = "patch"
+	ActionDelete          Action = "delete"
+	ActionHistoryInstance Action = "history-instance"
+	ActionHistoryType     Action = "history-type"
+	ActionHistorySystem   Action = "history-system"
+	ActionCreate          Action = "create"
+	ActionSearchType      Action = "search-type"
+	ActionSearchSystem    Action = "search-system"
+	ActionCapabilities    Action = "capabilities"
+	ActionTransaction     Action = "transaction"
+	ActionBatch           Action = "batch"
+	ActionOperation       Action = "operation"
+)
+
+// Policy is the access policy decision point: access = tenant ∩ role ∩
+// SMART scope ∩ patient context (design.md), decided here and nowhere else.
+// The REST layer asks it about every interaction, every search before it
+// runs, every resource before it leaves the server and every version before
+// it is stored. Refusals are *Error values: 403 for what the caller may not
+// do at all; what the caller may not see is simply absent (a read answers
+// 404, as for a resource that does not exist).
+type Policy interface {
+	// Allow decides whether p may make an interaction of this kind on
+	// resources of typ ("" at system level), before any data is touched.
+	Allow(p *Principal, a Action, typ string) error
+	// Access is the store scope of p's reads: the tenants p sees.
+	Access(p *Principal) store.Access
+	// CheckSearch decides whether p may run a search of typ with these
+	// query parameters (names and values as sent) that touches resources
+	// of the types in touched (chains, _has, _include, _revinclude).
+	CheckSearch(p *Principal, typ string, params url.Values, touched []string) error
+	// Narrow is the condition a search of typ by p must add to its own
+	// (the patient compartment, SMART v2 ?param narrowing); nil for none.
+	Narrow(p *Principal, typ string) (store.Expr, error)
+	// Readable reports whether p may see v, which the store returned under
+	// Access(p) (a read, an included resource, a history entry).
+	Readable(p *Principal, v *store.Version) bool
+	// Deidentify reports whether p sees v through the de-identified view.
+	Deidentify(p *Principal, v *store.Version) bool
+	// Writable decides whether p may store next as the version after cur
+	// (nil: the resource does not exist yet; next.Deleted for a delete);
+	// next has its Resource and Index set. It sets next.Reach.
+	Writable(p *Principal, cur, next *store.Version) error
+}
