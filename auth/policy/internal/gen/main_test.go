@@ -10,8 +10,9 @@ import (
 func TestGenerated(t *testing.T) {
 	src := fhirtest.CheckGenerated(t, "../../compartment_gen.go", "go generate ./auth/policy", Generate)
 	// The rows the policy's tests rely on.
+	flat := bytes.Join(bytes.Fields(src), []byte(" "))
 	for _, row := range []string{`"Observation": {"subject", "performer"}`, `"Patient": {"link"}`, `"Procedure": {"patient", "performer"}`} {
-		if !bytes.Contains(src, []byte(row)) {
+		if !bytes.Contains(flat, []byte(row)) {
 			t.Errorf("compartment_gen.go lacks %s", row)
 		}
 	}
