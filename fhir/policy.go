@@ -53,8 +53,9 @@ type Policy interface {
 	// Readable reports whether p may see v, which the store returned under
 	// Access(p) (a read, an included resource, a history entry).
 	Readable(p *Principal, v *store.Version) bool
-	// Deidentify reports whether p sees v through the de-identified view.
-	Deidentify(p *Principal, v *store.Version) bool
+	// View is the body of v as p sees it: as stored, or through the
+	// de-identified view (nil for a tombstone).
+	View(p *Principal, v *store.Version) ([]byte, error)
 	// Writable decides whether p may store next as the version after cur
 	// (nil: the resource does not exist yet; next.Deleted for a delete);
 	// next has its Resource and Index set. It sets next.Reach.

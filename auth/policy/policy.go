@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fmtbank/cmts/auth/deid"
 	"github.com/fmtbank/cmts/fhir"
 	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/fmtbank/cmts/store"
@@ -170,6 +171,14 @@ func (pol *Policy) Deidentify(p *fhir.Principal, v *store.Version) bool {
 		return false
 	}
 	return !fullRole(p) || v.Tenant != p.Tenant
+}
+
+// View implements fhir.Policy.
+func (pol *Policy) View(p *fhir.Principal, v *store.Version) ([]byte, error) {
+	if v.Resource == nil || !pol.Deidentify(p, v) {
+		return v.Resource, nil
+	}
+	return deid.JSON(v.Resource)
 }
 
 // narrowing is the condition the grants put on resources of typ: nil and
@@ -354,8 +363,23 @@ func (pol *Policy) matches(p *fhir.Principal, v *store.Version, gs []fhir.Scope)
 		// A tombstone has no content to check against the narrowing.
 		return false
 	}
-	m, err := store.Match(e, v, nil)
+	m, err := store.Match(e, pol.indexed(v), nil)
 	return err == nil && m
+}
+
+// indexed is v with its index entries: the store returns versions without
+// them, so they are computed from the body when a rule needs them.
+func (pol *Policy) indexed(v *store.Version) *store.Version {
+	if v.Index != nil || v.Resource == nil {
+		return v
+	}
+	idx, err := pol.engine.Entries(v.Type, v.Resource)
+	if err != nil {
+		return v
+	}
+	w := *v
+	w.Index = idx
+	return &w
 }
 
 // Writable implements fhir.Policy.
@@ -392,7 +416,7 @@ func (pol *Policy) Writable(p *fhir.Principal, cur, next *store.Version) error {
 	}
 	shown := next
 	if next.Deleted && cur != nil {
-		shown = cur
+		shown = pol.indexed(cur)
 	}
 	profiles := profilesOf(shown)
 	switch p.TenantKind {
@@ -405,7 +429,11 @@ func (pol *Policy) Writable(p *fhir.Principal, cur, next *store.Version) error {
 			return fhir.Forbidden("Only a treating hospital writes "+pr+" resources", "只有治疗医院可以写入 "+pr+" 资源")
 		}
 	}
-	next.Reach = Reach(shown)
+	if next.Deleted && cur != nil {
+		next.Reach = cur.Reach
+	} else {
+		next.Reach = Reach(next)
+	}
 	return nil
 }
 

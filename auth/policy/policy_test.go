@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"net/url"
@@ -108,6 +109,12 @@ func TestReadable(t *testing.T) {
 			for k, v := range vs {
 				if got := pol.Readable(c.p, v); got != see[k] {
 					t.Errorf("Readable(%s) = %v, want %v", k, got, see[k])
+				}
+				// The store returns versions without their index entries.
+				bare := *v
+				bare.Index = nil
+				if got := pol.Readable(c.p, &bare); got != see[k] {
+					t.Errorf("Readable(%s without index) = %v, want %v", k, got, see[k])
 				}
 				if see[k] {
 					if got := pol.Deidentify(c.p, v); got != deid[k] {
@@ -246,5 +253,23 @@ func TestWritable(t *testing.T) {
 		if got == 0 && c.next.Reach != c.reach {
 			t.Errorf("%s: Reach = %d, want %d", c.name, c.next.Reach, c.reach)
 		}
+	}
+}
+
+func TestView(t *testing.T) {
+	pol, e := newPolicy(t)
+	p1 := version(t, e, "hospital-a", "Patient", "p1", patientP1)
+	reg := principal("nhc", fhir.TenantAuthority, "", regulator, "user/*.rs")
+	own := principal("hospital-a", fhir.TenantHospital, "", clinician, "user/*.rs")
+	got, err := pol.View(own, p1)
+	if err != nil || string(got) != patientP1 {
+		t.Errorf("own tenant: View = %s, %v; want the stored body", got, err)
+	}
+	got, err = pol.View(reg, p1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(got, []byte("张")) || !bytes.Contains(got, []byte(`"REDACTED"`)) {
+		t.Errorf("regulator: View = %s; want the name removed and a REDACTED label", got)
 	}
 }

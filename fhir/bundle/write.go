@@ -50,6 +50,17 @@ type Options struct {
 	// PatchOps bounds the operations of one JSON Patch (default
 	// fhir.DefaultPatchOps).
 	PatchOps int
+	// Guard, when set, decides every version before it is stored, with the
+	// version it replaces: the access policy (a transaction with one
+	// refused entry is refused whole).
+	Guard Guard
+}
+
+// Guard decides whether a principal may store a version; fhir.Policy has it.
+type Guard interface {
+	// Writable refuses (with a FHIR error) or allows storing next after cur
+	// (nil: none); it may set next.Reach.
+	Writable(p *fhir.Principal, cur, next *store.Version) error
 }
 
 // Writer carries out the write interactions of FHIR (create, update, patch,
@@ -560,6 +571,9 @@ func (w *Writer) build(ctx context.Context, pl *plan, p *fhir.Principal, to map[
 			return nil, nil
 		}
 		v := store.Version{Tenant: p.Tenant, Type: e.Type, ID: pl.id, VersionID: cur.VersionID + 1, LastUpdated: now, Deleted: true, Method: http.MethodDelete}
+		if err := w.guard(p, cur, &v); err != nil {
+			return nil, err
+		}
 		pl.result = &Result{Status: http.StatusNoContent, Version: &v, Message: msgDeleted}
 		return &store.Write{PrevVersion: cur.VersionID, Version: v}, nil
 	}
@@ -617,7 +631,18 @@ func (w *Writer) newWrite(ctx context.Context, p *fhir.Principal, res *fhir.Reso
 	if v.Index, err = w.opts.Indexer.Entries(res.Type, body); err != nil {
 		return nil, err
 	}
+	if err := w.guard(p, cur, &v); err != nil {
+		return nil, err
+	}
 	return &store.Write{PrevVersion: prev, Version: v}, nil
+}
+
+// guard asks the Guard, if any, about storing next after cur.
+func (w *Writer) guard(p *fhir.Principal, cur, next *store.Version) error {
+	if w.opts.Guard == nil {
+		return nil
+	}
+	return w.opts.Guard.Writable(p, cur, next)
 }
 
 // unchanged reports whether res, once given cur's id and meta, is what the
