@@ -58,6 +58,9 @@ type Options struct {
 
 // Guard decides whether a principal may store a version; fhir.Policy has it.
 type Guard interface {
+	// Allow refuses (with a FHIR error) or allows an interaction on a type,
+	// before anything is read.
+	Allow(p *fhir.Principal, a fhir.Action, typ string) error
 	// Writable refuses (with a FHIR error) or allows storing next after cur
 	// (nil: none); it may set next.Reach.
 	Writable(p *fhir.Principal, cur, next *store.Version) error
@@ -267,6 +270,11 @@ func (w *Writer) parseAll(entries []*Entry) ([]*fhir.Resource, error) {
 // its condition to conds.
 func (w *Writer) prepare(p *fhir.Principal, e *Entry, res *fhir.Resource, conds *[]store.Query) (*plan, error) {
 	pl := &plan{e: e, cond: -1}
+	if w.opts.Guard != nil {
+		if err := w.opts.Guard.Allow(p, actionOf(e.Method), e.Type); err != nil {
+			return nil, err
+		}
+	}
 	if e.ID != "" {
 		if err := CheckID(e.ID); err != nil {
 			return nil, err
@@ -635,6 +643,19 @@ func (w *Writer) newWrite(ctx context.Context, p *fhir.Principal, res *fhir.Reso
 		return nil, err
 	}
 	return &store.Write{PrevVersion: prev, Version: v}, nil
+}
+
+// actionOf is the interaction an entry's method asks for.
+func actionOf(method string) fhir.Action {
+	switch method {
+	case http.MethodPost:
+		return fhir.ActionCreate
+	case http.MethodPatch:
+		return fhir.ActionPatch
+	case http.MethodDelete:
+		return fhir.ActionDelete
+	}
+	return fhir.ActionUpdate
 }
 
 // guard asks the Guard, if any, about storing next after cur.

@@ -125,6 +125,9 @@ func (s *Server) writeOne(c *gin.Context, e *bundle.Entry) {
 func (s *Server) read(c *gin.Context) {
 	typ, id := c.Param("type"), c.Param("id")
 	v, err := s.opts.Store.Read(c.Request.Context(), principal(c).Tenant, typ, id)
+	if err == nil && !s.readable(c, v) {
+		err = store.ErrNotFound // what the caller may not see does not exist for it
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		err = fhir.NotFound(typ, id)
 	}
@@ -144,7 +147,11 @@ func (s *Server) read(c *gin.Context) {
 			return
 		}
 	}
-	body := v.Resource
+	body, err := s.view(c, v)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	if sum, els := param(c, "_summary"), param(c, "_elements"); sum != "" || els != "" {
 		var elements []string
 		if els != "" {
@@ -166,6 +173,9 @@ func (s *Server) vread(c *gin.Context) {
 		return
 	}
 	v, err := s.opts.Store.ReadVersion(c.Request.Context(), principal(c).Tenant, typ, id, vid)
+	if err == nil && !s.readable(c, v) {
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		err = fhir.VersionNotFound(typ, id, vs)
 	}
@@ -178,5 +188,10 @@ func (s *Server) vread(c *gin.Context) {
 		s.fail(c, fhir.Gone(typ, id))
 		return
 	}
-	s.writeJSON(c, http.StatusOK, v.Resource)
+	body, err := s.view(c, v)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.writeJSON(c, http.StatusOK, body)
 }

@@ -134,7 +134,11 @@ func (s *Server) history(c *gin.Context, typ, id string) {
 	}
 	if id != "" {
 		// An unknown instance is a 404, not an empty history.
-		if _, err := s.opts.Store.Read(c.Request.Context(), q.Tenant, typ, id); err != nil {
+		cur, err := s.opts.Store.Read(c.Request.Context(), q.Tenant, typ, id)
+		if err == nil && !s.readable(c, cur) {
+			err = store.ErrNotFound
+		}
+		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				err = fhir.NotFound(typ, id)
 			}
@@ -164,6 +168,11 @@ func (s *Server) history(c *gin.Context, typ, id string) {
 		b.Link = append(b.Link, bundleLink{"next", path + queryString(next)})
 	}
 	for _, v := range page.Versions {
+		if !s.readable(c, v) {
+			// Left out, not refused: a history page holds what the caller
+			// may see (a page may come out shorter than _count).
+			continue
+		}
 		e := bundleEntry{FullURL: base + "/" + v.Type + "/" + v.ID}
 		e.Request = &struct {
 			Method string `json:"method"`
@@ -191,7 +200,10 @@ func (s *Server) history(c *gin.Context, typ, id string) {
 			status = "201 Created" // created by PUT
 		}
 		if !v.Deleted {
-			e.Resource = v.Resource
+			if e.Resource, err = s.view(c, v); err != nil {
+				s.fail(c, err)
+				return
+			}
 		}
 		e.Response = &struct {
 			Status       string `json:"status"`

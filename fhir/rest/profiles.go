@@ -31,6 +31,12 @@ func (s *Server) profileRoutes(c *gin.Context) {
 		s.fail(c, fhir.UnknownType(typ))
 		return
 	}
+	if op != "" {
+		if err := s.opts.Policy.Allow(principal(c), fhir.ActionOperation, typ); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
 	if op == "$validate" && s.opts.Validator != nil {
 		s.validateOp(c, typ, instance)
 		c.Abort()
@@ -214,7 +220,7 @@ func (s *Server) validateOp(c *gin.Context, typ, id string) {
 	if len(body) == 0 && id != "" {
 		cur, err := s.opts.Store.Read(c.Request.Context(), p.Tenant, typ, id)
 		switch {
-		case errors.Is(err, store.ErrNotFound) || err == nil && cur.Deleted:
+		case errors.Is(err, store.ErrNotFound) || err == nil && (cur.Deleted || !s.readable(c, cur)):
 			s.fail(c, fhir.NotFound(typ, id))
 			return
 		case err != nil:

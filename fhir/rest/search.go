@@ -144,6 +144,24 @@ func (s *Server) search(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if err := s.opts.Policy.CheckSearch(p, typ, params, sp.Touched()); err != nil {
+		s.fail(c, err)
+		return
+	}
+	narrow, err := s.opts.Policy.Narrow(p, typ)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if narrow != nil {
+		// The caller's scopes limit what it may find: the store counts and
+		// pages only that.
+		if sp.Filter == nil {
+			sp.Filter = narrow
+		} else {
+			sp.Filter = store.And{sp.Filter, narrow}
+		}
+	}
 	count := sp.Count
 	switch {
 	case sp.Summary == search.SummaryCount:
@@ -225,7 +243,12 @@ func (s *Server) search(c *gin.Context) {
 			link("previous", prev)
 		}
 		for _, v := range page.Versions {
-			if err := s.addEntry(b, base, v, "match", sp); err != nil {
+			if !s.readable(c, v) {
+				// Narrow and the store's access scope leave nothing
+				// unreadable; this is the last line of defence.
+				continue
+			}
+			if err := s.addEntry(c, b, base, v, "match", sp); err != nil {
 				s.fail(c, err)
 				return
 			}
@@ -236,7 +259,11 @@ func (s *Server) search(c *gin.Context) {
 			return
 		}
 		for _, v := range included {
-			if err := s.addEntry(b, base, v, "include", sp); err != nil {
+			if !s.readable(c, v) {
+				// What an include may bring is checked resource by resource.
+				continue
+			}
+			if err := s.addEntry(c, b, base, v, "include", sp); err != nil {
 				s.fail(c, err)
 				return
 			}
@@ -266,9 +293,12 @@ func ignoredIssues(qs search.Query, sp *search.Search) []fhir.Issue {
 }
 
 // addEntry adds a resource to a searchset, shaped by _summary/_elements.
-func (s *Server) addEntry(b *bundleJSON, base string, v *store.Version, mode string, sp *search.Search) error {
-	body, err := shape(v.Type, v.Resource, sp.Summary, sp.Elements)
+func (s *Server) addEntry(c *gin.Context, b *bundleJSON, base string, v *store.Version, mode string, sp *search.Search) error {
+	body, err := s.view(c, v)
 	if err != nil {
+		return err
+	}
+	if body, err = shape(v.Type, body, sp.Summary, sp.Elements); err != nil {
 		return err
 	}
 	e := bundleEntry{FullURL: base + "/" + v.Type + "/" + v.ID, Resource: body}

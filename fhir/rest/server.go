@@ -70,6 +70,8 @@ type Options struct {
 	// resources read-only and the terminology operations.
 	Validator   fhir.Validator
 	Conformance fhir.Conformance
+	// Policy decides what each caller may do and see (required).
+	Policy fhir.Policy
 }
 
 // DefaultMaxConcurrent is the bound on concurrent FHIR requests unless
@@ -100,6 +102,8 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("rest: no indexer")
 	case opts.Auth == nil:
 		return nil, errors.New("rest: no authenticator")
+	case opts.Policy == nil:
+		return nil, errors.New("rest: no access policy")
 	}
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = DefaultMaxBody
@@ -129,7 +133,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, slots: make(chan struct{}, opts.MaxConcurrent)}
 	var err error
 	s.writer, err = bundle.NewWriter(bundle.Options{Store: opts.Store, Codec: opts.Codec, Indexer: opts.Indexer,
-		Validator: opts.Validator, Now: opts.Now, MaxBody: opts.MaxBody, PatchOps: opts.Limits.PatchOps})
+		Validator: opts.Validator, Now: opts.Now, MaxBody: opts.MaxBody, PatchOps: opts.Limits.PatchOps, Guard: opts.Policy})
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +196,7 @@ func (s *Server) routes() *gin.Engine {
 	e.GET("/readyz", s.ready)
 	api := e.Group("/fhir", s.checkHost, s.admit, s.negotiate, s.authenticate, s.profileRoutes)
 	for _, r := range routeTable() {
-		api.Handle(r.method, r.path, s.typed(r.handle))
+		api.Handle(r.method, r.path, s.typed(allowed(fhir.Action(r.interaction), r.handle)))
 	}
 	e.NoRoute(func(c *gin.Context) {
 		s.fail(c, fhir.Invalid(fhir.IssueNotFound, "No such endpoint: "+c.Request.URL.Path, "不存在的接口："+c.Request.URL.Path).
@@ -220,6 +224,31 @@ func (s *Server) typed(h func(*Server, *gin.Context)) gin.HandlerFunc {
 		}
 		h(s, c)
 	}
+}
+
+// allowed asks the access policy about the route's interaction before its
+// handler runs (routes without one are public or answer an error).
+func allowed(a fhir.Action, h func(*Server, *gin.Context)) func(*Server, *gin.Context) {
+	if a == "" {
+		return h
+	}
+	return func(s *Server, c *gin.Context) {
+		if err := s.opts.Policy.Allow(principal(c), a, c.Param("type")); err != nil {
+			s.fail(c, err)
+			return
+		}
+		h(s, c)
+	}
+}
+
+// view is the body of v as the caller may see it (see fhir.Policy.View).
+func (s *Server) view(c *gin.Context, v *store.Version) ([]byte, error) {
+	return s.opts.Policy.View(principal(c), v)
+}
+
+// readable reports whether the caller may see v.
+func (s *Server) readable(c *gin.Context, v *store.Version) bool {
+	return s.opts.Policy.Readable(principal(c), v)
 }
 
 func (s *Server) ready(c *gin.Context) {
