@@ -20,7 +20,7 @@ var _ fhir.Authenticator = Insecure{}
 // Authenticate returns the fixed principal.
 func (a Insecure) Authenticate(*http.Request) (*fhir.Principal, error) {
 	scopes := []string{"system/*.*"}
-	return &fhir.Principal{Tenant: a.Tenant, Subject: "insecure-no-auth", Roles: []fhir.Role{fhir.RoleSystem},
+	return &fhir.Principal{Tenant: a.Tenant, Subject: "insecure-no-auth", Roles: []fhir.Role{fhir.RoleSystem, fhir.RoleAdmin},
 		Scopes: scopes, Grants: fhir.ParseScopes(scopes)}, nil
 }
 

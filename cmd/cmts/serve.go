@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fmtbank/cmts/auth"
+	"github.com/fmtbank/cmts/auth/policy"
 	"github.com/fmtbank/cmts/fhir"
 	"github.com/fmtbank/cmts/fhir/rest"
 	"github.com/fmtbank/cmts/fhir/search"
@@ -226,6 +227,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Store: m.store, Codec: codec, Indexer: engine, Auth: authn, SMART: smart, Validator: guide, Conformance: guide,
 		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Limits: m.Config.Limits, Logger: m.logger, Version: version,
 		MaxConcurrent: m.Config.MaxConcurrent, MaxBundleEntries: m.Config.MaxBundleEntries,
+		Policy: policy.New(engine),
 	})
 	if err != nil {
 		return err

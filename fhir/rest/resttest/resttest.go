@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fmtbank/cmts/auth"
+	"github.com/fmtbank/cmts/auth/policy"
 	"github.com/fmtbank/cmts/fhir"
 	"github.com/fmtbank/cmts/fhir/rest"
 	"github.com/fmtbank/cmts/fhir/search"
@@ -47,7 +48,7 @@ func Serve(t testing.TB, st store.Store, opts ...Options) *Client {
 func Handler(t testing.TB, st store.Store, opts ...Options) http.Handler {
 	t.Helper()
 	codec, engine := codecAndEngine(t)
-	o := rest.Options{Store: st, Codec: codec, Indexer: engine, Auth: auth.Insecure{Tenant: "t1"}}
+	o := rest.Options{Store: st, Codec: codec, Indexer: engine, Auth: auth.Insecure{Tenant: "t1"}, Policy: policy.New(engine)}
 	for _, f := range opts {
 		f(&o)
 	}
