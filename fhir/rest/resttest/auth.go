@@ -1,6 +1,7 @@
 package resttest
 
 import (
+	"github.com/fmtbank/cmts/auth"
 	"net/http"
 
 	"github.com/fmtbank/cmts/fhir"
@@ -10,5 +11,5 @@ import (
 type fixedTenant string
 
 func (f fixedTenant) Authenticate(*http.Request) (*fhir.Principal, error) {
-	return &fhir.Principal{Tenant: string(f), Subject: "test"}, nil
+	return auth.Insecure{Tenant: string(f)}.Authenticate(nil)
 }
