@@ -43,6 +43,9 @@ type Client struct {
 	Patient string   `json:"patient,omitempty"`
 	// NotBeforeIn puts the tokens' nbf this many seconds after issue.
 	NotBeforeIn int `json:"nbf_offset,omitempty"`
+	// ExpiredFor dates the tokens back so that they expired this many
+	// seconds before they were issued (signed as any other token).
+	ExpiredFor int `json:"expired_for,omitempty"`
 	// Audience replaces the provider's audience in this client's tokens.
 	Audience string `json:"audience,omitempty"`
 	// RedirectURIs make it an authorization-code client (public, PKCE,
@@ -87,6 +90,9 @@ func Start(t testing.TB, cfg Config) *Provider {
 	}
 	if cfg.Audience == "" {
 		cfg.Audience = "cmts"
+	}
+	if cfg.Clients == nil {
+		cfg.Clients = []Client{} // the provider wants a list, not null
 	}
 	for i := range cfg.Clients {
 		c := &cfg.Clients[i]
