@@ -38,8 +38,10 @@ var smartGrantTypes = []string{"authorization_code", "client_credentials"}
 
 // SMARTConfiguration describes the trust file's smart.issuer from its own
 // discovery document: its endpoints, and of its grant and response types those
-// a SMART client uses (implicit and hybrid flows are not SMART's). Without a
-// smart.issuer it answers 404.
+// a SMART client uses (implicit and hybrid flows are not SMART's); the
+// capabilities are SMARTCapabilities, and sso-openid-connect with the issuer
+// when the provider supports the fhirUser claim. Without a smart.issuer it
+// answers 404.
 func (v *Verifier) SMARTConfiguration(ctx context.Context) (*fhir.SMARTConfiguration, error) {
 	st, ok := v.issuers[v.trust.SMART.Issuer]
 	if !ok {
@@ -62,8 +64,14 @@ func (v *Verifier) SMARTConfiguration(ctx context.Context) (*fhir.SMARTConfigura
 		// OpenID Connect Discovery 1.0: the default when the provider omits it.
 		grantTypes = []string{"authorization_code", "implicit"}
 	}
+	caps, issuer := SMARTCapabilities, ""
+	if slices.Contains(d.ClaimsSupported, "fhirUser") {
+		// SMART's OpenID Connect profile needs fhirUser in the id_token; the
+		// issuer is published only with that capability (SMART App Launch 2.x).
+		caps, issuer = slices.Concat(caps, []string{"sso-openid-connect"}), d.Issuer
+	}
 	return &fhir.SMARTConfiguration{
-		Issuer:                            d.Issuer,
+		Issuer:                            issuer,
 		JWKSURI:                           d.JWKSURI,
 		AuthorizationEndpoint:             d.AuthorizationEndpoint,
 		TokenEndpoint:                     d.TokenEndpoint,
@@ -75,7 +83,7 @@ func (v *Verifier) SMARTConfiguration(ctx context.Context) (*fhir.SMARTConfigura
 		IntrospectionEndpoint:             d.IntrospectionEndpoint,
 		RevocationEndpoint:                d.RevocationEndpoint,
 		CodeChallengeMethodsSupported:     []string{"S256"},
-		Capabilities:                      SMARTCapabilities,
+		Capabilities:                      caps,
 	}, nil
 }
 

@@ -2,7 +2,8 @@
 // loopback for tests: JWT access tokens by client_credentials (and, for
 // SMART launches, authorization code with PKCE through the provider's
 // development login pages), with the cmts claims (cmts_roles, cmts_tenant,
-// patient), and key rotation while it runs.
+// patient), SMART's fhirUser claim in id_tokens (Patient/<login>: the user
+// who signs in stands for a patient), and key rotation while it runs.
 //
 // It is an ordinary package so that tests in any folder can import it, but
 // it is meant to be used only from tests.

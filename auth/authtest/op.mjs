@@ -39,6 +39,12 @@ function build(issuer, keys) {
     jwks: { keys },
     cookies: { keys: ['cmts-test-cookie-key'] },
     scopes: ['openid', 'offline_access', 'launch', 'launch/patient', 'fhirUser'],
+    // SMART's OpenID Connect profile: the fhirUser scope puts the user's FHIR
+    // resource in the id_token. The dev login's user name stands for a Patient id.
+    claims: { openid: ['sub'], fhirUser: ['fhirUser'] },
+    async findAccount(ctx, sub) {
+      return { accountId: sub, async claims() { return { sub, fhirUser: `Patient/${sub}` }; } };
+    },
     extraClientMetadata: { properties: clientMeta },
     pkce: { required: () => true },
     features: {

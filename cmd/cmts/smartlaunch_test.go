@@ -28,8 +28,8 @@ import (
 // authorization and token endpoints in our .well-known/smart-configuration,
 // sends the browser to a real OpenID Provider with a PKCE S256 challenge;
 // the user signs in and consents; the app redeems the code with its verifier
-// and reads the patient in context and that patient's Observations from the
-// server with the access token.
+// and reads the patient in context, that patient's Observations and the user
+// the id_token names (fhirUser) from the server with the access token.
 func TestSMARTStandaloneLaunch(t *testing.T) {
 	const (
 		secret   = "s3cret-s3cret-s3cret"
@@ -60,6 +60,7 @@ func TestSMARTStandaloneLaunch(t *testing.T) {
 		t.Fatalf("smart-configuration: %d %s %v", code, h.Get("Content-Type"), doc)
 	}
 	for k, want := range map[string]any{
+		"issuer":                           op.Issuer, // the provider supports fhirUser: sso-openid-connect
 		"authorization_endpoint":           op.Issuer + "/auth",
 		"token_endpoint":                   op.Issuer + "/token",
 		"grant_types_supported":            []any{"authorization_code", "client_credentials"},
@@ -71,7 +72,7 @@ func TestSMARTStandaloneLaunch(t *testing.T) {
 		}
 	}
 	for k, want := range map[string][]string{
-		"capabilities":     {"launch-standalone", "client-public", "context-standalone-patient", "permission-patient", "permission-v2"},
+		"capabilities":     {"launch-standalone", "client-public", "context-standalone-patient", "permission-patient", "permission-v2", "sso-openid-connect"},
 		"scopes_supported": {"openid", "fhirUser", "launch/patient", "patient/*.rs"},
 	} {
 		got, _ := doc[k].([]any)
@@ -146,6 +147,7 @@ func TestSMARTStandaloneLaunch(t *testing.T) {
 		CodeChallenge        string   `json:"codeChallenge"`
 		CodeVerifier         string   `json:"codeVerifier"`
 		PatientID            string   `json:"patientId"`
+		FHIRUser             string   `json:"fhirUser"`
 		TokenResponse        struct {
 			AccessToken string `json:"access_token"`
 			TokenType   string `json:"token_type"`
@@ -170,6 +172,10 @@ func TestSMARTStandaloneLaunch(t *testing.T) {
 				} `json:"resource"`
 			} `json:"entry"`
 		} `json:"observations"`
+		User struct {
+			ResourceType string `json:"resourceType"`
+			ID           string `json:"id"`
+		} `json:"user"`
 	}
 	if err := json.Unmarshal(body, &seen); err != nil {
 		t.Fatalf("the app's report: %v\n%s", err, body)
@@ -223,6 +229,12 @@ func TestSMARTStandaloneLaunch(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"o-7 Patient/p-7"}, got); seen.Observations.ResourceType != "Bundle" || diff != "" {
 		t.Errorf("Observations read by the app, a %s (-want +got):\n%s", seen.Observations.ResourceType, diff)
+	}
+
+	// openid fhirUser: the id_token names the signed-in user, whom the app
+	// read from the server.
+	if seen.FHIRUser != "Patient/"+login || seen.User.ResourceType != "Patient" || seen.User.ID != login {
+		t.Errorf("fhirUser %q, the user read by the app: %+v", seen.FHIRUser, seen.User)
 	}
 
 	// The server accepts the app's token, and nothing forged from it.

@@ -7,8 +7,9 @@
 // endpoints from the server's .well-known/smart-configuration, then a redirect
 // to the authorization endpoint, PKCE required). GET /callback is the redirect
 // URI: fhirclient's ready() redeems the code with its code_verifier at the
-// token endpoint, then the app reads the patient in context and that
-// patient's Observations from the FHIR server with the access token, and
+// token endpoint, then the app reads the patient in context, that patient's
+// Observations and the signed-in user (fhirUser) from the FHIR server with
+// the access token, and
 // answers with a JSON report of what it saw. Any failure answers 500 with
 // {"error": ...}. The launch state lives in a cookie session, as in an
 // Express app with express-session.
@@ -56,6 +57,8 @@ async function handle(req, res) {
     const st = client.state;
     const patient = await client.patient.read();
     const observations = await client.patient.request('Observation');
+    // openid fhirUser: the signed-in user's own resource, named in the id_token.
+    const user = await client.user.read();
     const report = {
       serverUrl: st.serverUrl,
       authorizeUri: st.authorizeUri,
@@ -64,10 +67,12 @@ async function handle(req, res) {
       codeChallenge: st.codeChallenge,
       codeVerifier: st.codeVerifier,
       patientId: client.getPatientId(),
+      fhirUser: client.getFhirUser(),
       tokenResponse: st.tokenResponse,
       authorization: client.getAuthorizationHeader(),
       patient,
       observations,
+      user,
     };
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify(report));
