@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"slices"
 
 	"github.com/fmtbank/cmts/fhir"
 )
@@ -30,8 +31,17 @@ var SMARTScopes = []string{
 	"patient/*.read", "user/*.read", "user/*.write", "system/*.read", "system/*.*",
 }
 
+// smartGrantTypes are the token-endpoint grants SMART App Launch 2.x names
+// for grant_types_supported: authorization_code for app launches,
+// client_credentials for Backend Services.
+var smartGrantTypes = []string{"authorization_code", "client_credentials"}
+
 // SMARTConfiguration describes the trust file's smart.issuer from its own
-// discovery document. Without a smart.issuer it answers 404.
+// discovery document: its endpoints, and of its grant and response types those
+// a SMART client uses (implicit and hybrid flows are not SMART's); the
+// capabilities are SMARTCapabilities, and sso-openid-connect with the issuer
+// when the provider supports the fhirUser claim. Without a smart.issuer it
+// answers 404.
 func (v *Verifier) SMARTConfiguration(ctx context.Context) (*fhir.SMARTConfiguration, error) {
 	st, ok := v.issuers[v.trust.SMART.Issuer]
 	if !ok {
@@ -49,19 +59,42 @@ func (v *Verifier) SMARTConfiguration(ctx context.Context) (*fhir.SMARTConfigura
 		e.Cause = err
 		return nil, e
 	}
+	grantTypes := d.GrantTypesSupported
+	if len(grantTypes) == 0 {
+		// OpenID Connect Discovery 1.0: the default when the provider omits it.
+		grantTypes = []string{"authorization_code", "implicit"}
+	}
+	caps, issuer := SMARTCapabilities, ""
+	if slices.Contains(d.ClaimsSupported, "fhirUser") {
+		// SMART's OpenID Connect profile needs fhirUser in the id_token; the
+		// issuer is published only with that capability (SMART App Launch 2.x).
+		caps, issuer = slices.Concat(caps, []string{"sso-openid-connect"}), d.Issuer
+	}
 	return &fhir.SMARTConfiguration{
-		Issuer:                            d.Issuer,
+		Issuer:                            issuer,
 		JWKSURI:                           d.JWKSURI,
 		AuthorizationEndpoint:             d.AuthorizationEndpoint,
 		TokenEndpoint:                     d.TokenEndpoint,
 		TokenEndpointAuthMethodsSupported: d.TokenEndpointAuthMethodsSupported,
-		GrantTypesSupported:               d.GrantTypesSupported,
+		GrantTypesSupported:               offered(smartGrantTypes, grantTypes),
 		RegistrationEndpoint:              d.RegistrationEndpoint,
 		ScopesSupported:                   SMARTScopes,
-		ResponseTypesSupported:            d.ResponseTypesSupported,
+		ResponseTypesSupported:            offered([]string{"code"}, d.ResponseTypesSupported),
 		IntrospectionEndpoint:             d.IntrospectionEndpoint,
 		RevocationEndpoint:                d.RevocationEndpoint,
 		CodeChallengeMethodsSupported:     []string{"S256"},
-		Capabilities:                      SMARTCapabilities,
+		Capabilities:                      caps,
 	}, nil
+}
+
+// offered returns the values of want that the provider lists in have, in
+// want's order.
+func offered(want, have []string) []string {
+	var out []string
+	for _, w := range want {
+		if slices.Contains(have, w) {
+			out = append(out, w)
+		}
+	}
+	return out
 }

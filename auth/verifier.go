@@ -119,6 +119,7 @@ type discovery struct {
 	RegistrationEndpoint              string   `json:"registration_endpoint"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	ClaimsSupported                   []string `json:"claims_supported"`
 }
 
 // get returns the issuer's verifier, discovering it if need be (at most

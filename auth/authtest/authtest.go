@@ -2,7 +2,8 @@
 // loopback for tests: JWT access tokens by client_credentials (and, for
 // SMART launches, authorization code with PKCE through the provider's
 // development login pages), with the cmts claims (cmts_roles, cmts_tenant,
-// patient), and key rotation while it runs.
+// patient), SMART's fhirUser claim in id_tokens (Patient/<login>: the user
+// who signs in stands for a patient), and key rotation while it runs.
 //
 // It is an ordinary package so that tests in any folder can import it, but
 // it is meant to be used only from tests.
@@ -43,6 +44,9 @@ type Client struct {
 	Patient string   `json:"patient,omitempty"`
 	// NotBeforeIn puts the tokens' nbf this many seconds after issue.
 	NotBeforeIn int `json:"nbf_offset,omitempty"`
+	// ExpiredFor dates the tokens back so that they expired this many
+	// seconds before they were issued (signed as any other token).
+	ExpiredFor int `json:"expired_for,omitempty"`
 	// Audience replaces the provider's audience in this client's tokens.
 	Audience string `json:"audience,omitempty"`
 	// RedirectURIs make it an authorization-code client (public, PKCE,
@@ -87,6 +91,9 @@ func Start(t testing.TB, cfg Config) *Provider {
 	}
 	if cfg.Audience == "" {
 		cfg.Audience = "cmts"
+	}
+	if cfg.Clients == nil {
+		cfg.Clients = []Client{} // the provider wants a list, not null
 	}
 	for i := range cfg.Clients {
 		c := &cfg.Clients[i]

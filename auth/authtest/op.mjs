@@ -6,7 +6,9 @@
 //
 // CONFIG_JSON: {"audience": "cmts", "ttl": 300, "clients": [client metadata
 // plus cmts_scopes, cmts_roles, cmts_tenant, patient and nbf_offset (seconds added to nbf,
-// for not-yet-valid tokens) and audience (instead of the configured one)]}.
+// for not-yet-valid tokens), expired_for (tokens dated back so that they expired
+// that many seconds before they were issued) and audience (instead of the
+// configured one)]}.
 import http from 'node:http';
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -29,7 +31,7 @@ function newKey() {
 
 // The SMART scopes a client may be granted are its cmts_scopes (space-separated;
 // a client's `scope` may only name the provider's own OpenID scopes).
-const clientMeta = ['cmts_scopes', 'cmts_roles', 'cmts_tenant', 'patient', 'nbf_offset', 'audience'];
+const clientMeta = ['cmts_scopes', 'cmts_roles', 'cmts_tenant', 'patient', 'nbf_offset', 'expired_for', 'audience'];
 
 function build(issuer, keys) {
   const provider = new Provider(issuer, {
@@ -37,6 +39,12 @@ function build(issuer, keys) {
     jwks: { keys },
     cookies: { keys: ['cmts-test-cookie-key'] },
     scopes: ['openid', 'offline_access', 'launch', 'launch/patient', 'fhirUser'],
+    // SMART's OpenID Connect profile: the fhirUser scope puts the user's FHIR
+    // resource in the id_token. The dev login's user name stands for a Patient id.
+    claims: { openid: ['sub'], fhirUser: ['fhirUser'] },
+    async findAccount(ctx, sub) {
+      return { accountId: sub, async claims() { return { sub, fhirUser: `Patient/${sub}` }; } };
+    },
     extraClientMetadata: { properties: clientMeta },
     pkce: { required: () => true },
     features: {
@@ -77,6 +85,12 @@ function build(issuer, keys) {
       customizers: {
         async jwt(ctx, token, jwt) {
           const client = await provider.Client.find(token.clientId);
+          if (client?.expired_for) {
+            // Signed now, dated as if issued a lifetime plus expired_for ago.
+            const back = jwt.payload.exp - jwt.payload.iat + client.expired_for;
+            jwt.payload.iat -= back;
+            jwt.payload.exp -= back;
+          }
           jwt.payload.nbf = jwt.payload.iat + (client?.nbf_offset || 0);
           return jwt;
         },
