@@ -130,6 +130,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Negotiation", testNegotiation},
 		{"Metadata", testMetadata},
 		{"Tenants", testTenants},
+		{"Access", testAccess},
 		{"Search", testSearchREST},
 		{"Transaction", testTransaction},
 	} {
