@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"PreconditionFailures", testPreconditions},
 		{"Tombstone", testTombstone},
 		{"TenantIsolation", testTenants},
+		{"Access", testAccess},
 		{"HistoryOrderAndPaging", testHistory},
 		{"HistoryStableWhileWriting", testHistoryStable},
 		{"ConcurrentWritersOneWins", testConcurrent},
