@@ -22,7 +22,7 @@ type lotState struct {
 // there).
 func (s *Service) lotStates(ctx context.Context, tenant, id string) ([]lotState, error) {
 	var out []lotState
-	q := store.HistoryQuery{Tenant: tenant, Type: "Specimen", ID: id, Count: 100}
+	q := store.HistoryQuery{Access: store.Tenant(tenant), Type: "Specimen", ID: id, Count: 100}
 	for len(out) < maxLotVersions {
 		page, err := s.store.History(ctx, q)
 		if err != nil {

@@ -50,14 +50,14 @@ func NewService(defs *Definitions, st store.Store, requireProfiles bool) (*Servi
 	return s, nil
 }
 
-// storeResolver reads references within one tenant.
+// storeResolver reads references with one access.
 type storeResolver struct {
 	st     store.Store
-	tenant string
+	access store.Access
 }
 
 func (r storeResolver) Resolve(ctx context.Context, typ, id string) (map[string]any, error) {
-	v, err := r.st.Read(ctx, r.tenant, typ, id)
+	v, err := r.st.Read(ctx, r.access, typ, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -73,7 +73,7 @@ func (r storeResolver) Resolve(ctx context.Context, typ, id string) (map[string]
 func (s *Service) validator(p *fhir.Principal) *Validator {
 	var r Resolver
 	if p != nil {
-		r = storeResolver{st: s.store, tenant: p.Tenant}
+		r = storeResolver{st: s.store, access: store.Tenant(p.Tenant)}
 	}
 	return NewValidator(s.defs, r)
 }
@@ -267,7 +267,7 @@ func (s *Service) lotGoesBack(ctx context.Context, tenant string, res map[string
 	if now != "released" || id == "" {
 		return nil, nil
 	}
-	old, err := storeResolver{st: s.store, tenant: tenant}.Resolve(ctx, "Specimen", id)
+	old, err := storeResolver{st: s.store, access: store.Tenant(tenant)}.Resolve(ctx, "Specimen", id)
 	if err != nil || old == nil {
 		return nil, err
 	}

@@ -8,7 +8,7 @@ import (
 )
 
 // ConditionKey is a text naming what q selects, the same for two queries
-// whose Tenant, Type, Types and Filter are equal up to the order (and
+// whose Access (see Access.Key), Type, Types and Filter are equal up to the order (and
 // repetition) of And and Or operands, of ID lists, of Types and of a Range's
 // bounds, and up to nested And in And or Or in Or: so "a=1&b=2" and
 // "b=2&a=1", compiled, have one key. Sort, paging and cursors are left out.
@@ -18,8 +18,9 @@ import (
 // long and holds the query's values, so hash it before storing it.
 func (q Query) ConditionKey() string {
 	var b strings.Builder
-	b.WriteString("tenant=")
-	b.WriteString(strconv.Quote(q.Tenant))
+	b.WriteString("access=(")
+	b.WriteString(q.Access.Key())
+	b.WriteString(")")
 	b.WriteString(";type=")
 	b.WriteString(strconv.Quote(q.Type))
 	if len(q.Types) > 0 {

@@ -12,7 +12,9 @@ func TestConditionKey(t *testing.T) {
 		return store.Token{Param: "identifier", System: ptr("http://cu"), Code: code}
 	}
 	active := store.Token{Param: "active", Code: "true"}
-	q := func(f store.Expr) store.Query { return store.Query{Tenant: "t1", Type: "Patient", Filter: f} }
+	q := func(f store.Expr) store.Query {
+		return store.Query{Access: store.Tenant("t1"), Type: "Patient", Filter: f}
+	}
 	for _, tc := range []struct {
 		name string
 		a, b store.Query
@@ -25,20 +27,25 @@ func TestConditionKey(t *testing.T) {
 		{"repeated operand", q(store.And{tok("A"), tok("A")}), q(tok("A")), true},
 		{"single operand", q(store.Or{tok("A")}), q(tok("A")), true},
 		{"id order", q(store.ID{IDs: []string{"b", "a", "b"}}), q(store.ID{IDs: []string{"a", "b"}}), true},
-		{"types order", store.Query{Tenant: "t1", Types: []string{"Patient", "Group"}, Filter: active},
-			store.Query{Tenant: "t1", Types: []string{"Group", "Patient"}, Filter: active}, true},
+		{"types order", store.Query{Access: store.Tenant("t1"), Types: []string{"Patient", "Group"}, Filter: active},
+			store.Query{Access: store.Tenant("t1"), Types: []string{"Group", "Patient"}, Filter: active}, true},
 		{"range bounds order",
 			q(store.Range{Param: "birthdate", Bounds: []store.Bound{{Op: store.GE, Value: "1"}, {High: true, Op: store.LT, Value: "2"}}}),
 			q(store.Range{Param: "birthdate", Bounds: []store.Bound{{High: true, Op: store.LT, Value: "2"}, {Op: store.GE, Value: "1"}}}), true},
-		{"paging ignored", store.Query{Tenant: "t1", Type: "Patient", Filter: active, Count: 2},
-			store.Query{Tenant: "t1", Type: "Patient", Filter: active, Count: 50, Offset: 3, Sort: []store.SortKey{{Param: "name"}}}, true},
+		{"paging ignored", store.Query{Access: store.Tenant("t1"), Type: "Patient", Filter: active, Count: 2},
+			store.Query{Access: store.Tenant("t1"), Type: "Patient", Filter: active, Count: 50, Offset: 3, Sort: []store.SortKey{{Param: "name"}}}, true},
 		{"nil filter and empty and", q(nil), q(store.And{}), true},
 		{"chain filter order",
 			q(store.Chain{Param: "general-practitioner", Filter: store.And{tok("A"), active}}),
 			q(store.Chain{Param: "general-practitioner", Filter: store.And{active, tok("A")}}), true},
 
-		{"other tenant", q(tok("A")), store.Query{Tenant: "t2", Type: "Patient", Filter: tok("A")}, false},
-		{"other type", q(tok("A")), store.Query{Tenant: "t1", Type: "Group", Filter: tok("A")}, false},
+		{"other tenant", q(tok("A")), store.Query{Access: store.Tenant("t2"), Type: "Patient", Filter: tok("A")}, false},
+		{"tenants order", store.Query{Access: store.Access{Tenants: []string{"t1", "t2"}}, Type: "Patient", Filter: active},
+			store.Query{Access: store.Access{Tenants: []string{"t2", "t1", "t2"}}, Type: "Patient", Filter: active}, true},
+		{"more tenants", q(tok("A")), store.Query{Access: store.Access{Tenants: []string{"t1", "t2"}}, Type: "Patient", Filter: tok("A")}, false},
+		{"everyone", q(tok("A")), store.Query{Access: store.Access{Tenants: []string{"t1"}, Everyone: true}, Type: "Patient", Filter: tok("A")}, false},
+		{"no access", q(tok("A")), store.Query{Type: "Patient", Filter: tok("A")}, false},
+		{"other type", q(tok("A")), store.Query{Access: store.Tenant("t1"), Type: "Group", Filter: tok("A")}, false},
 		{"other value", q(tok("A")), q(tok("B")), false},
 		{"system nil vs empty", q(store.Token{Param: "identifier", Code: "A"}), q(store.Token{Param: "identifier", System: ptr(""), Code: "A"}), false},
 		{"and vs or", q(store.And{tok("A"), tok("B")}), q(store.Or{tok("A"), tok("B")}), false},

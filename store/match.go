@@ -8,11 +8,11 @@ import (
 )
 
 // Lookup resolves the other resources that Chain and Has look at. An
-// implementation is bound to one tenant (the query's) and to the caller's
-// context: it never returns a resource of another tenant.
+// implementation is bound to one Access (the query's) and to the caller's
+// context: it never returns a resource the Access does not see.
 type Lookup interface {
 	// Current returns the current version of typ/id, a tombstone included, or
-	// nil (and no error) when the tenant has no such resource.
+	// nil (and no error) when there is no such resource the Access sees.
 	Current(typ, id string) (*Version, error)
 	// Referrers returns the current, non-deleted versions of typ that have a
 	// reference entry of param pointing to targetType/targetID, in any order.
@@ -24,7 +24,7 @@ type Lookup interface {
 // (store/storetest checks them against it) and which a backend may use to
 // re-check candidates it cannot filter exactly. A nil e matches. Match looks
 // only at v.Type, v.ID and v.Index; whether v is current, deleted or of the
-// right tenant is the caller's business. lookup serves Chain and Has (and may
+// visible to the query's Access is the caller's business. lookup serves Chain and Has (and may
 // be nil when e has neither); its errors are returned as they are.
 //
 // Where the AST's doc comments leave a choice, Match decides it as follows,

@@ -46,10 +46,11 @@ type IndexEntry struct {
 	Group int
 }
 
-// Query selects current, non-deleted resources of one tenant. A nil Filter
-// matches everything.
+// Query selects current, non-deleted resources that Access sees. A nil
+// Filter matches everything. Everything the filter looks at (the targets of
+// a Chain, the referrers of a Has) is limited by Access too.
 type Query struct {
-	Tenant string
+	Access Access
 	// Type restricts to one resource type; empty searches all types.
 	Type string
 	// Types, when not empty, restricts to these types as well (a search
@@ -225,7 +226,7 @@ type Reference struct {
 
 // Chain matches resources with a relative reference entry of Param pointing
 // to a current, non-deleted resource of TargetType (empty: whatever type the
-// entry names) of the same tenant that matches Filter
+// entry names) that the query's Access sees and that matches Filter
 // (subject:Patient.name=x). References to absent resources never match.
 type Chain struct {
 	Param      string
@@ -234,7 +235,8 @@ type Chain struct {
 }
 
 // Has matches resources referred to, through a reference entry of Param, by
-// a current, non-deleted resource of Type (same tenant) that matches Filter
+// a current, non-deleted resource of Type that the query's Access sees and
+// that matches Filter
 // (_has:Type:param:...); a nil Filter asks only for such a referrer.
 type Has struct {
 	Type   string

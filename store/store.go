@@ -1,7 +1,12 @@
 // Package store defines how the server keeps FHIR resources: every version of
-// every resource, each with the tenant that wrote it and the search index
-// entries computed from it at write time. Backends (store/sqlite, store/mongo)
-// implement Store and prove it with store/storetest.
+// every resource, each with the tenant that wrote it, its Reach (who else may
+// read it) and the search index entries computed from it at write time.
+// Backends (store/sqlite, store/mongo) implement Store and prove it with
+// store/storetest.
+//
+// Every read takes an Access (which tenants, and whether every other
+// tenant's too) and each backend applies it in one place; a version the
+// Access does not see is answered as absent.
 package store
 
 import (
@@ -13,7 +18,7 @@ import (
 // Errors returned by every backend. Backends translate their driver errors into
 // these (wrapped with detail); nothing above the backend sees driver errors.
 var (
-	// ErrNotFound: no such resource (or version) visible to the tenant.
+	// ErrNotFound: no such resource (or version) visible to the Access.
 	ErrNotFound = errors.New("store: not found")
 	// ErrConflict: the write's expected version no longer matches the stored
 	// one (a lost race), or the id is taken.
@@ -28,6 +33,7 @@ var (
 // Version is one stored version of a resource. A deleted resource is a version
 // too (a tombstone) with Deleted set and no Resource body.
 type Version struct {
+	// Tenant is the owner: the tenant that wrote the version.
 	Tenant string
 	Type   string
 	ID     string
@@ -44,7 +50,8 @@ type Version struct {
 	// Method is the interaction that made this version: POST, PUT, PATCH or
 	// DELETE; empty for versions written before it was recorded.
 	Method string
-	// Reach: TEMPORARY, see access.go.
+	// Reach is who besides Tenant may read this version (see Access);
+	// ReachTenant for versions written before it was recorded.
 	Reach Reach
 }
 
@@ -59,7 +66,8 @@ type Write struct {
 // HistoryQuery selects versions for _history at instance (Type and ID set),
 // type (Type set) or system level (neither).
 type HistoryQuery struct {
-	Tenant string
+	// Access limits the versions to those it sees (each by its own Reach).
+	Access Access
 	Type   string
 	ID     string
 	// Since, when not zero, keeps versions with LastUpdated >= Since.
@@ -90,22 +98,26 @@ type HistoryPage struct {
 // Store keeps resource versions. All methods take a context and are safe for
 // concurrent use. Times are UTC.
 //
-// Resource ids are unique per type across tenants: a resource written by one
-// tenant is invisible to others (ErrNotFound), and its id cannot be taken by
-// another tenant (ErrConflict).
+// Resource ids are unique per type across tenants: a resource is invisible to
+// an Access that does not see it (ErrNotFound), and its id cannot be taken by
+// another tenant (ErrConflict), even one that sees it (a shared resource is
+// written by its owner only).
 type Store interface {
 	// Read returns the current version of a resource, a tombstone included.
-	// Errors: ErrNotFound when the resource never existed for the tenant.
-	Read(ctx context.Context, tenant, typ, id string) (*Version, error)
+	// Errors: ErrNotFound when the resource never existed, or its current
+	// version is not visible to a.
+	Read(ctx context.Context, a Access, typ, id string) (*Version, error)
 
-	// ReadVersion returns one version. Errors: ErrNotFound.
-	ReadVersion(ctx context.Context, tenant, typ, id string, versionID int64) (*Version, error)
+	// ReadVersion returns one version. Errors: ErrNotFound, also when a
+	// does not see that version.
+	ReadVersion(ctx context.Context, a Access, typ, id string, versionID int64) (*Version, error)
 
 	// Put stores w.Version as the new current version if the stored current
 	// version is w.PrevVersion (0: none may exist), atomically with its index
 	// entries: a reader sees the whole version or nothing of it. The new
-	// VersionID must be PrevVersion+1. Errors: ErrConflict when the
-	// precondition fails, ErrUnavailable.
+	// VersionID must be PrevVersion+1, and an update's Tenant that of the
+	// current version. Errors: ErrConflict when the precondition fails
+	// (another tenant's resource included), ErrUnavailable.
 	Put(ctx context.Context, w Write) error
 
 	// PutIf makes a write that depends on a search atomic: it evaluates q

@@ -73,7 +73,7 @@ func readResource(t *testing.T, dir, typ, id string) map[string]any {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	v, err := st.Read(ctx, "default", typ, id)
+	v, err := st.Read(ctx, store.Tenant("default"), typ, id)
 	if err != nil {
 		t.Fatalf("%s/%s: %v", typ, id, err)
 	}

@@ -31,7 +31,7 @@ type Indexer interface {
 
 // Store is what the writer needs of the store; store.Store has it.
 type Store interface {
-	Read(ctx context.Context, tenant, typ, id string) (*store.Version, error)
+	Read(ctx context.Context, a store.Access, typ, id string) (*store.Version, error)
 	Transact(ctx context.Context, conds []store.Query, decide func(matches [][]*store.Version) ([]store.Write, error)) error
 }
 
@@ -323,6 +323,10 @@ func (w *Writer) prepare(p *fhir.Principal, e *Entry, res *fhir.Resource, conds 
 	return pl, nil
 }
 
+// access is what the principal's reads of the store (current versions,
+// conditions) may see; its writes are its tenant's (Version.Tenant).
+func access(p *fhir.Principal) store.Access { return store.Tenant(p.Tenant) }
+
 // condition compiles a conditional interaction's criteria (strictly: an
 // unknown parameter is an error) into the store query of its matches, at
 // most two: enough to tell none, one or many.
@@ -334,7 +338,7 @@ func (w *Writer) condition(p *fhir.Principal, typ string, params url.Values) (st
 	if filter == nil {
 		return store.Query{}, fhir.PreconditionFailed("A conditional interaction needs search criteria", "条件操作必须提供检索条件")
 	}
-	return store.Query{Tenant: p.Tenant, Type: typ, Filter: filter, Count: 2}, nil
+	return store.Query{Access: access(p), Type: typ, Filter: filter, Count: 2}, nil
 }
 
 // patchOf reads an entry's JSON Patch: the REST body, or in a bundle a
@@ -515,7 +519,7 @@ func (w *Writer) target(ctx context.Context, p *fhir.Principal, pl *plan, matche
 	default:
 		pl.id = e.ID
 	}
-	cur, err := w.opts.Store.Read(ctx, p.Tenant, e.Type, pl.id)
+	cur, err := w.opts.Store.Read(ctx, access(p), e.Type, pl.id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		pl.cur = nil

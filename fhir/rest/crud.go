@@ -124,7 +124,7 @@ func (s *Server) writeOne(c *gin.Context, e *bundle.Entry) {
 
 func (s *Server) read(c *gin.Context) {
 	typ, id := c.Param("type"), c.Param("id")
-	v, err := s.opts.Store.Read(c.Request.Context(), principal(c).Tenant, typ, id)
+	v, err := s.opts.Store.Read(c.Request.Context(), s.access(c), typ, id)
 	if err == nil && !s.readable(c, v) {
 		err = store.ErrNotFound // what the caller may not see does not exist for it
 	}
@@ -172,7 +172,7 @@ func (s *Server) vread(c *gin.Context) {
 		s.fail(c, fhir.VersionNotFound(typ, id, vs))
 		return
 	}
-	v, err := s.opts.Store.ReadVersion(c.Request.Context(), principal(c).Tenant, typ, id, vid)
+	v, err := s.opts.Store.ReadVersion(c.Request.Context(), s.access(c), typ, id, vid)
 	if err == nil && !s.readable(c, v) {
 		err = store.ErrNotFound
 	}

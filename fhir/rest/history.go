@@ -113,7 +113,7 @@ func (s *Server) history(c *gin.Context, typ, id string) {
 		return
 	}
 	params := qs.Values
-	q := store.HistoryQuery{Tenant: principal(c).Tenant, Type: typ, ID: id}
+	q := store.HistoryQuery{Access: s.access(c), Type: typ, ID: id}
 	var err error
 	if q.Count, err = pageSize(c, params); err != nil {
 		s.fail(c, err)
@@ -134,7 +134,7 @@ func (s *Server) history(c *gin.Context, typ, id string) {
 	}
 	if id != "" {
 		// An unknown instance is a 404, not an empty history.
-		cur, err := s.opts.Store.Read(c.Request.Context(), q.Tenant, typ, id)
+		cur, err := s.opts.Store.Read(c.Request.Context(), q.Access, typ, id)
 		if err == nil && !s.readable(c, cur) {
 			err = store.ErrNotFound
 		}

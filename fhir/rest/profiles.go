@@ -218,7 +218,7 @@ func (s *Server) validateOp(c *gin.Context, typ, id string) {
 		return
 	}
 	if len(body) == 0 && id != "" {
-		cur, err := s.opts.Store.Read(c.Request.Context(), p.Tenant, typ, id)
+		cur, err := s.opts.Store.Read(c.Request.Context(), s.access(c), typ, id)
 		switch {
 		case errors.Is(err, store.ErrNotFound) || err == nil && (cur.Deleted || !s.readable(c, cur)):
 			s.fail(c, fhir.NotFound(typ, id))

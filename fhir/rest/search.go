@@ -90,7 +90,7 @@ func badPageToken() error {
 }
 
 // cursor turns a _page token into a store cursor for the search's sort.
-func (s *Server) cursor(ctx context.Context, tenant, token string, sp *search.Search) (*store.SearchCursor, bool, error) {
+func (s *Server) cursor(ctx context.Context, a store.Access, token string, sp *search.Search) (*store.SearchCursor, bool, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(token)
 	parts := strings.Split(string(raw), "|")
 	if err != nil || len(parts) != 4 || (parts[0] != "n" && parts[0] != "p") {
@@ -109,7 +109,7 @@ func (s *Server) cursor(ctx context.Context, tenant, token string, sp *search.Se
 	if err != nil || vid < 1 {
 		return nil, false, badPageToken()
 	}
-	v, err := s.opts.Store.ReadVersion(ctx, tenant, parts[1], parts[2], vid)
+	v, err := s.opts.Store.ReadVersion(ctx, a, parts[1], parts[2], vid)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, false, badPageToken()
@@ -170,10 +170,10 @@ func (s *Server) search(c *gin.Context) {
 		count = defaultPageSize
 	}
 	count = min(count, maxPageSize)
-	q := store.Query{Tenant: p.Tenant, Type: typ, Types: sp.Types, Filter: sp.Filter, Sort: sp.Sort, Count: max(count, 1),
+	q := store.Query{Access: s.access(c), Type: typ, Types: sp.Types, Filter: sp.Filter, Sort: sp.Sort, Count: max(count, 1),
 		Offset: sp.Offset, WantTotal: sp.Total != search.TotalNone || sp.Summary == search.SummaryCount}
 	if sp.Page != "" {
-		cur, back, err := s.cursor(c.Request.Context(), p.Tenant, sp.Page, sp)
+		cur, back, err := s.cursor(c.Request.Context(), q.Access, sp.Page, sp)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -253,7 +253,7 @@ func (s *Server) search(c *gin.Context) {
 				return
 			}
 		}
-		included, err := s.includes(c.Request.Context(), p.Tenant, page.Versions, sp)
+		included, err := s.includes(c.Request.Context(), q.Access, page.Versions, sp)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -322,7 +322,7 @@ func shape(typ string, body []byte, summary search.SummaryMode, elements []strin
 
 // includes resolves _include and _revinclude (with :iterate) for a page of
 // matches; what is already on the page is not repeated.
-func (s *Server) includes(ctx context.Context, tenant string, matches []*store.Version, sp *search.Search) ([]*store.Version, error) {
+func (s *Server) includes(ctx context.Context, a store.Access, matches []*store.Version, sp *search.Search) ([]*store.Version, error) {
 	if len(sp.Include) == 0 && len(sp.RevInclude) == 0 {
 		return nil, nil
 	}
@@ -346,7 +346,7 @@ func (s *Server) includes(ctx context.Context, tenant string, matches []*store.V
 			if round > 0 && !inc.Iterate {
 				continue
 			}
-			vs, err := s.forwardInclude(ctx, tenant, frontier, inc)
+			vs, err := s.forwardInclude(ctx, a, frontier, inc)
 			if err != nil {
 				return nil, err
 			}
@@ -356,7 +356,7 @@ func (s *Server) includes(ctx context.Context, tenant string, matches []*store.V
 			if round > 0 && !inc.Iterate {
 				continue
 			}
-			vs, err := s.reverseInclude(ctx, tenant, frontier, inc)
+			vs, err := s.reverseInclude(ctx, a, frontier, inc)
 			if err != nil {
 				return nil, err
 			}
@@ -369,7 +369,7 @@ func (s *Server) includes(ctx context.Context, tenant string, matches []*store.V
 }
 
 // forwardInclude fetches what the frontier's resources refer to through inc.
-func (s *Server) forwardInclude(ctx context.Context, tenant string, frontier []*store.Version, inc search.Include) ([]*store.Version, error) {
+func (s *Server) forwardInclude(ctx context.Context, a store.Access, frontier []*store.Version, inc search.Include) ([]*store.Version, error) {
 	byType := map[string][]string{}
 	for _, v := range frontier {
 		if v.Type != inc.SourceType {
@@ -397,7 +397,7 @@ func (s *Server) forwardInclude(ctx context.Context, tenant string, frontier []*
 	var out []*store.Version
 	for _, t := range types {
 		for ids := range slices.Chunk(dedupe(byType[t]), includeBatch) {
-			page, err := s.opts.Store.Search(ctx, store.Query{Tenant: tenant, Type: t, Filter: store.ID{IDs: ids}, Count: len(ids)})
+			page, err := s.opts.Store.Search(ctx, store.Query{Access: a, Type: t, Filter: store.ID{IDs: ids}, Count: len(ids)})
 			if err != nil {
 				return nil, err
 			}
@@ -417,7 +417,7 @@ const includeBatch = 100
 
 // reverseInclude fetches resources of inc.SourceType that refer to the
 // frontier through inc.Param.
-func (s *Server) reverseInclude(ctx context.Context, tenant string, frontier []*store.Version, inc search.Include) ([]*store.Version, error) {
+func (s *Server) reverseInclude(ctx context.Context, a store.Access, frontier []*store.Version, inc search.Include) ([]*store.Version, error) {
 	params := []string{inc.Param}
 	if inc.Param == "*" {
 		params = nil
@@ -440,7 +440,7 @@ func (s *Server) reverseInclude(ctx context.Context, tenant string, frontier []*
 	seen := map[string]bool{}
 	for batch := range slices.Chunk(or, includeBatch) {
 		var filter store.Expr = store.Or(batch)
-		page, err := s.opts.Store.Search(ctx, store.Query{Tenant: tenant, Type: inc.SourceType, Filter: filter, Count: maxIncluded - len(out)})
+		page, err := s.opts.Store.Search(ctx, store.Query{Access: a, Type: inc.SourceType, Filter: filter, Count: maxIncluded - len(out)})
 		if err != nil {
 			return nil, err
 		}

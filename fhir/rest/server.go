@@ -339,6 +339,12 @@ func principal(c *gin.Context) *fhir.Principal {
 	return c.MustGet(principalKey).(*fhir.Principal)
 }
 
+// access is what the request's store calls may see: every store read of a
+// handler takes it from here.
+func (s *Server) access(c *gin.Context) store.Access {
+	return s.opts.Policy.Access(principal(c))
+}
+
 // fail answers with the error's status and OperationOutcome; internal errors
 // are logged (the client sees no detail).
 func (s *Server) fail(c *gin.Context, err error) {

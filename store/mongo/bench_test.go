@@ -143,7 +143,7 @@ func BenchmarkRead(b *testing.B) {
 			}
 		}
 		for b.Loop() {
-			if _, err := s.Read(ctx, "h1", "Patient", "p"); err != nil {
+			if _, err := s.Read(ctx, store.Tenant("h1"), "Patient", "p"); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -153,7 +153,7 @@ func BenchmarkRead(b *testing.B) {
 		populate(b, s, benchResources)
 		i := 0
 		for b.Loop() {
-			if _, err := s.Read(ctx, "h1", "Patient", fmt.Sprintf("q%d", spread(i, benchResources))); err != nil {
+			if _, err := s.Read(ctx, store.Tenant("h1"), "Patient", fmt.Sprintf("q%d", spread(i, benchResources))); err != nil {
 				b.Fatal(err)
 			}
 			i++

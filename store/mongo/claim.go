@@ -64,7 +64,7 @@ func claimKey(q store.Query) string {
 // holder stalls for over half of it between its last look at the clock and
 // its write reaching the database. See docs/mongodb.md.
 func (s *Store) PutIf(ctx context.Context, q store.Query, decide func([]*store.Version) (*store.Write, error)) error {
-	c, err := s.claim(ctx, q.Tenant, claimKey(q))
+	c, err := s.claim(ctx, q.Access.Key(), claimKey(q))
 	if err != nil {
 		return err
 	}

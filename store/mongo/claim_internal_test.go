@@ -27,7 +27,7 @@ func openShared(t *testing.T, srv *mongotest.Server, db string, lease time.Durat
 	return s
 }
 
-var claimQuery = store.Query{Tenant: "h1", Type: "Patient", Filter: store.Token{Param: "identifier", Code: "C"}, Count: 2}
+var claimQuery = store.Query{Access: store.Tenant("h1"), Type: "Patient", Filter: store.Token{Param: "identifier", Code: "C"}, Count: 2}
 
 // createIfNone creates Patient id unless the claim query matches; it
 // reports whether it wrote.
@@ -82,7 +82,7 @@ func TestClaimTakeover(t *testing.T) {
 	if took := time.Since(start); took < testLease {
 		t.Errorf("took the claim over after %v, before the lease of %v ran out", took, testLease)
 	}
-	if _, err := next.Read(t.Context(), "h1", "Patient", "late"); err != nil {
+	if _, err := next.Read(t.Context(), store.Tenant("h1"), "Patient", "late"); err != nil {
 		t.Errorf("Read: %v", err)
 	}
 	checkNoClaims(t, next)
@@ -133,7 +133,7 @@ func TestClaimStalledHolder(t *testing.T) {
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("stalled PutIf = %v, want ErrUnavailable", err)
 	}
-	if _, err := s.Read(ctx, "h1", "Patient", "slow"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Read(ctx, store.Tenant("h1"), "Patient", "slow"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the stalled holder wrote: Read = %v", err)
 	}
 	start := time.Now()

@@ -164,17 +164,17 @@ func checkVisible(t *testing.T, s *Store, cur int64, code string, stale ...strin
 	t.Helper()
 	ctx := t.Context()
 	want := testVersion(cur, "")
-	got, err := s.Read(ctx, "h1", "Patient", "p1")
+	got, err := s.Read(ctx, store.Tenant("h1"), "Patient", "p1")
 	if err != nil || got.VersionID != cur || string(got.Resource) != string(want.Resource) || !got.LastUpdated.Equal(want.LastUpdated) {
 		t.Fatalf("Read = %+v, %v; want version %d", got, err, cur)
 	}
 	for vid := int64(1); vid <= cur; vid++ {
-		got, err := s.ReadVersion(ctx, "h1", "Patient", "p1", vid)
+		got, err := s.ReadVersion(ctx, store.Tenant("h1"), "Patient", "p1", vid)
 		if err != nil || string(got.Resource) != string(testVersion(vid, "").Resource) {
 			t.Fatalf("ReadVersion %d = %+v, %v", vid, got, err)
 		}
 	}
-	if _, err := s.ReadVersion(ctx, "h1", "Patient", "p1", cur+1); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.ReadVersion(ctx, store.Tenant("h1"), "Patient", "p1", cur+1); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("ReadVersion %d = %v, want ErrNotFound", cur+1, err)
 	}
 	var wantVids, gotVids []int64
@@ -182,9 +182,9 @@ func checkVisible(t *testing.T, s *Store, cur int64, code string, stale ...strin
 		wantVids = append(wantVids, vid)
 	}
 	for _, q := range []store.HistoryQuery{
-		{Tenant: "h1", Count: 100},
-		{Tenant: "h1", Type: "Patient", Count: 100},
-		{Tenant: "h1", Type: "Patient", ID: "p1", Count: 100},
+		{Access: store.Tenant("h1"), Count: 100},
+		{Access: store.Tenant("h1"), Type: "Patient", Count: 100},
+		{Access: store.Tenant("h1"), Type: "Patient", ID: "p1", Count: 100},
 	} {
 		// Page by one as well, so the cursor crosses pending versions.
 		for _, size := range []int{1, 100} {
@@ -208,7 +208,7 @@ func checkVisible(t *testing.T, s *Store, cur int64, code string, stale ...strin
 		}
 	}
 	// The index entries are those of the current version only.
-	p, err := s.Search(ctx, store.Query{Tenant: "h1", Filter: store.Token{Param: "identifier", Code: code}, Count: 10, WantTotal: true})
+	p, err := s.Search(ctx, store.Query{Access: store.Tenant("h1"), Filter: store.Token{Param: "identifier", Code: code}, Count: 10, WantTotal: true})
 	if err != nil || p.Total != 1 || len(p.Versions) != 1 || p.Versions[0].VersionID != cur {
 		t.Fatalf("Search for %s = %+v, %v; want version %d", code, p, err, cur)
 	}
@@ -216,12 +216,12 @@ func checkVisible(t *testing.T, s *Store, cur int64, code string, stale ...strin
 		if c == code {
 			continue
 		}
-		p, err := s.Search(ctx, store.Query{Tenant: "h1", Filter: store.Token{Param: "identifier", Code: c}, Count: 10, WantTotal: true})
+		p, err := s.Search(ctx, store.Query{Access: store.Tenant("h1"), Filter: store.Token{Param: "identifier", Code: c}, Count: 10, WantTotal: true})
 		if err != nil || p.Total != 0 || len(p.Versions) != 0 {
 			t.Fatalf("Search for stale %s = %+v, %v; want nothing", c, p, err)
 		}
 	}
-	p, err = s.Search(ctx, store.Query{Tenant: "h1", Type: "Patient", Count: 10, WantTotal: true})
+	p, err = s.Search(ctx, store.Query{Access: store.Tenant("h1"), Type: "Patient", Count: 10, WantTotal: true})
 	if err != nil || p.Total != 1 || len(p.Versions) != 1 || p.Versions[0].VersionID != cur {
 		t.Fatalf("Search for every Patient = %+v, %v; want version %d once", p, err, cur)
 	}

@@ -118,7 +118,7 @@ func TestReadLookups(t *testing.T) {
 			}
 		}
 		rec.take()
-		got, err := s.Read(ctx, "h1", "Patient", id)
+		got, err := s.Read(ctx, store.Tenant("h1"), "Patient", id)
 		if err != nil {
 			t.Fatalf("%d versions: %v", n, err)
 		}
@@ -166,16 +166,16 @@ func TestReadLookups(t *testing.T) {
 		if after == "commit" {
 			want = 2
 		}
-		got, err := s.Read(ctx, "h1", "Patient", id)
+		got, err := s.Read(ctx, store.Tenant("h1"), "Patient", id)
 		if err != nil || got.VersionID != want {
 			t.Errorf("crash after %s: Read = %v, %v; want version %d", after, got, err, want)
 		}
 	}
 
-	if _, err := s.Read(ctx, "h1", "Patient", "none"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Read(ctx, store.Tenant("h1"), "Patient", "none"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Read of a missing resource: %v, want ErrNotFound", err)
 	}
-	if _, err := s.Read(ctx, "h2", "Patient", "p1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Read(ctx, store.Tenant("h2"), "Patient", "p1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Read of another tenant's resource: %v, want ErrNotFound", err)
 	}
 }

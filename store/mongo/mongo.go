@@ -258,6 +258,8 @@ type versionDoc struct {
 	// Sup reports a superseded version, when projected.
 	Sup    bool   `bson:"sup,omitempty"`
 	Method string `bson:"method,omitempty"`
+	// Reach is store.Version.Reach (absent: store.ReachTenant).
+	Reach int32 `bson:"reach,omitempty"`
 	// Txn is the transaction that wrote the version, until it is rolled
 	// forward; TxnExp is when it goes stale (see Store.Transact).
 	Txn    string `bson:"txn,omitempty"`
@@ -268,7 +270,7 @@ type versionDoc struct {
 var versionProjection = bson.D{
 	{Key: "tenant", Value: 1}, {Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "vid", Value: 1},
 	{Key: "lu", Value: 1}, {Key: "deleted", Value: 1}, {Key: "body", Value: 1},
-	{Key: "method", Value: 1}, {Key: "txn", Value: 1}, {Key: "txnexp", Value: 1},
+	{Key: "method", Value: 1}, {Key: "txn", Value: 1}, {Key: "txnexp", Value: 1}, {Key: "reach", Value: 1},
 }
 
 // probeProjection is versionProjection with sup, for readByProbes.
@@ -278,8 +280,12 @@ func (d *versionDoc) version() *store.Version {
 	return &store.Version{
 		Tenant: d.Tenant, Type: d.Type, ID: d.ID, VersionID: d.VID,
 		LastUpdated: time.UnixMicro(d.LU).UTC(), Deleted: d.Deleted, Resource: d.Body, Method: d.Method,
+		Reach: store.Reach(d.Reach),
 	}
 }
+
+// seenBy reports whether a sees d (see accessFilter).
+func (d *versionDoc) seenBy(a store.Access) bool { return a.Sees(d.Tenant, store.Reach(d.Reach)) }
 
 // visibleOr is d if vis (what Store.visible kept of d) holds it, else nil.
 func (d *versionDoc) visibleOr(vis []*versionDoc) *versionDoc {
@@ -308,6 +314,7 @@ func newVersionDoc(v *store.Version) bson.D {
 	if v.Method != "" {
 		d = append(d, bson.E{Key: "method", Value: v.Method})
 	}
+	d = append(d, reachField(v.Reach)...)
 	if v.Deleted {
 		return d
 	}
@@ -315,14 +322,16 @@ func newVersionDoc(v *store.Version) bson.D {
 }
 
 // Read returns the highest version of the resource: one indexed query, or on
-// FerretDB v1 a few lookups by _id (readByProbes).
-func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*store.Version, error) {
+// FerretDB v1 a few lookups by _id (readByProbes). Whether a sees it is
+// the current version's reach (an earlier version's does not count), so
+// it is decided once that version is known.
+func (s *Store) Read(ctx context.Context, a store.Access, typ, id string) (*store.Version, error) {
 	if s.idProbes {
-		return s.readByProbes(ctx, tenant, typ, id)
+		return s.readByProbes(ctx, a, typ, id)
 	}
 	// Two: the highest may belong to a transaction not committed (see
 	// Transact), which keeps any other from writing above it.
-	docs, err := s.find(ctx, "read "+typ+"/"+id, bson.D{{Key: "type", Value: typ}, {Key: "id", Value: id}, {Key: "tenant", Value: tenant}},
+	docs, err := s.find(ctx, "read "+typ+"/"+id, bson.D{{Key: "type", Value: typ}, {Key: "id", Value: id}},
 		options.Find().SetSort(bson.D{{Key: "vid", Value: -1}}).SetLimit(2).SetProjection(versionProjection))
 	if err == nil {
 		docs, err = s.visible(ctx, docs, anyTime, false)
@@ -330,21 +339,21 @@ func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*store.Versio
 	if err != nil {
 		return nil, err
 	}
-	if len(docs) == 0 {
+	if len(docs) == 0 || !docs[0].seenBy(a) {
 		return nil, fmt.Errorf("mongo: read %s/%s: %w", typ, id, store.ErrNotFound)
 	}
 	return docs[0].version(), nil
 }
 
 // ReadVersion returns one version.
-func (s *Store) ReadVersion(ctx context.Context, tenant, typ, id string, vid int64) (*store.Version, error) {
+func (s *Store) ReadVersion(ctx context.Context, a store.Access, typ, id string, vid int64) (*store.Version, error) {
 	d, err := s.byKey(ctx, versionKey(typ, id, vid))
 	if err != nil {
 		return nil, err
 	}
 	if vis, err := s.visible(ctx, []*versionDoc{d}, anyTime, false); err != nil {
 		return nil, err
-	} else if d.Tenant != tenant || len(vis) == 0 {
+	} else if !d.seenBy(a) || len(vis) == 0 {
 		return nil, fmt.Errorf("mongo: read %s: %w", versionKey(typ, id, vid), store.ErrNotFound)
 	}
 	return d.version(), nil
@@ -473,10 +482,10 @@ func (s *Store) check(ctx context.Context, prev int64, v *store.Version) error {
 
 // mark is step 2 of Put; it reports whether it inserted the marker.
 func (s *Store) mark(ctx context.Context, v *store.Version) (bool, error) {
-	_, err := s.pending.InsertOne(ctx, bson.D{
+	_, err := s.pending.InsertOne(ctx, append(bson.D{
 		{Key: "_id", Value: versionKey(v.Type, v.ID, v.VersionID)},
 		{Key: "tenant", Value: v.Tenant}, {Key: "type", Value: v.Type}, {Key: "id", Value: v.ID}, {Key: "vid", Value: v.VersionID},
-	})
+	}, reachField(v.Reach)...))
 	if mongodrv.IsDuplicateKeyError(err) {
 		return false, nil
 	}
@@ -521,17 +530,20 @@ func (s *Store) unmark(ctx context.Context, typ, id string, vid int64) error {
 // maxPending bounds the markers one Search finishes before it runs.
 const maxPending = 1000
 
-// finishPending finishes the updates of tenant that a writer committed but
-// did not finish (a dead writer, or one still at work). Markers whose version
-// does not exist are left alone: their writer may still commit.
-func (s *Store) finishPending(ctx context.Context, tenant string) error {
+// finishPending finishes the updates of versions a sees that a writer
+// committed but did not finish (a dead writer, or one still at work): the
+// markers carry their version's tenant and reach, so one query on the
+// (normally empty) pending collection finds them, for any access. Markers
+// whose version does not exist are left alone: their writer may still
+// commit.
+func (s *Store) finishPending(ctx context.Context, a store.Access) error {
 	var all []struct {
 		Type string `bson:"type"`
 		ID   string `bson:"id"`
 		VID  int64  `bson:"vid"`
 		Txn  string `bson:"txn"`
 	}
-	cur, err := s.pending.Find(ctx, bson.D{{Key: "tenant", Value: tenant}}, options.Find().SetLimit(maxPending))
+	cur, err := s.pending.Find(ctx, accessFilter(a), options.Find().SetLimit(maxPending))
 	if err == nil {
 		err = cur.All(ctx, &all)
 	}
@@ -586,7 +598,7 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.Histo
 	if count <= 0 {
 		count = 50
 	}
-	filter := bson.D{{Key: "tenant", Value: q.Tenant}}
+	filter := bson.D{}
 	if q.Type != "" {
 		filter = append(filter, bson.E{Key: "type", Value: q.Type})
 	}
@@ -610,7 +622,7 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.Histo
 	if err != nil {
 		return nil, err
 	}
-	docs, err := s.findVisible(ctx, "history", w, filter, func(limit int64) *options.FindOptionsBuilder {
+	docs, err := s.findVisible(ctx, "history", w, withAccess(q.Access, filter), func(limit int64) *options.FindOptionsBuilder {
 		return options.Find().SetSort(historySort).SetLimit(limit).SetProjection(versionProjection)
 	}, int64(count+1), false)
 	if err != nil {
@@ -736,7 +748,7 @@ func translate(ctx context.Context, what string, err error) error {
 //     one is missing, then halving the gap between the highest found and the
 //     lowest missing. A resource with N versions costs at most 2(log2(N)+1)
 //     lookups, not N+1.
-func (s *Store) readByProbes(ctx context.Context, tenant, typ, id string) (*store.Version, error) {
+func (s *Store) readByProbes(ctx context.Context, a store.Access, typ, id string) (*store.Version, error) {
 	var marks []struct {
 		VID int64 `bson:"vid"`
 	}
@@ -786,7 +798,7 @@ func (s *Store) readByProbes(ctx context.Context, tenant, typ, id string) (*stor
 					return nil, err
 				}
 			}
-			if found == nil || found.Tenant != tenant {
+			if found == nil || !found.seenBy(a) {
 				return nil, fmt.Errorf("mongo: read %s/%s: %w", typ, id, store.ErrNotFound)
 			}
 			return found.version(), nil

@@ -95,7 +95,7 @@ func TestTokenEncoding(t *testing.T) {
 	put("c", `a\`, `|b|c`)
 	for _, tc := range []struct{ sys, code, want string }{{`a|b`, `c`, "a"}, {`a`, `b|c`, "b"}, {`a\`, `|b|c`, "c"}} {
 		sys := tc.sys
-		p, err := s.Search(ctx, store.Query{Tenant: "h1", Filter: store.Token{Param: "identifier", System: &sys, Code: tc.code}, Count: 10})
+		p, err := s.Search(ctx, store.Query{Access: store.Tenant("h1"), Filter: store.Token{Param: "identifier", System: &sys, Code: tc.code}, Count: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,14 +125,14 @@ func TestOutage(t *testing.T) {
 	next.VersionID = 2
 	for name, call := range map[string]func() error{
 		"Ping": func() error { return s.Ping(ctx) },
-		"Read": func() error { _, err := s.Read(ctx, "h1", "Patient", "p1"); return err },
+		"Read": func() error { _, err := s.Read(ctx, store.Tenant("h1"), "Patient", "p1"); return err },
 		"Put":  func() error { return s.Put(ctx, store.Write{PrevVersion: 1, Version: next}) },
 		"Search": func() error {
-			_, err := s.Search(ctx, store.Query{Tenant: "h1", Count: 10})
+			_, err := s.Search(ctx, store.Query{Access: store.Tenant("h1"), Count: 10})
 			return err
 		},
 		"History": func() error {
-			_, err := s.History(ctx, store.HistoryQuery{Tenant: "h1", Count: 10})
+			_, err := s.History(ctx, store.HistoryQuery{Access: store.Tenant("h1"), Count: 10})
 			return err
 		},
 	} {
@@ -152,14 +152,14 @@ func TestOutage(t *testing.T) {
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping after restart: %v", err)
 	}
-	got, err := s.Read(ctx, "h1", "Patient", "p1")
+	got, err := s.Read(ctx, store.Tenant("h1"), "Patient", "p1")
 	if err != nil || got.VersionID != 1 || string(got.Resource) != string(v.Resource) {
 		t.Fatalf("Read after restart = %+v, %v; want version 1", got, err)
 	}
 	if err := s.Put(ctx, store.Write{PrevVersion: 1, Version: next}); err != nil {
 		t.Fatalf("Put after restart: %v", err)
 	}
-	h, err := s.History(ctx, store.HistoryQuery{Tenant: "h1", Type: "Patient", ID: "p1", Count: 10})
+	h, err := s.History(ctx, store.HistoryQuery{Access: store.Tenant("h1"), Type: "Patient", ID: "p1", Count: 10})
 	if err != nil || len(h.Versions) != 2 {
 		t.Fatalf("History after restart = %d versions, %v; want 2", len(h.Versions), err)
 	}
@@ -173,7 +173,7 @@ func TestClosed(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Read(t.Context(), "h1", "Patient", "p1"); !errors.Is(err, store.ErrUnavailable) {
+	if _, err := s.Read(t.Context(), store.Tenant("h1"), "Patient", "p1"); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("Read after Close = %v, want ErrUnavailable", err)
 	}
 }
@@ -220,7 +220,7 @@ func TestSearchWhileWriting(t *testing.T) {
 					floor[r] = acked[r].Load()
 				}
 				code := "v0"
-				q := store.Query{Tenant: "h1", Filter: store.Token{Param: "code", Code: code}, Count: 100}
+				q := store.Query{Access: store.Tenant("h1"), Filter: store.Token{Param: "code", Code: code}, Count: 100}
 				if i == 1 {
 					// Sorted: evaluated in Go rather than paged by the server.
 					q.Sort = []store.SortKey{{Param: "code"}}

@@ -121,8 +121,8 @@ var searchSortBack = bson.D{{Key: "type", Value: -1}, {Key: "id", Value: -1}, {K
 // withIndex is versionProjection with the stored index entries.
 var withIndex = append(slices.Clone(versionProjection), bson.E{Key: fIdx, Value: 1})
 
-// Search finds the current versions of the tenant that match q, after
-// finishing any update of the tenant that a writer left half-done (see
+// Search finds the current versions q.Access sees that match q, after
+// finishing any update of such versions that a writer left half-done (see
 // Store.Put).
 //
 // The filter is compiled to a MongoDB filter that is either exact or selects
@@ -135,7 +135,7 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 	if err := q.CheckCursor(); err != nil {
 		return nil, err
 	}
-	if err := s.finishPending(ctx, q.Tenant); err != nil {
+	if err := s.finishPending(ctx, q.Access); err != nil {
 		return nil, err
 	}
 	// Read before any query: see Store.visible.
@@ -143,7 +143,7 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 	if err != nil {
 		return nil, err
 	}
-	c := &compiler{ctx: ctx, s: s, tenant: q.Tenant, w: w}
+	c := &compiler{ctx: ctx, s: s, access: q.Access, w: w}
 	cond, exact, err := c.compile(q.Filter)
 	if err != nil {
 		return nil, err
@@ -275,7 +275,7 @@ func (s *Store) countVisible(ctx context.Context, w int64, filter bson.D) (int, 
 const matchAll = 10000
 
 // compiler turns a search expression into a MongoDB filter on the current
-// versions of one tenant. Each node compiles to a filter and whether that
+// versions the query's Access sees. Each node compiles to a filter and whether that
 // filter is exact; an inexact one selects a superset of the matches (never
 // misses one), and the results then go through store.Match. An empty filter
 // matches every document.
@@ -290,7 +290,7 @@ const matchAll = 10000
 type compiler struct {
 	ctx    context.Context
 	s      *Store
-	tenant string
+	access store.Access
 	lookup *lookup
 	// w is the search's watermark (see Store.visible).
 	w int64
@@ -504,15 +504,15 @@ func compileRange(e store.Range) (bson.D, bool, error) {
 	return bson.D{{Key: "$and", Value: conds}}, false, nil
 }
 
-// current is the filter on the tenant's current, non-deleted versions (of
-// typ, when not empty) that also satisfy cond.
+// current is the filter on the current, non-deleted versions (of typ, when
+// not empty) that the access sees and that also satisfy cond.
 func (c *compiler) current(typ string, cond bson.D) bson.D {
-	filter := bson.D{{Key: "tenant", Value: c.tenant}, {Key: "sup", Value: false}, {Key: "deleted", Value: false}}
+	filter := bson.D{{Key: "$and", Value: bson.A{accessFilter(c.access)}}, {Key: "sup", Value: false}, {Key: "deleted", Value: false}}
 	if typ != "" {
 		filter = append(filter, bson.E{Key: "type", Value: typ})
 	}
 	if len(cond) > 0 {
-		filter = append(filter, bson.E{Key: "$and", Value: bson.A{cond}})
+		filter[0].Value = bson.A{filter[0].Value.(bson.A)[0], cond}
 	}
 	return filter
 }
@@ -593,7 +593,7 @@ func (s *Store) readIndexed(ctx context.Context, w int64, filter bson.D, limit i
 }
 
 // lookup serves store.Match the resources that Chain and Has look at, from
-// the tenant's current versions, remembering what it read for the rest of the
+// the current versions the access sees, remembering what it read for the rest of the
 // search.
 type lookup struct {
 	c         *compiler
@@ -607,7 +607,8 @@ func (l *lookup) Current(typ, id string) (*store.Version, error) {
 		return v, nil
 	}
 	// Two: the highest may belong to a transaction not committed.
-	docs, err := l.c.s.find(l.c.ctx, "read "+key, bson.D{{Key: "type", Value: typ}, {Key: "id", Value: id}, {Key: "tenant", Value: l.c.tenant}},
+	// As Read: the current version's reach decides.
+	docs, err := l.c.s.find(l.c.ctx, "read "+key, bson.D{{Key: "type", Value: typ}, {Key: "id", Value: id}},
 		options.Find().SetSort(bson.D{{Key: "vid", Value: -1}}).SetLimit(2).SetProjection(withIndex))
 	if err == nil {
 		docs, err = l.c.s.visible(l.c.ctx, docs, l.c.w, false)
@@ -616,7 +617,7 @@ func (l *lookup) Current(typ, id string) (*store.Version, error) {
 		return nil, err
 	}
 	var v *store.Version
-	if len(docs) > 0 {
+	if len(docs) > 0 && docs[0].seenBy(l.c.access) {
 		d := docs[0]
 		v = d.version()
 		for i := range d.Idx {

@@ -131,7 +131,7 @@ func TestSearchRandom(t *testing.T) {
 		}
 	}
 	for i := range 300 {
-		q := store.Query{Tenant: "h1", Type: pick("", "Patient"), Filter: expr(2), Count: 100, WantTotal: true}
+		q := store.Query{Access: store.Tenant("h1"), Type: pick("", "Patient"), Filter: expr(2), Count: 100, WantTotal: true}
 		if i%4 == 0 {
 			q.Sort = []store.SortKey{{Param: pick(params...), Desc: rng.IntN(2) == 0}}
 		}

@@ -120,7 +120,7 @@ func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([
 		for i, q := range conds {
 			keys[i] = claimKey(q)
 		}
-		if c, err = s.claim(ctx, conds[0].Tenant, keys...); err != nil {
+		if c, err = s.claim(ctx, conds[0].Access.Key(), keys...); err != nil {
 			return err
 		}
 		defer func() {
@@ -182,10 +182,10 @@ func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error 
 		if err := s.check(ctx, w.PrevVersion, v); err != nil {
 			return err
 		}
-		marks = append(marks, bson.D{
+		marks = append(marks, append(bson.D{
 			{Key: "_id", Value: keys[i]}, {Key: "tenant", Value: v.Tenant}, {Key: "type", Value: v.Type},
 			{Key: "id", Value: v.ID}, {Key: "vid", Value: v.VersionID}, {Key: "txn", Value: txn}, {Key: "txnexp", Value: exp},
-		})
+		}, reachField(v.Reach)...))
 	}
 	if s.txnCrash == "checked" {
 		return errCrashed

@@ -377,7 +377,7 @@ func runSearch(b *testing.B, next func(rng *rand.Rand) store.Query) {
 }
 
 func page(typ string, f store.Expr) store.Query {
-	return store.Query{Tenant: benchTenant, Type: typ, Filter: f, Count: 20, WantTotal: true}
+	return store.Query{Access: store.Tenant(benchTenant), Type: typ, Filter: f, Count: 20, WantTotal: true}
 }
 
 func strptr(s string) *string { return &s }

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/fmtbank/cmts/store"
 )
 
 // TestMigrateMethod opens a file written before versions had a method
@@ -36,9 +39,64 @@ func TestMigrateMethod(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
-		v, err := s.Read(ctx, "h1", "Patient", "p")
+		v, err := s.Read(ctx, store.Tenant("h1"), "Patient", "p")
 		if err != nil || v.Method != "" || string(v.Resource) != "{}" {
 			t.Errorf("Read = %+v, %v; want the old version without a method", v, err)
+		}
+		s.Close()
+	}
+}
+
+// TestMigrateReach opens a file written before versions and current had a
+// reach column: Open adds both, the old versions read back as
+// store.ReachTenant (visible to their tenant only), and new ones keep theirs.
+func TestMigrateReach(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := schema
+	for _, table := range []string{"current", "versions"} {
+		before := old
+		old = strings.Replace(old, "reach   INTEGER NOT NULL DEFAULT 0,", "", 1)
+		if old == before {
+			t.Fatalf("the schema no longer declares %s.reach as this test expects", table)
+		}
+	}
+	for _, q := range []string{old,
+		`INSERT INTO current (type, id, tenant, vid, lu, deleted) VALUES ('Specimen', 'lot', 'b1', 1, 0, 0)`,
+		`INSERT INTO versions (type, id, vid, tenant, lu, deleted, body) VALUES ('Specimen', 'lot', 1, 'b1', 0, 0, '{}')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	for i := range 2 { // the second Open finds the columns in place
+		s, err := Open(ctx, dir)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		if v, err := s.ReadVersion(ctx, store.Tenant("b1"), "Specimen", "lot", 1); err != nil || v.Reach != store.ReachTenant {
+			t.Errorf("ReadVersion 1 = %+v, %v; want the old version, of reach tenant", v, err)
+		}
+		if _, err := s.ReadVersion(ctx, store.Tenant("h1"), "Specimen", "lot", 1); err == nil {
+			t.Error("another tenant reads an old version")
+		}
+		if i == 0 {
+			if _, err := s.Read(ctx, store.Tenant("h1"), "Specimen", "lot"); err == nil {
+				t.Error("another tenant reads an old current version")
+			}
+			v := store.Version{Tenant: "b1", Type: "Specimen", ID: "lot", VersionID: 2, LastUpdated: time.Unix(1, 0).UTC(),
+				Resource: []byte("{}"), Reach: store.ReachShared}
+			if err := s.Put(ctx, store.Write{PrevVersion: 1, Version: v}); err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+		}
+		if v, err := s.Read(ctx, store.Tenant("h1"), "Specimen", "lot"); err != nil || v.VersionID != 2 || v.Reach != store.ReachShared {
+			t.Errorf("Read by another tenant = %+v, %v; want the new version, shared", v, err)
 		}
 		s.Close()
 	}

@@ -108,7 +108,11 @@ func (w withTotal) Scan(dest ...any) error { return w.rows.Scan(append(dest, w.t
 // no more than the cap.
 func estimator(ctx context.Context, tx *sql.Tx, t tuning) *estimates {
 	limit := strconv.Itoa(t.estimateCap + 1)
-	return &estimates{tuning: t, size: func(f frag, keep bool) (int, string, error) {
+	return &estimates{tuning: t, shared: func(f frag) (bool, error) {
+		var yes bool
+		err := tx.QueryRowContext(ctx, f.sql, f.args...).Scan(&yes)
+		return yes, wrap(err)
+	}, size: func(f frag, keep bool) (int, string, error) {
 		var n int
 		var pks string
 		var err error
@@ -129,6 +133,8 @@ func estimator(ctx context.Context, tx *sql.Tx, t tuning) *estimates {
 type estimates struct {
 	tuning
 	size func(f frag, keep bool) (rows int, pks string, err error)
+	// shared runs a sharedTypes query.
+	shared func(f frag) (bool, error)
 }
 
 // tuning bounds the estimates: estimateCap is the most rows an estimate
@@ -157,7 +163,7 @@ func compileSearch(q store.Query, count int, estimate *estimates) (searchSQL, er
 	if err := q.CheckCursor(); err != nil {
 		return searchSQL{}, err
 	}
-	cp := &compiler{tenant: q.Tenant, estimate: estimate}
+	cp := &compiler{access: q.Access, estimate: estimate}
 	where, driven, err := cp.where(q)
 	if err != nil {
 		return searchSQL{}, err
@@ -202,7 +208,7 @@ func compileSearch(q store.Query, count int, estimate *estimates) (searchSQL, er
 	inner = append(inner, typ+dir+", "+id+dir)
 	outer = append(outer, "p.ty"+dir+", p.id"+dir)
 	sel := append([]string{"c.pk AS pk", "c.type AS ty", "c.id AS id"}, keys...)
-	cols := "c2.tenant, c2.type, c2.id, c2.vid, c2.lu, c2.deleted, v2.body, v2.method"
+	cols := "c2.tenant, c2.type, c2.id, c2.vid, c2.lu, c2.deleted, v2.body, v2.method, v2.reach"
 	// Not with a cursor: the total counts the pages before the cursor too.
 	// Not when walking (tenant, type, id) in page order either: the page
 	// stops early there.
@@ -336,12 +342,38 @@ func joinFrags(fs []frag, sep string) frag {
 // SQLite never reorders, written in the order they should run; and the
 // columns a step must not be driven by are marked too.
 type compiler struct {
-	tenant string
+	access store.Access
 	n      int // aliases made so far
 	// estimate, when set, sizes candidate sets to choose between them; a
 	// small one comes back whole and drives the query as a list of pks.
 	// Without it the guess by form decides.
 	estimate *estimates
+	// shared caches sharedTypes answers, by the types joined with ",".
+	shared map[string]bool
+}
+
+// visible is the access condition (see access) on current alias t. A row
+// reached by a probe (plus) takes the whole condition; a walk of types
+// leaves the shared arm out when none of them has a shared row, so that the
+// (tenant, type, id) index still drives it. Without estimates (no database
+// to ask) every type may have shared rows.
+func (cp *compiler) visible(t string, plus bool, types ...string) (frag, error) {
+	shared := true
+	if !plus && !cp.access.Everyone && len(cp.access.Tenants) > 0 && cp.estimate != nil {
+		key := strings.Join(types, ",")
+		var ok bool
+		if shared, ok = cp.shared[key]; !ok {
+			var err error
+			if shared, err = cp.estimate.shared(sharedTypes(types)); err != nil {
+				return frag{}, err
+			}
+			if cp.shared == nil {
+				cp.shared = map[string]bool{}
+			}
+			cp.shared[key] = shared
+		}
+	}
+	return access(cp.access, t, plus, shared), nil
 }
 
 // alias returns a table alias not used elsewhere in the query.
@@ -384,7 +416,15 @@ func (cp *compiler) where(q store.Query) (frag, bool, error) {
 	if found {
 		plus = "+"
 	}
-	parts = append(parts, sqlf(plus+"c.tenant = ?", q.Tenant), sqlf(plus+"c.deleted = 0"))
+	types := q.Types
+	if q.Type != "" {
+		types = []string{q.Type}
+	}
+	vis, err := cp.visible("c", found, types...)
+	if err != nil {
+		return frag{}, false, err
+	}
+	parts = append(parts, vis, sqlf(plus+"c.deleted = 0"))
 	if q.Type != "" {
 		parts = append(parts, sqlf(plus+"c.type = ?", q.Type))
 	}
@@ -559,7 +599,7 @@ func (cp *compiler) cond(e store.Expr, s scope) (frag, error) {
 		a, r := cp.alias("i"), cp.alias("r")
 		f := sqlf("EXISTS (SELECT 1 FROM idx "+a+" CROSS JOIN current "+r+" ON "+r+".pk = "+a+".pk WHERE "+
 			a+".param = ? AND "+a+".code = "+s.c+".id AND "+a+".kind = 'reference' AND "+a+".system = "+s.c+".type AND "+
-			"+"+r+".type = ? AND +"+r+".tenant = ? AND +"+r+".deleted = 0", e.Param, e.Type, cp.tenant)
+			"+"+r+".type = ? AND %s AND +"+r+".deleted = 0", e.Param, e.Type, access(cp.access, r, true, true))
 		if e.Filter != nil {
 			sub, err := cp.cond(e.Filter, scope{c: r})
 			if err != nil {
@@ -593,7 +633,7 @@ func (cp *compiler) chainRef(e store.Chain, a, t string, probe bool) frag {
 	if e.TargetType != "" {
 		f = sqlf("%s AND "+p+a+".system = ?", f, e.TargetType)
 	}
-	return sqlf("%s AND +"+t+".tenant = ? AND +"+t+".deleted = 0", f, cp.tenant)
+	return sqlf("%s AND %s AND +"+t+".deleted = 0", f, access(cp.access, t, true, true))
 }
 
 // leaf compiles a Token, String, Range or Reference to a condition on one
@@ -910,13 +950,17 @@ func (cp *compiler) hasSet(e store.Has) (cand, bool, error) {
 	rank := 6
 	if ok {
 		f = sqlf("SELECT "+t+".pk FROM current "+r+" CROSS JOIN idx "+a+" ON "+a+".pk = "+r+".pk"+join+
-			r+".pk IN (%s) AND +"+r+".type = ? AND +"+r+".tenant = ? AND +"+r+".deleted = 0 AND "+a+".param = ? AND +"+a+".kind = 'reference'",
-			sub.frag, e.Type, cp.tenant, e.Param)
+			r+".pk IN (%s) AND +"+r+".type = ? AND %s AND +"+r+".deleted = 0 AND "+a+".param = ? AND +"+a+".kind = 'reference'",
+			sub.frag, e.Type, access(cp.access, r, true, true), e.Param)
 		rank = max(sub.rank, 3)
 	} else {
+		vis, err := cp.visible(r, false, e.Type)
+		if err != nil {
+			return cand{}, false, err
+		}
 		f = sqlf("SELECT "+t+".pk FROM current "+r+" CROSS JOIN idx "+a+" ON "+a+".pk = "+r+".pk"+join+
-			r+".tenant = ? AND "+r+".type = ? AND +"+r+".deleted = 0 AND "+a+".param = ? AND +"+a+".kind = 'reference'",
-			cp.tenant, e.Type, e.Param)
+			"%s AND "+r+".type = ? AND +"+r+".deleted = 0 AND "+a+".param = ? AND +"+a+".kind = 'reference'",
+			vis, e.Type, e.Param)
 	}
 	if e.Filter != nil && !(ok && sub.exact) {
 		c, err := cp.cond(e.Filter, scope{c: r})

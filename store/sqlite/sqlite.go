@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS current (
 	vid     INTEGER NOT NULL,
 	lu      INTEGER NOT NULL,
 	deleted INTEGER NOT NULL,
+	-- reach: that of the current version (store.Reach); files written
+	-- before it existed gain it at Open (migrate).
+	reach   INTEGER NOT NULL DEFAULT 0,
 	UNIQUE (type, id)
 );
 CREATE INDEX IF NOT EXISTS current_tenant_type ON current (tenant, type, id);
@@ -51,6 +54,8 @@ CREATE TABLE IF NOT EXISTS versions (
 	-- method: the interaction that made the version (store.Version.Method);
 	-- files written before it existed gain it at Open (migrate).
 	method  TEXT NOT NULL DEFAULT '',
+	-- reach: store.Version.Reach (added like method)
+	reach   INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (type, id, vid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS versions_history ON versions (tenant, lu DESC, type, id, vid DESC);
@@ -87,6 +92,16 @@ CREATE INDEX IF NOT EXISTS idx_high ON idx (param, high, low, kind, grp) WHERE k
 -- component be answered from the index too)
 -- _id searches across types
 CREATE INDEX IF NOT EXISTS current_id ON current (id);
+`
+
+// sharedSchema is applied after migrate (the columns it names may be new):
+// partial indexes holding the shared rows alone (reach = 1, few: product
+// lots), which serve the second arm of accessArms, and tell a search
+// cheaply whether a type has any (sharedTypes).
+const sharedSchema = `
+CREATE INDEX IF NOT EXISTS current_shared ON current (type, id) WHERE reach = 1;
+CREATE INDEX IF NOT EXISTS versions_shared_history ON versions (lu DESC, type, id, vid DESC) WHERE reach = 1;
+CREATE INDEX IF NOT EXISTS versions_shared_type_history ON versions (type, lu DESC, id, vid DESC) WHERE reach = 1;
 `
 
 const insertEntry = `INSERT INTO idx (pk, param, n, kind, system, code, value, low, high, grp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -203,6 +218,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
+	if _, err := w.ExecContext(ctx, sharedSchema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: schema: %w", err)
+	}
 	r, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		w.Close()
@@ -216,13 +235,19 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 // schema: columns added since are added with their default, so existing
 // data keeps working.
 func migrate(ctx context.Context, w *sql.DB) error {
-	var n int
-	if err := w.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('versions') WHERE name = 'method'`).Scan(&n); err != nil {
-		return fmt.Errorf("schema: %w", err)
-	}
-	if n == 0 {
-		if _, err := w.ExecContext(ctx, `ALTER TABLE versions ADD COLUMN method TEXT NOT NULL DEFAULT ''`); err != nil {
-			return fmt.Errorf("adding versions.method: %w", err)
+	for _, c := range []struct{ table, column, decl string }{
+		{"versions", "method", "TEXT NOT NULL DEFAULT ''"},
+		{"versions", "reach", "INTEGER NOT NULL DEFAULT 0"},
+		{"current", "reach", "INTEGER NOT NULL DEFAULT 0"},
+	} {
+		var n int
+		if err := w.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&n); err != nil {
+			return fmt.Errorf("schema: %w", err)
+		}
+		if n == 0 {
+			if _, err := w.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.column+` `+c.decl); err != nil {
+				return fmt.Errorf("adding %s.%s: %w", c.table, c.column, err)
+			}
 		}
 	}
 	return nil
@@ -241,31 +266,33 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-const versionCols = `tenant, type, id, vid, lu, deleted, body, method`
+const versionCols = `tenant, type, id, vid, lu, deleted, body, method, reach`
 
 // currentCols and currentFrom read current versions: current c with the body
 // from versions v.
 const (
-	currentCols = `c.tenant, c.type, c.id, c.vid, c.lu, c.deleted, v.body, v.method`
+	currentCols = `c.tenant, c.type, c.id, c.vid, c.lu, c.deleted, v.body, v.method, v.reach`
 	currentFrom = `current c JOIN versions v ON v.type = c.type AND v.id = c.id AND v.vid = c.vid`
 )
 
 func scanVersion(row interface{ Scan(...any) error }) (*store.Version, error) {
 	var v store.Version
 	var lu int64
-	var deleted int
-	if err := row.Scan(&v.Tenant, &v.Type, &v.ID, &v.VersionID, &lu, &deleted, &v.Resource, &v.Method); err != nil {
+	var deleted, reach int
+	if err := row.Scan(&v.Tenant, &v.Type, &v.ID, &v.VersionID, &lu, &deleted, &v.Resource, &v.Method, &reach); err != nil {
 		return nil, err
 	}
 	v.LastUpdated = time.UnixMicro(lu).UTC()
 	v.Deleted = deleted != 0
+	v.Reach = store.Reach(reach)
 	return &v, nil
 }
 
 // Read returns the current version.
-func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*store.Version, error) {
+func (s *Store) Read(ctx context.Context, a store.Access, typ, id string) (*store.Version, error) {
+	vis := access(a, "c", true, true)
 	v, err := scanVersion(s.r.QueryRowContext(ctx,
-		`SELECT `+currentCols+` FROM `+currentFrom+` WHERE c.type = ? AND c.id = ? AND c.tenant = ?`, typ, id, tenant))
+		`SELECT `+currentCols+` FROM `+currentFrom+` WHERE c.type = ? AND c.id = ? AND `+vis.sql, append([]any{typ, id}, vis.args...)...))
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -273,9 +300,10 @@ func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*store.Versio
 }
 
 // ReadVersion returns one version.
-func (s *Store) ReadVersion(ctx context.Context, tenant, typ, id string, vid int64) (*store.Version, error) {
+func (s *Store) ReadVersion(ctx context.Context, a store.Access, typ, id string, vid int64) (*store.Version, error) {
+	vis := access(a, "v", true, true)
 	v, err := scanVersion(s.r.QueryRowContext(ctx,
-		`SELECT `+versionCols+` FROM versions WHERE type = ? AND id = ? AND vid = ? AND tenant = ?`, typ, id, vid, tenant))
+		`SELECT `+versionCols+` FROM versions v WHERE v.type = ? AND v.id = ? AND v.vid = ? AND `+vis.sql, append([]any{typ, id, vid}, vis.args...)...))
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -509,8 +537,8 @@ func put(ctx context.Context, tx *sql.Tx, w store.Write) error {
 		if w.PrevVersion != 0 {
 			return fmt.Errorf("sqlite: %s/%s does not exist: %w", v.Type, v.ID, store.ErrConflict)
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO current (type, id, tenant, vid, lu, deleted) VALUES (?, ?, ?, ?, ?, ?)`,
-			v.Type, v.ID, v.Tenant, v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted))
+		res, err := tx.ExecContext(ctx, `INSERT INTO current (type, id, tenant, vid, lu, deleted, reach) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			v.Type, v.ID, v.Tenant, v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), int(v.Reach))
 		if err != nil {
 			return wrap(err)
 		}
@@ -523,16 +551,16 @@ func put(ctx context.Context, tx *sql.Tx, w store.Write) error {
 		if tenant != v.Tenant || cur != w.PrevVersion {
 			return fmt.Errorf("sqlite: %s/%s is at version %d, not %d: %w", v.Type, v.ID, cur, w.PrevVersion, store.ErrConflict)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE current SET vid = ?, lu = ?, deleted = ? WHERE pk = ?`,
-			v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), pk); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE current SET vid = ?, lu = ?, deleted = ?, reach = ? WHERE pk = ?`,
+			v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), int(v.Reach), pk); err != nil {
 			return wrap(err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM idx WHERE pk = ?`, pk); err != nil {
 			return wrap(err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO versions (type, id, vid, tenant, lu, deleted, body, method) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		v.Type, v.ID, v.VersionID, v.Tenant, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), v.Resource, v.Method); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO versions (type, id, vid, tenant, lu, deleted, body, method, reach) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		v.Type, v.ID, v.VersionID, v.Tenant, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), v.Resource, v.Method, int(v.Reach)); err != nil {
 		return wrap(err)
 	}
 	if !v.Deleted {
@@ -541,12 +569,12 @@ func put(ctx context.Context, tx *sql.Tx, w store.Write) error {
 	return nil
 }
 
-// History pages through versions newest first.
+// History pages through versions newest first: one SELECT per arm of the
+// access (accessArms), each walking its own index in the history order,
+// merged by UNION ALL (SQLite merges ordered arms and stops at the limit).
 func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
 	var where []string
 	args := []any{}
-	where = append(where, "tenant = ?")
-	args = append(args, q.Tenant)
 	if q.Type != "" {
 		where = append(where, "type = ?")
 		args = append(args, q.Type)
@@ -568,9 +596,18 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.Histo
 	if count <= 0 {
 		count = 50
 	}
-	args = append(args, count+1)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+versionCols+` FROM versions WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY lu DESC, type, id, vid DESC LIMIT ?`, args...)
+	arms := accessArms(q.Access, "h", false)
+	if len(arms) == 0 {
+		return &store.HistoryPage{}, nil
+	}
+	var sels []string
+	var all []any
+	for _, arm := range arms {
+		sels = append(sels, `SELECT `+versionCols+` FROM versions h WHERE `+strings.Join(append([]string{arm.sql}, where...), " AND "))
+		all = append(append(all, arm.args...), args...)
+	}
+	all = append(all, count+1)
+	rows, err := s.r.QueryContext(ctx, strings.Join(sels, " UNION ALL ")+` ORDER BY lu DESC, type, id, vid DESC LIMIT ?`, all...)
 	if err != nil {
 		return nil, wrap(err)
 	}

@@ -38,7 +38,7 @@ func condQuery(code string, both, reversed bool) store.Query {
 			f = store.And{f, active}
 		}
 	}
-	return store.Query{Tenant: "h1", Type: "Patient", Filter: f, Count: 2}
+	return store.Query{Access: store.Tenant("h1"), Type: "Patient", Filter: f, Count: 2}
 }
 
 // createIfNone is a conditional create's decision: a new resource when none
@@ -216,7 +216,7 @@ func testPutIfDeleteRace(t *testing.T, s store.Store) {
 	if n := countTrue(wrote); n != 1 {
 		t.Errorf("%d racers deleted, want 1", n)
 	}
-	h, err := s.History(ctx, store.HistoryQuery{Tenant: "h1", Type: "Patient", ID: "d1", Count: 100})
+	h, err := s.History(ctx, store.HistoryQuery{Access: store.Tenant("h1"), Type: "Patient", ID: "d1", Count: 100})
 	if err != nil || len(h.Versions) != 2 || !h.Versions[0].Deleted {
 		t.Fatalf("history = %v, %v; want the create and one tombstone", h, err)
 	}
@@ -240,7 +240,7 @@ func testPutIf(t *testing.T, s store.Store) {
 			{"none", condQuery("Z", false, false), []string{}},
 			{"at most Count", condQuery("B", false, false), []string{"Patient/b", "Patient/c"}},
 			{"both operands", condQuery("B", true, false), []string{"Patient/b"}},
-			{"other tenant", store.Query{Tenant: "h2", Type: "Patient", Filter: store.Token{Param: "identifier", Code: "A"}, Count: 2}, []string{"Patient/x"}},
+			{"other tenant", store.Query{Access: store.Tenant("h2"), Type: "Patient", Filter: store.Token{Param: "identifier", Code: "A"}, Count: 2}, []string{"Patient/x"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				var got []string
@@ -272,7 +272,7 @@ func testPutIf(t *testing.T, s store.Store) {
 		if err != nil {
 			t.Fatalf("PutIf: %v", err)
 		}
-		cur, err := s.Read(ctx, "h1", "Patient", "a")
+		cur, err := s.Read(ctx, store.Tenant("h1"), "Patient", "a")
 		if err != nil || cur.VersionID != 2 {
 			t.Fatalf("Read = %+v, %v; want version 2", cur, err)
 		}
@@ -292,7 +292,7 @@ func testPutIf(t *testing.T, s store.Store) {
 
 	t.Run("decide may read", func(t *testing.T) {
 		err := s.PutIf(ctx, condQuery("B", true, false), func(m []*store.Version) (*store.Write, error) {
-			cur, err := s.Read(ctx, "h1", "Patient", "c")
+			cur, err := s.Read(ctx, store.Tenant("h1"), "Patient", "c")
 			if err != nil || cur.VersionID != 1 {
 				return nil, fmt.Errorf("Read inside decide = %+v, %v", cur, err)
 			}

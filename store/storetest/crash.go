@@ -84,7 +84,7 @@ func testCrashAfter(t *testing.T, open func(string) store.Store, step string, st
 		wg.Go(func() {
 			var ws []store.Write
 			for _, id := range crashIDs {
-				cur, err := s.Read(ctx, "h1", "Patient", id)
+				cur, err := s.Read(ctx, store.Tenant("h1"), "Patient", id)
 				var prev int64
 				switch {
 				case err == nil:
@@ -117,7 +117,7 @@ func testCrashAfter(t *testing.T, open func(string) store.Store, step string, st
 		want = map[string]int64{"c1": 3, "c2": 2, "c3": 2}
 	}
 	for _, id := range crashIDs {
-		v, err := s3.Read(ctx, "h1", "Patient", id)
+		v, err := s3.Read(ctx, store.Tenant("h1"), "Patient", id)
 		if err != nil || v.VersionID != want[id] {
 			t.Errorf("after the later transaction, Read %s = %+v, %v; want version %d", id, v, err, want[id])
 		}
@@ -135,7 +135,7 @@ func testCrashAfter(t *testing.T, open func(string) store.Store, step string, st
 func checkWhole(t *testing.T, s store.Store) bool {
 	t.Helper()
 	ctx := context.Background()
-	c1, err := s.Read(ctx, "h1", "Patient", "c1")
+	c1, err := s.Read(ctx, store.Tenant("h1"), "Patient", "c1")
 	if err != nil {
 		t.Errorf("Read c1: %v", err)
 		return false
@@ -148,7 +148,7 @@ func checkWhole(t *testing.T, s store.Store) bool {
 	if committed && (len(old) != 0 || len(nw) != 3) || !committed && (len(old) != 1 || len(nw) != 0) {
 		t.Errorf("committed %v, but search finds %v with the old entries and %v with the new", committed, ids(old), ids(nw))
 	}
-	h, err := s.History(ctx, store.HistoryQuery{Tenant: "h1", Type: "Patient", Count: 100})
+	h, err := s.History(ctx, store.HistoryQuery{Access: store.Tenant("h1"), Type: "Patient", Count: 100})
 	if err != nil {
 		t.Errorf("History: %v", err)
 		return committed
@@ -156,7 +156,7 @@ func checkWhole(t *testing.T, s store.Store) bool {
 	if want := map[bool]int{false: 1, true: 4}[committed]; len(h.Versions) != want {
 		t.Errorf("committed %v, but history holds %d versions, want %d", committed, len(h.Versions), want)
 	}
-	if _, err := s.ReadVersion(ctx, "h1", "Patient", "c1", 2); committed != (err == nil) {
+	if _, err := s.ReadVersion(ctx, store.Tenant("h1"), "Patient", "c1", 2); committed != (err == nil) {
 		t.Errorf("committed %v, but ReadVersion c1/2: %v", committed, err)
 	}
 	return committed

@@ -64,7 +64,7 @@ func RunMaintenance(t *testing.T, newStore NewStore) {
 		ctx := context.Background()
 		old := store.IndexEntry{Param: "identifier", Kind: store.KindToken, System: "urn:x", Code: "old"}
 		mustPut(t, s, 0, version("h1", "Patient", "p1", 1, base, old))
-		v, err := s.Read(ctx, "h1", "Patient", "p1")
+		v, err := s.Read(ctx, store.Tenant("h1"), "Patient", "p1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +73,7 @@ func RunMaintenance(t *testing.T, newStore NewStore) {
 			t.Fatalf("SetIndex: %v", err)
 		}
 		find := func(code string) int {
-			p, err := s.Search(ctx, store.Query{Tenant: "h1", Type: "Patient", Filter: store.Token{Param: "identifier", Code: code}, Count: 10})
+			p, err := s.Search(ctx, store.Query{Access: store.Tenant("h1"), Type: "Patient", Filter: store.Token{Param: "identifier", Code: code}, Count: 10})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +82,7 @@ func RunMaintenance(t *testing.T, newStore NewStore) {
 		if find("old") != 0 || find("new") != 1 {
 			t.Errorf("after SetIndex: old matches %d, new matches %d; want 0 and 1", find("old"), find("new"))
 		}
-		cur, _ := s.Read(ctx, "h1", "Patient", "p1")
+		cur, _ := s.Read(ctx, store.Tenant("h1"), "Patient", "p1")
 		if cur.VersionID != 1 {
 			t.Errorf("SetIndex made a version: %d", cur.VersionID)
 		}

@@ -131,15 +131,15 @@ func (r *registry) write(t *testing.T, tenant, typ, id string, deleted bool, idx
 	r.cur[typ+"/"+id] = &v
 }
 
-// lookup serves store.Match from the registry, for one tenant.
+// lookup serves store.Match from the registry, for one access.
 type lookup struct {
 	r      *registry
-	tenant string
+	access store.Access
 }
 
 func (l lookup) Current(typ, id string) (*store.Version, error) {
 	v := l.r.cur[typ+"/"+id]
-	if v == nil || v.Tenant != l.tenant {
+	if v == nil || !l.access.Sees(v.Tenant, v.Reach) {
 		return nil, nil
 	}
 	return v, nil
@@ -148,7 +148,7 @@ func (l lookup) Current(typ, id string) (*store.Version, error) {
 func (l lookup) Referrers(typ, param, targetType, targetID string) ([]*store.Version, error) {
 	var out []*store.Version
 	for _, v := range l.r.cur {
-		if v.Tenant != l.tenant || v.Type != typ || v.Deleted {
+		if !l.access.Sees(v.Tenant, v.Reach) || v.Type != typ || v.Deleted {
 			continue
 		}
 		if store.RefersTo(v, param, targetType, targetID) {
@@ -169,10 +169,10 @@ func (r *registry) position(v *store.Version, sort []store.SortKey) *store.Searc
 func (r *registry) oracle(q store.Query) ([]string, error) {
 	var vs []*store.Version
 	for _, v := range r.cur {
-		if v.Tenant != q.Tenant || v.Deleted || (q.Type != "" && v.Type != q.Type) || (len(q.Types) > 0 && !slices.Contains(q.Types, v.Type)) {
+		if !q.Access.Sees(v.Tenant, v.Reach) || v.Deleted || (q.Type != "" && v.Type != q.Type) || (len(q.Types) > 0 && !slices.Contains(q.Types, v.Type)) {
 			continue
 		}
-		ok, err := store.Match(q.Filter, v, lookup{r, q.Tenant})
+		ok, err := store.Match(q.Filter, v, lookup{r, q.Access})
 		if err != nil {
 			return nil, err
 		}
@@ -624,7 +624,7 @@ func testSearch(t *testing.T, s store.Store) {
 			if tenant == "" {
 				tenant = "h1"
 			}
-			q := store.Query{Tenant: tenant, Type: tc.typ, Types: tc.types, Filter: tc.filter, Sort: tc.sort}
+			q := store.Query{Access: store.Tenant(tenant), Type: tc.typ, Types: tc.types, Filter: tc.filter, Sort: tc.sort}
 			if want, err := r.oracle(q); err != nil {
 				t.Fatalf("store.Match: %v", err)
 			} else if d := cmp.Diff(tc.want, want); d != "" {
@@ -720,7 +720,7 @@ func testSearch(t *testing.T, s store.Store) {
 		})
 	}
 	t.Run("offset past the end", func(t *testing.T) {
-		p, err := s.Search(context.Background(), store.Query{Tenant: "h1", Type: "Patient", Count: 2, Offset: 10, WantTotal: true})
+		p, err := s.Search(context.Background(), store.Query{Access: store.Tenant("h1"), Type: "Patient", Count: 2, Offset: 10, WantTotal: true})
 		if err != nil || len(p.Versions) != 0 || p.More || p.Total != 5 {
 			t.Errorf("Search = %+v, %v; want no versions, Total 5", p, err)
 		}
@@ -744,7 +744,7 @@ func testSearchInvalid(t *testing.T, s store.Store) {
 		{"unknown compare op", store.Range{Param: "date", Bounds: []store.Bound{{Op: 42, Value: "x"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := s.Search(ctx, store.Query{Tenant: "h1", Type: "Patient", Filter: tc.f, Count: 10})
+			_, err := s.Search(ctx, store.Query{Access: store.Tenant("h1"), Type: "Patient", Filter: tc.f, Count: 10})
 			if !errors.Is(err, store.ErrInvalidQuery) {
 				t.Errorf("Search: %v, want ErrInvalidQuery", err)
 			}
@@ -782,7 +782,7 @@ func testSearchLarge(t *testing.T, s store.Store) {
 		{"sort string", rangeQ("units", highQ(store.GE, num(3))), []store.SortKey{{Param: "lot"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q := store.Query{Tenant: "h1", Type: "Specimen", Filter: tc.filter, Sort: tc.sort, WantTotal: true}
+			q := store.Query{Access: store.Tenant("h1"), Type: "Specimen", Filter: tc.filter, Sort: tc.sort, WantTotal: true}
 			want, err := r.oracle(q)
 			if err != nil {
 				t.Fatal(err)
@@ -821,7 +821,7 @@ func testSearchAfter(t *testing.T, s store.Store) {
 		r.put(t, "h1", "Specimen", id, tokE("release", "urn:cmts:release", "released"))
 	}
 	r.put(t, "h1", "Patient", "p", tokE("release", "urn:cmts:release", "released"))
-	q := store.Query{Tenant: "h1", Filter: tokQ("release", "released"), Count: 3, WantTotal: true}
+	q := store.Query{Access: store.Tenant("h1"), Filter: tokQ("release", "released"), Count: 3, WantTotal: true}
 	p1, err := s.Search(ctx, q)
 	if err != nil {
 		t.Fatal(err)
@@ -869,7 +869,7 @@ func testSearchCursorSorted(t *testing.T, s store.Store) {
 	}
 	r.put(t, "h1", "Specimen", "f", tokE("release", "urn:cmts:release", "released"))
 	// Latest expiry first; f has none, so it is last.
-	q := store.Query{Tenant: "h1", Type: "Specimen", Sort: []store.SortKey{{Param: "expiry", Desc: true}}, Count: 2, WantTotal: true}
+	q := store.Query{Access: store.Tenant("h1"), Type: "Specimen", Sort: []store.SortKey{{Param: "expiry", Desc: true}}, Count: 2, WantTotal: true}
 	p1, err := s.Search(ctx, q)
 	if err != nil {
 		t.Fatal(err)
@@ -920,9 +920,9 @@ func testSearchCursorSorted(t *testing.T, s store.Store) {
 	}
 	// A cursor that does not fit the sort is refused.
 	for name, bad := range map[string]store.Query{
-		"both cursors":      {Tenant: "h1", Type: "Specimen", Count: 2, After: &store.SearchCursor{Type: "Specimen"}, Before: &store.SearchCursor{Type: "Specimen"}},
-		"keys without sort": {Tenant: "h1", Type: "Specimen", Count: 2, After: after},
-		"sort without keys": {Tenant: "h1", Type: "Specimen", Count: 2, Sort: q.Sort, Before: &store.SearchCursor{Type: "Specimen", ID: "a"}},
+		"both cursors":      {Access: store.Tenant("h1"), Type: "Specimen", Count: 2, After: &store.SearchCursor{Type: "Specimen"}, Before: &store.SearchCursor{Type: "Specimen"}},
+		"keys without sort": {Access: store.Tenant("h1"), Type: "Specimen", Count: 2, After: after},
+		"sort without keys": {Access: store.Tenant("h1"), Type: "Specimen", Count: 2, Sort: q.Sort, Before: &store.SearchCursor{Type: "Specimen", ID: "a"}},
 	} {
 		if _, err := s.Search(ctx, bad); !errors.Is(err, store.ErrInvalidQuery) {
 			t.Errorf("%s: %v, want ErrInvalidQuery", name, err)

@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"PreconditionFailures", testPreconditions},
 		{"Tombstone", testTombstone},
 		{"TenantIsolation", testTenants},
+		{"Access", testAccess},
 		{"HistoryOrderAndPaging", testHistory},
 		{"HistoryStableWhileWriting", testHistoryStable},
 		{"ConcurrentWritersOneWins", testConcurrent},
@@ -95,14 +96,14 @@ func testCreateRead(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	want := version("h1", "Patient", "p1", 1, base)
 	mustPut(t, s, 0, want)
-	got, err := s.Read(ctx, "h1", "Patient", "p1")
+	got, err := s.Read(ctx, store.Tenant("h1"), "Patient", "p1")
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
 	if d := cmp.Diff(comparable(&want), comparable(got)); d != "" {
 		t.Errorf("Read (-want +got):\n%s", d)
 	}
-	got, err = s.ReadVersion(ctx, "h1", "Patient", "p1", 1)
+	got, err = s.ReadVersion(ctx, store.Tenant("h1"), "Patient", "p1", 1)
 	if err != nil {
 		t.Fatalf("ReadVersion: %v", err)
 	}
@@ -120,9 +121,9 @@ func testCreateRead(t *testing.T, s store.Store) {
 	} {
 		var err error
 		if tc.vid == 0 {
-			_, err = s.Read(ctx, "h1", tc.typ, tc.id)
+			_, err = s.Read(ctx, store.Tenant("h1"), tc.typ, tc.id)
 		} else {
-			_, err = s.ReadVersion(ctx, "h1", tc.typ, tc.id, tc.vid)
+			_, err = s.ReadVersion(ctx, store.Tenant("h1"), tc.typ, tc.id, tc.vid)
 		}
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%s: err = %v, want ErrNotFound", tc.name, err)
@@ -135,12 +136,12 @@ func testVersions(t *testing.T, s store.Store) {
 	for i := int64(1); i <= 5; i++ {
 		mustPut(t, s, i-1, version("h1", "Specimen", "s1", i, base.Add(time.Duration(i)*time.Second)))
 	}
-	cur, err := s.Read(ctx, "h1", "Specimen", "s1")
+	cur, err := s.Read(ctx, store.Tenant("h1"), "Specimen", "s1")
 	if err != nil || cur.VersionID != 5 || !cur.LastUpdated.Equal(base.Add(5*time.Second)) {
 		t.Fatalf("Read = %+v, %v; want version 5", cur, err)
 	}
 	for i := int64(1); i <= 5; i++ {
-		v, err := s.ReadVersion(ctx, "h1", "Specimen", "s1", i)
+		v, err := s.ReadVersion(ctx, store.Tenant("h1"), "Specimen", "s1", i)
 		if err != nil {
 			t.Fatalf("ReadVersion %d: %v", i, err)
 		}
@@ -170,14 +171,14 @@ func testPreconditions(t *testing.T, s store.Store) {
 		}
 	}
 	// Nothing failed half-way: still version 2, history has two versions.
-	cur, err := s.Read(ctx, "h1", "Patient", "p1")
+	cur, err := s.Read(ctx, store.Tenant("h1"), "Patient", "p1")
 	if err != nil || cur.VersionID != 2 {
 		t.Fatalf("after failed writes Read = %+v, %v; want version 2", cur, err)
 	}
-	if _, err := s.Read(ctx, "h1", "Patient", "missing"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Read(ctx, store.Tenant("h1"), "Patient", "missing"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("failed write created a resource: %v", err)
 	}
-	h, err := s.History(ctx, store.HistoryQuery{Tenant: "h1", Type: "Patient", ID: "p1", Count: 10})
+	h, err := s.History(ctx, store.HistoryQuery{Access: store.Tenant("h1"), Type: "Patient", ID: "p1", Count: 10})
 	if err != nil || len(h.Versions) != 2 {
 		t.Fatalf("History = %d versions, %v; want 2", len(h.Versions), err)
 	}
@@ -188,21 +189,21 @@ func testTombstone(t *testing.T, s store.Store) {
 	tok := store.IndexEntry{Param: "identifier", Kind: store.KindToken, System: "urn:x", Code: "1"}
 	mustPut(t, s, 0, version("h1", "AdverseEvent", "a1", 1, base, tok))
 	mustPut(t, s, 1, store.Version{Tenant: "h1", Type: "AdverseEvent", ID: "a1", VersionID: 2, LastUpdated: base.Add(time.Second), Deleted: true})
-	cur, err := s.Read(ctx, "h1", "AdverseEvent", "a1")
+	cur, err := s.Read(ctx, store.Tenant("h1"), "AdverseEvent", "a1")
 	if err != nil || !cur.Deleted || cur.VersionID != 2 || cur.Resource != nil {
 		t.Fatalf("Read after delete = %+v, %v; want tombstone version 2", cur, err)
 	}
-	old, err := s.ReadVersion(ctx, "h1", "AdverseEvent", "a1", 1)
+	old, err := s.ReadVersion(ctx, store.Tenant("h1"), "AdverseEvent", "a1", 1)
 	if err != nil || old.Deleted || old.Resource == nil {
 		t.Fatalf("ReadVersion 1 after delete = %+v, %v; want the old body", old, err)
 	}
-	page, err := s.Search(ctx, store.Query{Tenant: "h1", Type: "AdverseEvent", Filter: store.Token{Param: "identifier", Code: "1"}, Count: 10})
+	page, err := s.Search(ctx, store.Query{Access: store.Tenant("h1"), Type: "AdverseEvent", Filter: store.Token{Param: "identifier", Code: "1"}, Count: 10})
 	if err != nil || len(page.Versions) != 0 {
 		t.Fatalf("Search after delete = %v, %v; want nothing", page, err)
 	}
 	// Re-create after delete: a new version on top of the tombstone.
 	mustPut(t, s, 2, version("h1", "AdverseEvent", "a1", 3, base.Add(2*time.Second), tok))
-	page, err = s.Search(ctx, store.Query{Tenant: "h1", Type: "AdverseEvent", Filter: store.Token{Param: "identifier", Code: "1"}, Count: 10})
+	page, err = s.Search(ctx, store.Query{Access: store.Tenant("h1"), Type: "AdverseEvent", Filter: store.Token{Param: "identifier", Code: "1"}, Count: 10})
 	if err != nil || len(page.Versions) != 1 || page.Versions[0].VersionID != 3 {
 		t.Fatalf("Search after re-create = %+v, %v; want version 3", page, err)
 	}
@@ -213,10 +214,10 @@ func testTenants(t *testing.T, s store.Store) {
 	tok := store.IndexEntry{Param: "identifier", Kind: store.KindToken, System: "urn:x", Code: "same"}
 	mustPut(t, s, 0, version("h1", "Patient", "p1", 1, base, tok))
 	mustPut(t, s, 0, version("h2", "Patient", "p2", 1, base, tok))
-	if _, err := s.Read(ctx, "h2", "Patient", "p1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Read(ctx, store.Tenant("h2"), "Patient", "p1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("other tenant Read: %v, want ErrNotFound", err)
 	}
-	if _, err := s.ReadVersion(ctx, "h2", "Patient", "p1", 1); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.ReadVersion(ctx, store.Tenant("h2"), "Patient", "p1", 1); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("other tenant ReadVersion: %v, want ErrNotFound", err)
 	}
 	if err := s.Put(ctx, store.Write{PrevVersion: 0, Version: version("h2", "Patient", "p1", 1, base)}); !errors.Is(err, store.ErrConflict) {
@@ -225,11 +226,11 @@ func testTenants(t *testing.T, s store.Store) {
 	if err := s.Put(ctx, store.Write{PrevVersion: 1, Version: version("h2", "Patient", "p1", 2, base)}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("other tenant update: %v, want ErrConflict", err)
 	}
-	h, err := s.History(ctx, store.HistoryQuery{Tenant: "h2", Count: 10})
+	h, err := s.History(ctx, store.HistoryQuery{Access: store.Tenant("h2"), Count: 10})
 	if err != nil || len(h.Versions) != 1 || h.Versions[0].ID != "p2" {
 		t.Errorf("h2 system history = %+v, %v; want only p2", h, err)
 	}
-	page, err := s.Search(ctx, store.Query{Tenant: "h1", Filter: store.Token{Param: "identifier", Code: "same"}, Count: 10})
+	page, err := s.Search(ctx, store.Query{Access: store.Tenant("h1"), Filter: store.Token{Param: "identifier", Code: "same"}, Count: 10})
 	if err != nil || len(page.Versions) != 1 || page.Versions[0].ID != "p1" {
 		t.Errorf("h1 search = %+v, %v; want only p1", page, err)
 	}
@@ -272,7 +273,7 @@ func testHistory(t *testing.T, s store.Store) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, size := range []int{1, 2, 4, 100} {
 				q := tc.q
-				q.Tenant, q.Count = "h1", size
+				q.Access, q.Count = store.Tenant("h1"), size
 				var got []key
 				for pages := 0; ; pages++ {
 					if pages > 20 {
@@ -297,7 +298,7 @@ func testHistory(t *testing.T, s store.Store) {
 			}
 		})
 	}
-	h, err := s.History(ctx, store.HistoryQuery{Tenant: "h1", Type: "Patient", ID: "a", Count: 1})
+	h, err := s.History(ctx, store.HistoryQuery{Access: store.Tenant("h1"), Type: "Patient", ID: "a", Count: 1})
 	if err != nil || !h.Versions[0].Deleted || h.Versions[0].Resource != nil {
 		t.Errorf("newest history entry = %+v, %v; want the tombstone", h, err)
 	}
@@ -308,7 +309,7 @@ func testHistoryStable(t *testing.T, s store.Store) {
 	for i := 0; i < 6; i++ {
 		mustPut(t, s, 0, version("h1", "Patient", fmt.Sprintf("p%d", i), 1, base.Add(time.Duration(i)*time.Second)))
 	}
-	p1, err := s.History(ctx, store.HistoryQuery{Tenant: "h1", Count: 3})
+	p1, err := s.History(ctx, store.HistoryQuery{Access: store.Tenant("h1"), Count: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +317,7 @@ func testHistoryStable(t *testing.T, s store.Store) {
 	// first stopped, neither repeating nor skipping.
 	mustPut(t, s, 0, version("h1", "Patient", "new", 1, base.Add(time.Hour)))
 	mustPut(t, s, 1, version("h1", "Patient", "p5", 2, base.Add(time.Hour)))
-	p2, err := s.History(ctx, store.HistoryQuery{Tenant: "h1", Count: 3, After: p1.Next})
+	p2, err := s.History(ctx, store.HistoryQuery{Access: store.Tenant("h1"), Count: 3, After: p1.Next})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,12 +358,12 @@ func testConcurrent(t *testing.T, s store.Store) {
 		if wins != 1 {
 			t.Fatalf("round %d: %d writers won, want exactly 1", round, wins)
 		}
-		cur, err := s.Read(ctx, "h1", "Patient", "p1")
+		cur, err := s.Read(ctx, store.Tenant("h1"), "Patient", "p1")
 		if err != nil || cur.VersionID != round+1 || string(cur.Resource) != fmt.Sprintf(`{"resourceType":"Patient","id":"p1","writer":%d}`, winner) {
 			t.Fatalf("round %d: current = %+v, %v; want the winner's version", round, cur, err)
 		}
 	}
-	h, err := s.History(ctx, store.HistoryQuery{Tenant: "h1", Type: "Patient", ID: "p1", Count: 100})
+	h, err := s.History(ctx, store.HistoryQuery{Access: store.Tenant("h1"), Type: "Patient", ID: "p1", Count: 100})
 	if err != nil || len(h.Versions) != 4 {
 		t.Fatalf("history has %d versions, %v; want 4 (losers leave nothing)", len(h.Versions), err)
 	}
@@ -411,7 +412,7 @@ func testSearchTokens(t *testing.T, s store.Store) {
 		{"no filter", "Patient", nil, []string{"Patient/p1", "Patient/p2", "Patient/p3"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			page, err := s.Search(ctx, store.Query{Tenant: "h1", Type: tc.typ, Filter: tc.f, Count: 100, WantTotal: true})
+			page, err := s.Search(ctx, store.Query{Access: store.Tenant("h1"), Type: tc.typ, Filter: tc.f, Count: 100, WantTotal: true})
 			if err != nil {
 				t.Fatalf("Search: %v", err)
 			}
@@ -435,7 +436,7 @@ func testSearchPaging(t *testing.T, s store.Store) {
 	}
 	var got []string
 	for off := 0; off < 20; off += 3 {
-		p, err := s.Search(ctx, store.Query{Tenant: "h1", Type: "Observation", Count: 3, Offset: off})
+		p, err := s.Search(ctx, store.Query{Access: store.Tenant("h1"), Type: "Observation", Count: 3, Offset: off})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -457,11 +458,11 @@ func testUnicode(t *testing.T, s store.Store) {
 	v := version("h1", "Patient", "zh", 1, base, store.IndexEntry{Param: "identifier", Kind: store.KindToken, System: "urn:供体", Code: "供体-编号-001"})
 	v.Resource = []byte(`{"resourceType":"Patient","id":"zh","name":[{"text":"张三"}]}`)
 	mustPut(t, s, 0, v)
-	got, err := s.Read(ctx, "h1", "Patient", "zh")
+	got, err := s.Read(ctx, store.Tenant("h1"), "Patient", "zh")
 	if err != nil || string(got.Resource) != string(v.Resource) {
 		t.Fatalf("Read = %s, %v", got.Resource, err)
 	}
-	p, err := s.Search(ctx, store.Query{Tenant: "h1", Filter: store.Token{Param: "identifier", System: ptr("urn:供体"), Code: "供体-编号-001"}, Count: 10})
+	p, err := s.Search(ctx, store.Query{Access: store.Tenant("h1"), Filter: store.Token{Param: "identifier", System: ptr("urn:供体"), Code: "供体-编号-001"}, Count: 10})
 	if err != nil || len(p.Versions) != 1 {
 		t.Fatalf("Search = %+v, %v", p, err)
 	}

@@ -30,7 +30,7 @@ func present(t *testing.T, s store.Store, ids ...string) []bool {
 	t.Helper()
 	got := make([]bool, len(ids))
 	for i, id := range ids {
-		_, err := s.Read(context.Background(), "h1", "Patient", id)
+		_, err := s.Read(context.Background(), store.Tenant("h1"), "Patient", id)
 		switch {
 		case err == nil:
 			got[i] = true
@@ -61,7 +61,7 @@ func testTransact(t *testing.T, s store.Store) {
 		if got := matching(t, s, "U1"); len(got) != 0 {
 			t.Errorf("the updated resource's old index entries still match: %v", ids(got))
 		}
-		h, err := s.History(ctx, store.HistoryQuery{Tenant: "h1", Type: "Patient", ID: "u", Count: 10})
+		h, err := s.History(ctx, store.HistoryQuery{Access: store.Tenant("h1"), Type: "Patient", ID: "u", Count: 10})
 		if err != nil || len(h.Versions) != 2 {
 			t.Fatalf("history of u = %v, %v; want two versions", h, err)
 		}
@@ -265,7 +265,7 @@ func testTransactReaders(t *testing.T, s store.Store) {
 				// Search: every marker's writes, or none; for the last
 				// transaction committed before the search, all of them (but
 				// the counter, if a later one moved it on meanwhile).
-				c0, err := s.Read(ctx, "h1", "Patient", "counter")
+				c0, err := s.Read(ctx, store.Tenant("h1"), "Patient", "counter")
 				if err != nil {
 					t.Errorf("Read: %v", err)
 					return
@@ -288,7 +288,7 @@ func testTransactReaders(t *testing.T, s store.Store) {
 					case n == txnSize:
 					case n == txnSize-1 && !hasID(p.Versions, "counter"):
 						// The counter must have moved on.
-						if c1, err := s.Read(ctx, "h1", "Patient", "counter"); err != nil || c1.VersionID <= int64(k+2) {
+						if c1, err := s.Read(ctx, store.Tenant("h1"), "Patient", "counter"); err != nil || c1.VersionID <= int64(k+2) {
 							t.Errorf("search %s: %v without the counter, which is at %v (%v)", m, ids(p.Versions), c1, err)
 						}
 					case n == 0 && k > last:
@@ -297,7 +297,7 @@ func testTransactReaders(t *testing.T, s store.Store) {
 					}
 				}
 				// History: every version of a transaction, or none.
-				h, err := s.History(ctx, store.HistoryQuery{Tenant: "h1", Type: "Patient", Count: 1000})
+				h, err := s.History(ctx, store.HistoryQuery{Access: store.Tenant("h1"), Type: "Patient", Count: 1000})
 				if err != nil {
 					t.Errorf("History: %v", err)
 					return
@@ -314,13 +314,13 @@ func testTransactReaders(t *testing.T, s store.Store) {
 				check("history", seen)
 				// Read: the counter, then the first resource of the transaction
 				// that wrote it, which must be there since it committed with it.
-				c, err := s.Read(ctx, "h1", "Patient", "counter")
+				c, err := s.Read(ctx, store.Tenant("h1"), "Patient", "counter")
 				if err != nil {
 					t.Errorf("Read: %v", err)
 					return
 				}
 				if c.VersionID > 1 {
-					if _, err := s.Read(ctx, "h1", "Patient", fmt.Sprintf("t%02d-0", c.VersionID-2)); err != nil {
+					if _, err := s.Read(ctx, store.Tenant("h1"), "Patient", fmt.Sprintf("t%02d-0", c.VersionID-2)); err != nil {
 						t.Errorf("counter at version %d, but its transaction's first resource: %v", c.VersionID, err)
 					}
 				}
@@ -354,16 +354,16 @@ func testMethod(t *testing.T, s store.Store) {
 	}
 	old := version("h1", "Patient", "old", 1, base)
 	mustPut(t, s, 0, old)
-	if v, err := s.Read(ctx, "h1", "Patient", "m"); err != nil || v.Method != "PATCH" {
+	if v, err := s.Read(ctx, store.Tenant("h1"), "Patient", "m"); err != nil || v.Method != "PATCH" {
 		t.Errorf("Read = %+v, %v; want method PATCH", v, err)
 	}
-	if v, err := s.ReadVersion(ctx, "h1", "Patient", "m", 1); err != nil || v.Method != "PUT" {
+	if v, err := s.ReadVersion(ctx, store.Tenant("h1"), "Patient", "m", 1); err != nil || v.Method != "PUT" {
 		t.Errorf("ReadVersion = %+v, %v; want method PUT", v, err)
 	}
-	if v, err := s.Read(ctx, "h1", "Patient", "old"); err != nil || v.Method != "" {
+	if v, err := s.Read(ctx, store.Tenant("h1"), "Patient", "old"); err != nil || v.Method != "" {
 		t.Errorf("Read of a version without a method = %+v, %v; want none", v, err)
 	}
-	h, err := s.History(ctx, store.HistoryQuery{Tenant: "h1", Type: "Patient", ID: "m", Count: 10})
+	h, err := s.History(ctx, store.HistoryQuery{Access: store.Tenant("h1"), Type: "Patient", ID: "m", Count: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -412,7 +412,7 @@ func (l *loading) announce(typ, id string) {
 
 // Read answers the first Read of an announced resource with ErrNotFound, and
 // every other from the store.
-func (l *loading) Read(ctx context.Context, tenant, typ, id string) (*store.Version, error) {
+func (l *loading) Read(ctx context.Context, a store.Access, typ, id string) (*store.Version, error) {
 	l.mu.Lock()
 	first := l.announced[typ+"/"+id]
 	if first {
@@ -422,7 +422,7 @@ func (l *loading) Read(ctx context.Context, tenant, typ, id string) (*store.Vers
 	if first {
 		return nil, fmt.Errorf("resttest: %s/%s is not written yet: %w", typ, id, store.ErrNotFound)
 	}
-	return l.Store.Read(ctx, tenant, typ, id)
+	return l.Store.Read(ctx, a, typ, id)
 }
 
 // Put ends the announcement of what it writes, should the server write

@@ -1,0 +1,87 @@
+package sqlite
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/fmtbank/cmts/store"
+)
+
+// accessArms is the one place the embedded store applies a store.Access:
+// conditions on the row of alias t (of current or versions, which both carry
+// tenant and reach) whose OR says "a sees the row". They are disjoint, and
+// each keeps an index usable on its own: the first names the tenants (the
+// (tenant, ...)-led indexes), the second other tenants' rows by reach (the
+// partial indexes on reach = 1, which hold the shared rows alone). plus marks
+// the columns with a unary + so that they do not choose the index (see
+// compiler). None: a sees nothing.
+func accessArms(a store.Access, t string, plus bool) []frag {
+	p := ""
+	if plus {
+		p = "+"
+	}
+	var arms []frag
+	var mine frag
+	if len(a.Tenants) > 0 {
+		mine = inList(p+t+".tenant", a.Tenants)
+		arms = append(arms, mine)
+	}
+	other := sqlf(p + t + ".reach = " + reachSQL(store.ReachShared))
+	if a.Everyone {
+		other = sqlf(p + t + ".reach <> " + reachSQL(store.ReachOwner))
+	} else if len(a.Tenants) == 0 {
+		return nil
+	}
+	if len(a.Tenants) > 0 {
+		other = sqlf("%s AND NOT (%s)", other, mine)
+	}
+	return append(arms, other)
+}
+
+// access is accessArms as one condition. Without shared (no row of another
+// tenant with store.ReachShared can be among the candidates: see
+// sharedTypes), a single-tenant access names the tenant alone, which is how
+// a search keeps walking the (tenant, type, id) index in page order.
+func access(a store.Access, t string, plus, shared bool) frag {
+	arms := accessArms(a, t, plus)
+	if !shared && !a.Everyone && len(arms) > 1 {
+		arms = arms[:1]
+	}
+	switch len(arms) {
+	case 0:
+		return sqlf("0")
+	case 1:
+		return arms[0]
+	}
+	f := joinFrags(arms, " OR ")
+	f.sql = "(" + f.sql + ")"
+	return f
+}
+
+// sharedTypes is the query telling whether any current resource of the
+// types (any type when none) is shared (store.ReachShared), from the
+// partial index current_shared.
+func sharedTypes(types []string) frag {
+	if len(types) == 0 {
+		return sqlf("SELECT EXISTS (SELECT 1 FROM current WHERE reach = " + reachSQL(store.ReachShared) + ")")
+	}
+	return sqlf("SELECT EXISTS (SELECT 1 FROM current WHERE reach = "+reachSQL(store.ReachShared)+" AND %s)", inList("type", types))
+}
+
+// reachSQL is r as an SQL literal (a constant, so that the partial indexes
+// on reach apply).
+func reachSQL(r store.Reach) string {
+	return strconv.Itoa(int(r))
+}
+
+// inList is "col = ?" for one value, "col IN (?, ...)" for several.
+func inList(col string, vals []string) frag {
+	if len(vals) == 1 {
+		return sqlf(col+" = ?", vals[0])
+	}
+	args := make([]any, len(vals))
+	for i, v := range vals {
+		args[i] = v
+	}
+	return frag{col + " IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ") + ")", args}
+}
