@@ -50,6 +50,9 @@ type Options struct {
 	// PatchOps bounds the operations of one JSON Patch (default
 	// fhir.DefaultPatchOps).
 	PatchOps int
+	// Auditor, when set, records every write in the same store
+	// transaction as its data.
+	Auditor Auditor
 }
 
 // Writer carries out the write interactions of FHIR (create, update, patch,
@@ -185,6 +188,13 @@ func (w *Writer) Write(ctx context.Context, p *fhir.Principal, entries []*Entry)
 		results = make([]*Result, len(plans))
 		for i, pl := range plans {
 			results[i] = pl.result
+		}
+		if w.opts.Auditor != nil {
+			audits, err := w.opts.Auditor.AuditWrites(ctx, p, now, entries, results)
+			if err != nil {
+				return nil, err
+			}
+			writes = append(writes, audits...)
 		}
 		return writes, nil
 	})
