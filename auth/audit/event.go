@@ -8,6 +8,16 @@
 // An AuditEvent names who (client, user, tenant), what (resource type, id,
 // version; the names of the query parameters, never their values) and the
 // outcome. It never holds a name, free text or anything from a resource body.
+//
+// Wiring, in cmd/cmts and the REST layer:
+//
+//	m := &audit.Maker{Server: audit.Server{BaseURL: base}, Indexer: engine}
+//	b, _ := audit.NewBatcher(audit.BatcherOptions{Store: st, Maker: m, Logger: log})
+//	hook, _ := audit.NewHook(m, b)
+//	w, _ := bundle.NewWriter(bundle.Options{..., Auditor: hook})
+//	// per request: ctx = audit.NewContext(ctx, audit.Client{Remote: ip, RequestID: id})
+//	// after a request not audited by the writer: b.Add(audit.Record{...})
+//	// at shutdown, after the HTTP server drained: b.Close(ctx), then the store.
 package audit
 
 import (

@@ -92,7 +92,7 @@ func (h *Hook) AuditFailure(ctx context.Context, p *fhir.Principal, entries []*b
 	}
 	c := ClientFrom(ctx)
 	status := fhir.AsError(err).Status
-	now := time.Now()
+	now := h.Failures.opts.Now()
 	for _, e := range entries {
 		r := EntryRecord(p, e, nil)
 		r.Status, r.Remote, r.RequestID, r.Time = status, c.Remote, c.RequestID, now
