@@ -107,7 +107,8 @@ func EntryRecord(p *fhir.Principal, e *bundle.Entry, res *bundle.Result) Record 
 	r := Record{Principal: p, Type: e.Type, ID: e.ID}
 	switch e.Method {
 	case http.MethodPost:
-		r.Interaction = Create
+		// The server ignores an id sent with a create.
+		r.Interaction, r.ID = Create, ""
 		// ifNoneExist is "identifier=..." or, as some clients send it,
 		// "Patient?identifier=...".
 		r.Query = e.IfNoneExist

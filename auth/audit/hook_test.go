@@ -182,7 +182,7 @@ func TestEntryRecord(t *testing.T) {
 		{"conditional create", &bundle.Entry{Method: "POST", Type: "Patient", IfNoneExist: "Patient?identifier=s|v"},
 			&bundle.Result{Status: 200, Version: v},
 			Record{Interaction: Create, Principal: ehr, Type: "Patient", ID: "r-9", Version: "2", Query: "identifier=s|v", Status: 200}},
-		{"ifNoneExist without type", &bundle.Entry{Method: "POST", Type: "Patient", IfNoneExist: "identifier=s|v"}, nil,
+		{"ifNoneExist without type, id ignored", &bundle.Entry{Method: "POST", Type: "Patient", ID: "mine", IfNoneExist: "identifier=s|v"}, nil,
 			Record{Interaction: Create, Principal: ehr, Type: "Patient", Query: "identifier=s|v"}},
 		{"conditional delete", &bundle.Entry{Method: "DELETE", Type: "Patient", Query: map[string][]string{"identifier": {"x"}}},
 			&bundle.Result{Status: 204},

@@ -43,8 +43,11 @@ func (m *Maker) check() error {
 // Write makes the store write that creates r's AuditEvent as a new
 // resource: a new id, version 1 made by POST at now (meta.versionId and
 // meta.lastUpdated set), under the tenant of r's principal, with its index
-// entries.
+// entries. A record without a Time is recorded at now.
 func (m *Maker) Write(r Record, now time.Time) (store.Write, error) {
+	if r.Time.IsZero() {
+		r.Time = now
+	}
 	return NewWrite(Event(r, m.Server), m.tenant(r), now, m.Indexer)
 }
 

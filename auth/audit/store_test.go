@@ -141,15 +141,24 @@ func TestWriteSearchable(t *testing.T) {
 	}
 }
 
-func TestMakerNoTenant(t *testing.T) {
+func TestMakerNoTenantNoTime(t *testing.T) {
 	t.Parallel()
 	m := newMaker(t)
 	m.NoTenant = "-"
-	w, err := m.Write(goldenRecords["unauthenticated"], testTime)
+	r := goldenRecords["unauthenticated"]
+	r.Time = time.Time{}
+	w, err := m.Write(r, testTime)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if w.Version.Tenant != "-" {
 		t.Errorf("tenant %q, want -", w.Version.Tenant)
+	}
+	var ev AuditEvent
+	if err := json.Unmarshal(w.Version.Resource, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if want := instant(testTime); ev.Recorded != want || ev.Meta.LastUpdated != want {
+		t.Errorf("recorded %s, lastUpdated %s; want both %s", ev.Recorded, ev.Meta.LastUpdated, want)
 	}
 }
