@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/fmtbank/cmts/fhir/bundle"
 	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/fmtbank/cmts/store"
+	"github.com/fmtbank/cmts/store/sqlite"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -198,3 +201,50 @@ func TestEntryRecord(t *testing.T) {
 }
 
 func contains(b []byte, s string) bool { return bytes.Contains(b, []byte(s)) }
+
+// BenchmarkHookTransaction: the cost the audit adds to a transaction of 50
+// creates on the embedded store (ns/op per transaction).
+func BenchmarkHookTransaction(b *testing.B) {
+	var entries strings.Builder
+	for i := range 50 {
+		if i > 0 {
+			entries.WriteString(",")
+		}
+		entries.WriteString(`{"resource":{"resourceType":"Observation","status":"final","code":{"text":"Mayo score"},"subject":{"reference":"Patient/r-5"},"valueInteger":` + strconv.Itoa(i) + `},"request":{"method":"POST","url":"Observation"}}`)
+	}
+	body := `{"resourceType":"Bundle","type":"transaction","entry":[` + entries.String() + `]}`
+	codec, err := fhir.NewCodec()
+	if err != nil {
+		b.Fatal(err)
+	}
+	engine, err := search.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, audited := range []bool{false, true} {
+		b.Run(map[bool]string{false: "plain", true: "audited"}[audited], func(b *testing.B) {
+			st, err := sqlite.Open(context.Background(), b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			opts := bundle.Options{Store: st, Codec: codec, Indexer: engine}
+			if audited {
+				opts.Auditor = &Hook{Maker: newMaker(b)}
+			}
+			w, err := bundle.NewWriter(opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				req, err := bundle.Parse([]byte(body), 100, codec.IsResourceType)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := w.Write(context.Background(), ehr, req.Entries); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
