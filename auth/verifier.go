@@ -311,6 +311,7 @@ func (v *Verifier) principal(is Issuer, c *claims) (*fhir.Principal, error) {
 		Tenant:     tenant.ID,
 		TenantKind: tenant.Kind,
 		Subject:    c.Subject,
+		Issuer:     is.Issuer,
 		ClientID:   c.ClientID,
 		Patient:    c.Patient,
 	}

@@ -153,6 +153,7 @@ func testPrincipals(t *testing.T, p *providers) {
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
+			tt.want.Issuer = tt.op.Issuer
 			if diff := cmp.Diff(&tt.want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("principal (-want +got):\n%s", diff)
 			}
@@ -170,7 +171,7 @@ func testAuthorizationCode(t *testing.T, p *providers) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &fhir.Principal{Tenant: "hospital-b", TenantKind: "hospital", Subject: "p-7", ClientID: "smart-app",
+	want := &fhir.Principal{Tenant: "hospital-b", TenantKind: "hospital", Subject: "p-7", Issuer: p.national.Issuer, ClientID: "smart-app",
 		Roles: []fhir.Role{fhir.RoleClinician}, Patient: "p-7", Scopes: []string{"patient/*.rs"},
 		Grants: []fhir.Scope{{Context: "patient", ResourceType: "*", Permissions: "rs"}}}
 	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {

@@ -15,6 +15,9 @@ type Principal struct {
 	// Subject identifies the caller in audit records (the token's `sub`);
 	// never a patient's name.
 	Subject string
+	// Issuer is the token's `iss` ("" when there is no token): a subject is
+	// unique only within its issuer, so audit records name both.
+	Issuer string
 	// ClientID is the OAuth client the token was issued to ("" when unknown).
 	ClientID string
 	// Roles are the caller's roles; a client_credentials token without roles

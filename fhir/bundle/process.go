@@ -97,6 +97,9 @@ func (w *Writer) Process(ctx context.Context, p *fhir.Principal, req *Request, r
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
+				if w.opts.Auditor != nil {
+					w.opts.Auditor.AuditFailure(ctx, p, []*Entry{e}, err)
+				}
 				out[e.Index] = reply.failure(err)
 				continue
 			}

@@ -50,6 +50,9 @@ type Options struct {
 	// PatchOps bounds the operations of one JSON Patch (default
 	// fhir.DefaultPatchOps).
 	PatchOps int
+	// Auditor, when set, records every write in the same store
+	// transaction as its data.
+	Auditor Auditor
 	// Guard, when set, decides every version before it is stored, with the
 	// version it replaces: the access policy (a transaction with one
 	// refused entry is refused whole).
@@ -199,6 +202,13 @@ func (w *Writer) Write(ctx context.Context, p *fhir.Principal, entries []*Entry)
 		results = make([]*Result, len(plans))
 		for i, pl := range plans {
 			results[i] = pl.result
+		}
+		if w.opts.Auditor != nil {
+			audits, err := w.opts.Auditor.AuditWrites(ctx, p, now, entries, results)
+			if err != nil {
+				return nil, err
+			}
+			writes = append(writes, audits...)
 		}
 		return writes, nil
 	})
