@@ -1,7 +1,9 @@
 package fhir
 
 import (
+	"context"
 	"net/url"
+	"time"
 
 	"github.com/fmtbank/cmts/store"
 )
@@ -60,4 +62,51 @@ type Policy interface {
 	// (nil: the resource does not exist yet; next.Deleted for a delete);
 	// next has its Resource and Index set. It sets next.Reach.
 	Writable(p *Principal, cur, next *store.Version) error
+}
+
+// AuditRequest is one answered request, as the audit trail records it: who,
+// what (never a value of the query, never resource content), the outcome.
+type AuditRequest struct {
+	Action Action
+	// Principal is who made the request (nil: not authenticated).
+	Principal *Principal
+	// Remote is the client's address; RequestID its X-Request-Id.
+	Remote, RequestID string
+	Time              time.Time
+	Status            int
+	// Type, ID and Version name the resource acted on, as far as known.
+	Type, ID, Version string
+	// Operation is the operation's name with its "$", for ActionOperation.
+	Operation string
+	// Query is the query string as sent; only its parameter names are kept.
+	Query string
+}
+
+// AuditTrail records answered requests (auth/audit implements it). Writes
+// that succeeded are not given to it: they are recorded in the same store
+// transaction as their data.
+type AuditTrail interface {
+	Requested(ctx context.Context, r AuditRequest)
+}
+
+// Client is where a request came from, as the audit trail records it.
+type Client struct {
+	// Remote is the client's IP address.
+	Remote string
+	// RequestID is the request's X-Request-Id ("" for none).
+	RequestID string
+}
+
+type clientKey struct{}
+
+// WithClient returns ctx carrying c, for whatever records the request's
+// effects further down (the Writer's audit hook).
+func WithClient(ctx context.Context, c Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// ClientFrom returns the Client in ctx (zero when there is none).
+func ClientFrom(ctx context.Context) Client {
+	c, _ := ctx.Value(clientKey{}).(Client)
+	return c
 }

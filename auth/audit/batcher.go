@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fmtbank/cmts/fhir"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -275,4 +276,13 @@ func (b *Batcher) write(ctx context.Context, batch []Record) {
 		return
 	}
 	b.written.Add(int64(len(writes)))
+}
+
+var _ fhir.AuditTrail = (*Batcher)(nil)
+
+// Requested implements fhir.AuditTrail: the request is recorded with the
+// next batch.
+func (b *Batcher) Requested(_ context.Context, r fhir.AuditRequest) {
+	b.Add(Record{Interaction: r.Action, Principal: r.Principal, Remote: r.Remote, RequestID: r.RequestID,
+		Time: r.Time, Status: r.Status, Type: r.Type, ID: r.ID, Version: r.Version, Operation: r.Operation, Query: r.Query})
 }

@@ -29,7 +29,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // stored counts the AuditEvents of tenant in st.
 func stored(t *testing.T, st store.Store, tenant string) int {
 	t.Helper()
-	page, err := st.Search(context.Background(), store.Query{Tenant: tenant, Type: "AuditEvent", Count: 1, WantTotal: true})
+	page, err := st.Search(context.Background(), store.Query{Access: store.Tenant(tenant), Type: "AuditEvent", Count: 1, WantTotal: true})
 	if err != nil {
 		t.Fatal(err)
 	}

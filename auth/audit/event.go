@@ -34,26 +34,27 @@ import (
 )
 
 // Interaction is what a request did, as a code of
-// http://hl7.org/fhir/restful-interaction (AuditEvent.subtype).
-type Interaction string
+// http://hl7.org/fhir/restful-interaction (AuditEvent.subtype): the
+// fhir.Action the access policy decided on.
+type Interaction = fhir.Action
 
 // The interactions of R4 http.html.
 const (
-	Read            Interaction = "read"
-	VRead           Interaction = "vread"
-	Update          Interaction = "update"
-	Patch           Interaction = "patch"
-	Delete          Interaction = "delete"
-	HistoryInstance Interaction = "history-instance"
-	HistoryType     Interaction = "history-type"
-	HistorySystem   Interaction = "history-system"
-	Create          Interaction = "create"
-	SearchType      Interaction = "search-type"
-	SearchSystem    Interaction = "search-system"
-	Capabilities    Interaction = "capabilities"
-	Transaction     Interaction = "transaction"
-	Batch           Interaction = "batch"
-	Operation       Interaction = "operation"
+	Read            = fhir.ActionRead
+	VRead           = fhir.ActionVRead
+	Update          = fhir.ActionUpdate
+	Patch           = fhir.ActionPatch
+	Delete          = fhir.ActionDelete
+	HistoryInstance = fhir.ActionHistoryInstance
+	HistoryType     = fhir.ActionHistoryType
+	HistorySystem   = fhir.ActionHistorySystem
+	Create          = fhir.ActionCreate
+	SearchType      = fhir.ActionSearchType
+	SearchSystem    = fhir.ActionSearchSystem
+	Capabilities    = fhir.ActionCapabilities
+	Transaction     = fhir.ActionTransaction
+	Batch           = fhir.ActionBatch
+	Operation       = fhir.ActionOperation
 )
 
 // Code systems and identifier systems the events use.
@@ -105,6 +106,9 @@ type Record struct {
 	// principal's patient context (e.g. the compartment searched); each
 	// becomes a patient entity. Ids only: never a name.
 	Patients []string
+	// Written are the versions a transaction stored ("Type/id/_history/v"),
+	// each an entity of the one event that records the transaction.
+	Written []string
 }
 
 // Server is the recording server: the BALP server agent and the event's
@@ -350,6 +354,9 @@ func entities(r Record) []Entity {
 			}
 		}
 		out = append(out, Entity{What: what, Type: &codeSystemObj, Role: &codeDomainRes})
+	}
+	for _, ref := range r.Written {
+		out = append(out, Entity{What: &Reference{Reference: ref}, Type: &codeSystemObj, Role: &codeDomainRes})
 	}
 	if q, ok := queryOf(r); ok {
 		out = append(out, Entity{Type: &codeSystemObj, Role: &codeQueryRole,

@@ -14,26 +14,14 @@ import (
 )
 
 // Client is what the REST layer knows of where a request came from; it
-// travels in the request's context (NewContext) to the writer's Hook.
-type Client struct {
-	// Remote is the client's IP address.
-	Remote string
-	// RequestID is the request's X-Request-Id ("" for none).
-	RequestID string
-}
+// travels in the request's context (fhir.WithClient) to the writer's Hook.
+type Client = fhir.Client
 
-type clientKey struct{}
-
-// NewContext returns ctx carrying c.
-func NewContext(ctx context.Context, c Client) context.Context {
-	return context.WithValue(ctx, clientKey{}, c)
-}
+// NewContext returns ctx carrying c (fhir.WithClient).
+func NewContext(ctx context.Context, c Client) context.Context { return fhir.WithClient(ctx, c) }
 
 // ClientFrom returns the Client in ctx (zero when there is none).
-func ClientFrom(ctx context.Context) Client {
-	c, _ := ctx.Value(clientKey{}).(Client)
-	return c
-}
+func ClientFrom(ctx context.Context) Client { return fhir.ClientFrom(ctx) }
 
 // Hook audits the writes of a bundle.Writer (set it as
 // bundle.Options.Auditor): the AuditEvent of every entry written is
@@ -64,6 +52,27 @@ func NewHook(m *Maker, failures *Batcher) (*Hook, error) {
 // commit with the data. It does not touch the store.
 func (h *Hook) AuditWrites(ctx context.Context, p *fhir.Principal, now time.Time, entries []*bundle.Entry, results []*bundle.Result) ([]store.Write, error) {
 	c := ClientFrom(ctx)
+	if len(entries) > 1 {
+		// A transaction is one interaction: one event names every version
+		// it stored, which keeps the trail's cost per entry to an index
+		// entry rather than an event of its own.
+		r := Record{Interaction: Transaction, Principal: p, Remote: c.Remote, RequestID: c.RequestID, Time: now, Status: http.StatusOK}
+		for _, res := range results {
+			if res == nil || res.Version == nil || res.Unchanged {
+				continue
+			}
+			v := res.Version
+			r.Written = append(r.Written, v.Type+"/"+v.ID+"/_history/"+strconv.FormatInt(v.VersionID, 10))
+			if v.Type == "Patient" {
+				r.Patients = append(r.Patients, v.ID)
+			}
+		}
+		w, err := h.Maker.Write(r, now)
+		if err != nil {
+			return nil, err
+		}
+		return []store.Write{w}, nil
+	}
 	out := make([]store.Write, 0, len(entries))
 	for i, e := range entries {
 		var res *bundle.Result

@@ -61,8 +61,9 @@ const twoEntries = `{"resourceType":"Bundle","type":"transaction","entry":[
  {"resource":{"resourceType":"Observation","status":"final","code":{"text":"Mayo score"},"subject":{"reference":"urn:uuid:1"}},
   "request":{"method":"POST","url":"Observation"}}]}`
 
-// TestHookTransaction: a transaction's AuditEvents are stored with its
-// data, one per entry, and nothing from the resources is in them.
+// TestHookTransaction: a transaction's AuditEvent is stored with its data,
+// one event naming every version written, and nothing from the resources
+// is in it.
 func TestHookTransaction(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
@@ -73,14 +74,15 @@ func TestHookTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	obs := results[1].Version
-	want := []string{"create 0 " + "Observation/" + obs.ID + "/_history/1", "update 0 Patient/r-5/_history/1"}
+	// One event for the transaction, naming each version it stored.
+	want := []string{"transaction 0 Patient/r-5/_history/1 Observation/" + obs.ID + "/_history/1"}
 	if diff := cmp.Diff(want, find(t, st, "hospital-a", "")); diff != "" {
 		t.Errorf("AuditEvents (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(want[:1], find(t, st, "hospital-a", "entity=Observation/"+obs.ID)); diff != "" {
+	if diff := cmp.Diff(want, find(t, st, "hospital-a", "entity=Observation/"+obs.ID)); diff != "" {
 		t.Errorf("AuditEvent?entity= (-want +got):\n%s", diff)
 	}
-	page, err := st.Search(context.Background(), store.Query{Tenant: "hospital-a", Type: "AuditEvent", Count: 10})
+	page, err := st.Search(context.Background(), store.Query{Access: store.Tenant("hospital-a"), Type: "AuditEvent", Count: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,14 +133,14 @@ func TestHookConflict(t *testing.T) {
 	if got := find(t, st, "hospital-a", ""); len(got) != 0 {
 		t.Errorf("AuditEvents of a failed transaction: %v", got)
 	}
-	page, err := st.Search(context.Background(), store.Query{Tenant: "hospital-a", Type: "Observation", Count: 10})
+	page, err := st.Search(context.Background(), store.Query{Access: store.Tenant("hospital-a"), Type: "Observation", Count: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(page.Versions) != 0 {
 		t.Errorf("%d Observations stored by a failed transaction", len(page.Versions))
 	}
-	v, err := st.Read(context.Background(), "hospital-a", "Patient", "r-5")
+	v, err := st.Read(context.Background(), store.Tenant("hospital-a"), "Patient", "r-5")
 	if err != nil || contains(v.Resource, "Zhang") {
 		t.Errorf("Patient/r-5 is not the rival's: %v %s", err, v.Resource)
 	}

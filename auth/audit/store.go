@@ -74,5 +74,8 @@ func NewWrite(ev *AuditEvent, tenant string, now time.Time, ix Indexer) (store.W
 		return store.Write{}, fmt.Errorf("audit: index: %w", err)
 	}
 	return store.Write{Version: store.Version{Tenant: tenant, Type: "AuditEvent", ID: ev.ID, VersionID: 1,
-		LastUpdated: now, Resource: body, Index: index, Method: http.MethodPost}}, nil
+		LastUpdated: now, Resource: body, Index: index, Method: http.MethodPost,
+		// The trail never leaves its tenant, not even through a role that
+		// reads every tenant.
+		Reach: store.ReachOwner}}, nil
 }

@@ -52,7 +52,7 @@ func find(t *testing.T, st store.Store, tenant, query string) []string {
 	if err != nil {
 		t.Fatalf("AuditEvent?%s: %v", query, err)
 	}
-	page, err := st.Search(context.Background(), store.Query{Tenant: tenant, Type: "AuditEvent", Filter: filter, Count: 1000})
+	page, err := st.Search(context.Background(), store.Query{Access: store.Tenant(tenant), Type: "AuditEvent", Filter: filter, Count: 1000})
 	if err != nil {
 		t.Fatalf("AuditEvent?%s: %v", query, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fmtbank/cmts/auth"
+	"github.com/fmtbank/cmts/auth/audit"
 	"github.com/fmtbank/cmts/auth/policy"
 	"github.com/fmtbank/cmts/fhir"
 	"github.com/fmtbank/cmts/fhir/rest"
@@ -68,6 +69,8 @@ type Main struct {
 	listener net.Listener
 	server   *http.Server
 	uploads  *uploads
+	// audit batches the audit trail's records of reads; flushed at shutdown.
+	audit *audit.Batcher
 }
 
 // NewMain returns a Main that logs to stderr.
@@ -223,11 +226,25 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	engine.Limits = m.Config.Search
+	// The audit trail: writes are recorded in their own transaction
+	// (hook), everything else in batches (m.audit), flushed at shutdown.
+	recorder := m.Config.BaseURL
+	if recorder == "" {
+		recorder = "http://" + m.Config.Addr + "/fhir"
+	}
+	maker := &audit.Maker{Server: audit.Server{BaseURL: recorder}, Indexer: engine}
+	if m.audit, err = audit.NewBatcher(audit.BatcherOptions{Store: m.store, Maker: maker, Logger: m.logger}); err != nil {
+		return err
+	}
+	hook, err := audit.NewHook(maker, m.audit)
+	if err != nil {
+		return err
+	}
 	api, err := rest.New(rest.Options{
 		Store: m.store, Codec: codec, Indexer: engine, Auth: authn, SMART: smart, Validator: guide, Conformance: guide,
 		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Limits: m.Config.Limits, Logger: m.logger, Version: version,
 		MaxConcurrent: m.Config.MaxConcurrent, MaxBundleEntries: m.Config.MaxBundleEntries,
-		Policy: policy.New(engine),
+		Policy: policy.New(engine), Audit: m.audit, Auditor: hook,
 	})
 	if err != nil {
 		return err
@@ -307,6 +324,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}
+	// What the drained requests did is stored before the store closes.
+	if aerr := m.audit.Close(sctx); aerr != nil && err == nil {
+		err = aerr
+	}
 	return err
 }
 
@@ -314,6 +335,12 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) Close() error {
 	if m.store == nil {
 		return nil
+	}
+	if m.audit != nil {
+		// Already flushed when Run shut down cleanly; otherwise now.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		m.audit.Close(ctx)
 	}
 	return m.store.Close()
 }

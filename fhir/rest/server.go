@@ -72,6 +72,11 @@ type Options struct {
 	Conformance fhir.Conformance
 	// Policy decides what each caller may do and see (required).
 	Policy fhir.Policy
+	// Audit (optional) records every answered request; Auditor (optional)
+	// records every write in the same store transaction as its data. A
+	// deployment sets both: together they are the audit trail.
+	Audit   fhir.AuditTrail
+	Auditor bundle.Auditor
 }
 
 // DefaultMaxConcurrent is the bound on concurrent FHIR requests unless
@@ -133,7 +138,8 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, slots: make(chan struct{}, opts.MaxConcurrent)}
 	var err error
 	s.writer, err = bundle.NewWriter(bundle.Options{Store: opts.Store, Codec: opts.Codec, Indexer: opts.Indexer,
-		Validator: opts.Validator, Now: opts.Now, MaxBody: opts.MaxBody, PatchOps: opts.Limits.PatchOps, Guard: opts.Policy})
+		Validator: opts.Validator, Now: opts.Now, MaxBody: opts.MaxBody, PatchOps: opts.Limits.PatchOps, Guard: opts.Policy,
+		Auditor: opts.Auditor})
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +200,7 @@ func (s *Server) routes() *gin.Engine {
 	e.Use(s.recoverer, s.logRequests)
 	e.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", s.ready)
-	api := e.Group("/fhir", s.checkHost, s.admit, s.negotiate, s.authenticate, s.profileRoutes)
+	api := e.Group("/fhir", s.auditRequests, s.checkHost, s.admit, s.negotiate, s.authenticate, s.profileRoutes)
 	for _, r := range routeTable() {
 		api.Handle(r.method, r.path, s.typed(allowed(fhir.Action(r.interaction), r.handle)))
 	}
@@ -233,12 +239,72 @@ func allowed(a fhir.Action, h func(*Server, *gin.Context)) func(*Server, *gin.Co
 		return h
 	}
 	return func(s *Server, c *gin.Context) {
+		c.Set(actionKey, a)
 		if err := s.opts.Policy.Allow(principal(c), a, c.Param("type")); err != nil {
 			s.fail(c, err)
 			return
 		}
 		h(s, c)
 	}
+}
+
+const actionKey = "cmts.action"
+
+// auditRequests records every request in the audit trail once answered:
+// who, what (the query's parameter names, never their values), the outcome.
+// A write that succeeded was recorded with its data, in its transaction.
+func (s *Server) auditRequests(c *gin.Context) {
+	client := fhir.Client{Remote: c.ClientIP(), RequestID: c.GetHeader("X-Request-Id")}
+	if _, ok := internalPrincipal(c.Request); ok {
+		// A Bundle's read entry comes from the outer request's client.
+		client = fhir.ClientFrom(c.Request.Context())
+	}
+	c.Request = c.Request.WithContext(fhir.WithClient(c.Request.Context(), client))
+	c.Next()
+	if s.opts.Audit == nil {
+		return
+	}
+	r := fhir.AuditRequest{Remote: client.Remote, RequestID: client.RequestID, Time: s.opts.Now(),
+		Status: c.Writer.Status(), Type: c.Param("type"), ID: c.Param("id"), Version: c.Param("vid"), Query: c.Request.URL.RawQuery}
+	if v, ok := c.Get(principalKey); ok {
+		r.Principal = v.(*fhir.Principal)
+	}
+	if v, ok := c.Get(actionKey); ok {
+		r.Action = v.(fhir.Action)
+	}
+	switch {
+	case strings.HasPrefix(c.Param("op"), "$"):
+		r.Action, r.Operation = fhir.ActionOperation, c.Param("op")
+	case strings.HasPrefix(r.ID, "$"):
+		r.Action, r.Operation, r.ID = fhir.ActionOperation, r.ID, ""
+	case r.Action == "" && c.FullPath() == "/fhir/metadata":
+		r.Action = fhir.ActionCapabilities
+	case r.Action == "":
+		r.Action = fallbackAction(c)
+	}
+	switch r.Action {
+	case fhir.ActionCreate, fhir.ActionUpdate, fhir.ActionPatch, fhir.ActionDelete:
+		if r.Status < 400 {
+			return
+		}
+	}
+	s.opts.Audit.Requested(c.Request.Context(), r)
+}
+
+// fallbackAction names a request that never reached an interaction (a bad
+// URL, a refusal before routing) by its method.
+func fallbackAction(c *gin.Context) fhir.Action {
+	switch c.Request.Method {
+	case http.MethodPost:
+		return fhir.ActionCreate
+	case http.MethodPut:
+		return fhir.ActionUpdate
+	case http.MethodPatch:
+		return fhir.ActionPatch
+	case http.MethodDelete:
+		return fhir.ActionDelete
+	}
+	return fhir.ActionRead
 }
 
 // view is the body of v as the caller may see it (see fhir.Policy.View).

@@ -40,6 +40,12 @@ func (s *Server) transaction(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if req.Type == "batch" {
+		// The Bundle's type says which, whatever the URL (for the audit).
+		c.Set(actionKey, fhir.ActionBatch)
+	} else {
+		c.Set(actionKey, fhir.ActionTransaction)
+	}
 	reply := bundle.Reply{Base: s.base(c), Return: preferReturn(c), Lang: fhir.NegotiateLanguage(c.GetHeader("Accept-Language"))}
 	out, err := s.writer.Process(c.Request.Context(), principal(c), req, &entryReader{s: s, outer: c.Request}, reply)
 	if err != nil {
