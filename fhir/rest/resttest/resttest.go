@@ -131,6 +131,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Metadata", testMetadata},
 		{"Tenants", testTenants},
 		{"Access", testAccess},
+		{"Audit", testAudit},
 		{"Search", testSearchREST},
 		{"Transaction", testTransaction},
 	} {
