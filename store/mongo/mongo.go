@@ -547,7 +547,14 @@ func (s *Store) finishPending(ctx context.Context, a store.Access) error {
 		VID  int64  `bson:"vid"`
 		Txn  string `bson:"txn"`
 	}
-	cur, err := s.pending.Find(ctx, accessFilter(a), options.Find().SetLimit(maxPending))
+	filter := accessFilter(a)
+	if a.Everyone {
+		// Every marker: a version that became owner-only (a marker carries
+		// the new reach) leaves its predecessor looking current to such a
+		// reader until it is finished.
+		filter = bson.D{}
+	}
+	cur, err := s.pending.Find(ctx, filter, options.Find().SetLimit(maxPending))
 	if err == nil {
 		err = cur.All(ctx, &all)
 	}
