@@ -37,6 +37,9 @@ func accessFilter(a store.Access) bson.D {
 
 // withAccess is filter limited to what a sees.
 func withAccess(a store.Access, filter bson.D) bson.D {
+	if len(filter) == 0 {
+		return accessFilter(a)
+	}
 	return bson.D{{Key: "$and", Value: bson.A{accessFilter(a), filter}}}
 }
 

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -10,42 +11,44 @@ import (
 // accessArms is the one place the embedded store applies a store.Access:
 // conditions on the row of alias t (of current or versions, which both carry
 // tenant and reach) whose OR says "a sees the row". They are disjoint, and
-// each keeps an index usable on its own: the first names the tenants (the
-// (tenant, ...)-led indexes), the second other tenants' rows by reach (the
-// partial indexes on reach = 1, which hold the shared rows alone). plus marks
-// the columns with a unary + so that they do not choose the index (see
-// compiler). None: a sees nothing.
+// each keeps an index usable on its own: one per tenant of a (the
+// (tenant, ...)-led indexes, which a UNION ALL of the arms merges in
+// order), then one for other tenants' rows by reach (for a shared reach,
+// the partial indexes on reach = 1, which hold the shared rows alone).
+// plus marks the columns with a unary + so that they do not choose the
+// index (see compiler). None: a sees nothing.
 func accessArms(a store.Access, t string, plus bool) []frag {
 	p := ""
 	if plus {
 		p = "+"
 	}
+	if len(a.Tenants) == 0 && !a.Everyone {
+		return nil
+	}
+	tenants := slices.Compact(slices.Sorted(slices.Values(a.Tenants)))
 	var arms []frag
-	var mine frag
-	if len(a.Tenants) > 0 {
-		mine = inList(p+t+".tenant", a.Tenants)
-		arms = append(arms, mine)
+	for _, tn := range tenants {
+		arms = append(arms, sqlf(p+t+".tenant = ?", tn))
 	}
 	other := sqlf(p + t + ".reach = " + reachSQL(store.ReachShared))
 	if a.Everyone {
 		other = sqlf(p + t + ".reach <> " + reachSQL(store.ReachOwner))
-	} else if len(a.Tenants) == 0 {
-		return nil
 	}
-	if len(a.Tenants) > 0 {
-		other = sqlf("%s AND NOT (%s)", other, mine)
+	if len(tenants) > 0 {
+		other = sqlf("%s AND NOT %s", other, inList(p+t+".tenant", tenants))
 	}
 	return append(arms, other)
 }
 
 // access is accessArms as one condition. Without shared (no row of another
 // tenant with store.ReachShared can be among the candidates: see
-// sharedTypes), a single-tenant access names the tenant alone, which is how
-// a search keeps walking the (tenant, type, id) index in page order.
+// sharedTypes), an access of tenants names the tenants alone, which is how
+// a search of one tenant keeps walking the (tenant, type, id) index in page
+// order.
 func access(a store.Access, t string, plus, shared bool) frag {
 	arms := accessArms(a, t, plus)
 	if !shared && !a.Everyone && len(arms) > 1 {
-		arms = arms[:1]
+		arms = arms[:len(arms)-1]
 	}
 	switch len(arms) {
 	case 0:
