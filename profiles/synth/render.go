@@ -339,6 +339,9 @@ func (g *Registry) recipientPart(res *Resource, k kind, i, j int) (obj, time.Tim
 		} else {
 			body = append(body, member{"valueInteger", e.value})
 		}
+		if score := indications[rc.indication].score; e.measure == "clinical-response" && score != "" {
+			body = append(body, member{"component", arr{obj{{"code", concept(cs+"efficacy-measure", score, "")}, {"valueInteger", e.value}}}})
+		}
 		return body, e.at.Add(2 * time.Hour)
 	}
 	e := &rc.events[j]

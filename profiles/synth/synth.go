@@ -554,38 +554,37 @@ func makeEfficacy(r *rand.Rand, rc *recipient) []efficacy {
 			e.followUp, e.at, e.focus = f, at, last
 			out = append(out, e)
 		}
-		add(efficacy{measure: "clinical-response", isBool: true, boolean: resp})
+		// The disease score the response is judged by rides along as a
+		// component of the response, one Observation a visit fewer.
+		score := 0
+		switch ind.score {
+		case "partial-mayo":
+			score = 5 + r.IntN(5)
+			if resp {
+				score = r.IntN(4)
+			}
+		case "hbi":
+			score = 6 + r.IntN(10)
+			if resp {
+				score = r.IntN(5)
+			}
+		case "ibs-sss":
+			score = 200 + r.IntN(250)
+			if resp {
+				score = 50 + r.IntN(150)
+			}
+		case "csbm-per-week":
+			score = r.IntN(3)
+			if resp {
+				score = 3 + r.IntN(5)
+			}
+		}
+		add(efficacy{measure: "clinical-response", isBool: true, boolean: resp, value: score})
 		if ind.remission && fu.day >= 84 {
 			add(efficacy{measure: "clinical-remission", isBool: true, boolean: remitter && resp})
 		}
 		if ind.code == "A04.7" && fu.code == "w8" {
 			add(efficacy{measure: "cdi-cure", isBool: true, boolean: resp})
-		}
-		switch ind.score {
-		case "partial-mayo":
-			v := 5 + r.IntN(5)
-			if resp {
-				v = r.IntN(4)
-			}
-			add(efficacy{measure: ind.score, value: v})
-		case "hbi":
-			v := 6 + r.IntN(10)
-			if resp {
-				v = r.IntN(5)
-			}
-			add(efficacy{measure: ind.score, value: v})
-		case "ibs-sss":
-			v := 200 + r.IntN(250)
-			if resp {
-				v = 50 + r.IntN(150)
-			}
-			add(efficacy{measure: ind.score, value: v})
-		case "csbm-per-week":
-			v := r.IntN(3)
-			if resp {
-				v = 3 + r.IntN(5)
-			}
-			add(efficacy{measure: ind.score, value: v})
 		}
 	}
 	return out

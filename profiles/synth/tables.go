@@ -194,9 +194,9 @@ const (
 	capsuleDays    = 365
 	// procsPerLot is how many procedures a lot serves on average; it sets
 	// how many lots a registry needs.
-	procsPerLot = 6.0
+	procsPerLot = 8.0
 	// lotsPerDonor sets how many qualified donors a bank needs.
-	lotsPerDonor = 25.0
+	lotsPerDonor = 60.0
 )
 
 var surnames = [][2]string{{"王", "Wang"}, {"李", "Li"}, {"张", "Zhang"}, {"刘", "Liu"}, {"陈", "Chen"}, {"杨", "Yang"}, {"黄", "Huang"}, {"赵", "Zhao"}, {"吴", "Wu"}, {"周", "Zhou"},

@@ -56,7 +56,7 @@ func (v *validatingStore) Transact(ctx context.Context, conds []store.Query, dec
 	return v.st.Transact(ctx, conds, func([][]*store.Version) ([]store.Write, error) { return ws, nil })
 }
 
-func guide(t *testing.T, st store.Store) (*search.Engine, *profiles.Service) {
+func guide(t testing.TB, st store.Store) (*search.Engine, *profiles.Service) {
 	t.Helper()
 	sps, err := profiles.SearchParameters()
 	if err != nil {
@@ -69,6 +69,9 @@ func guide(t *testing.T, st store.Store) (*search.Engine, *profiles.Service) {
 	defs, err := profiles.Embedded()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if st == nil {
+		return engine, nil
 	}
 	svc, err := profiles.NewService(defs, st, true)
 	if err != nil {
