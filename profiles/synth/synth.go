@@ -297,12 +297,29 @@ func (g *Registry) makeBank(b, nLots int) {
 		d.decided = at.Add(days(1))
 		g.donors = append(g.donors, d)
 	}
-	// Lots, evenly over [Epoch-60d, Now-5d], each from a donor active then.
+	// Lots, evenly over [Epoch-60d, Now-5d], each from a donor active then;
+	// suspensions and capsules each on a schedule dense enough (a lot every
+	// maxLotGap at least) that a procedure always finds a released lot.
 	lfrom, lto := Epoch.Add(-days(60)), Now.Add(-days(5))
-	step := lto.Sub(lfrom) / time.Duration(nLots)
-	for k := 0; k < nLots; k++ {
-		made := dayAt(r, lfrom.Add(step*time.Duration(k)), 10, 0, 180)
-		l := lot{bank: b, made: made, capsule: r.Float64() < capsuleShare}
+	span := lto.Sub(lfrom)
+	minPerKind := int(span/(maxLotGap*24*time.Hour)) + 1
+	nCaps := max(minPerKind, int(float64(nLots)*capsuleShare))
+	nSusp := max(minPerKind, nLots-nCaps)
+	type plan struct {
+		made    time.Time
+		capsule bool
+	}
+	var plans []plan
+	for k := range nSusp {
+		plans = append(plans, plan{lfrom.Add(span / time.Duration(nSusp) * time.Duration(k)), false})
+	}
+	for k := range nCaps {
+		plans = append(plans, plan{lfrom.Add(span/time.Duration(nCaps)*time.Duration(k) + span/time.Duration(2*nCaps)), true})
+	}
+	sort.SliceStable(plans, func(x, y int) bool { return plans[x].made.Before(plans[y].made) })
+	for _, pl := range plans {
+		made := dayAt(r, pl.made, 10, 0, 180)
+		l := lot{bank: b, made: made, capsule: pl.capsule}
 		var active []int
 		for i := firstDonor; i < len(g.donors); i++ {
 			d := &g.donors[i]

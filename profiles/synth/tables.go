@@ -188,6 +188,7 @@ var screenStages = []struct {
 // and that a released lot is recalled later, shelf lives.
 const (
 	capsuleShare   = 0.15
+	maxLotGap      = 45 // days
 	discardRate    = 0.04
 	recallRate     = 0.02
 	suspensionDays = 180
