@@ -1,6 +1,7 @@
 package synth
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -53,14 +54,7 @@ func appendJSON(b []byte, v any) []byte {
 	case bool:
 		return strconv.AppendBool(b, v)
 	}
-	panic("synth: cannot render " + strconv.Quote(typeName(v)))
-}
-
-func typeName(v any) string {
-	if v == nil {
-		return "nil"
-	}
-	return "value"
+	panic(fmt.Sprintf("synth: cannot render a %T as JSON", v))
 }
 
 // appendString writes s as a JSON string: quotes, backslashes and control
