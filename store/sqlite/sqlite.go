@@ -178,7 +178,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	// reading pages through a mapping (shared by the connections, kept by the
 	// OS) and a 16 MiB cache per connection avoids a read call per page. The
 	// mapping is capped by SQLite's build at 2 GiB; the rest is read.
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)",
+	// temp_store(MEMORY): the statement journal of each multi-row insert in
+	// a transaction stays in memory instead of a temporary file written
+	// page by page (about a sixth of the CPU of a large transaction).
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)", "temp_store(MEMORY)",
 		"cache_size(-16384)", "mmap_size(2147418112)"} {
 		q.Add("_pragma", p)
 	}
