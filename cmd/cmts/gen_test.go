@@ -101,7 +101,7 @@ func TestGenTrustFile(t *testing.T) {
 	for _, tn := range trust.Tenants {
 		got = append(got, synth.Tenant{ID: tn.ID, Kind: string(tn.Kind), Name: tn.Name, NameZh: tn.NameZh})
 	}
-	want := append(append(append([]synth.Tenant{}, synth.Banks...), synth.Hospitals...), synth.Authority)
+	want := synth.Tenants()
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("tenants (-generator +trust file):\n%s", diff)
 	}

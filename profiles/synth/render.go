@@ -63,10 +63,12 @@ func eventID(i, j int) string    { return fmt.Sprintf("ae-r%06d-%d", i+1, j+1) }
 
 func orgID(t Tenant) string { return "org-" + t.ID }
 
-func tenants() []Tenant {
-	out := append([]Tenant{}, Banks...)
-	out = append(out, Hospitals...)
-	return append(out, Authority)
+// Tenants lists the units every registry has data of: the banks, the
+// hospitals and the authority, in that order (a new slice each call).
+func Tenants() []Tenant {
+	out := append([]Tenant{}, banks...)
+	out = append(out, hospitals...)
+	return append(out, authority)
 }
 
 func coding(system, code, display string) obj {
@@ -111,15 +113,15 @@ func (g *Registry) Resource(k int) Resource {
 	res.Version = int64(w.version)
 	switch w.kind {
 	case kOrg:
-		t := tenants()[i]
+		t := Tenants()[i]
 		res.Tenant, res.Type, res.ID = t.ID, "Organization", orgID(t)
-		at = Epoch.Add(-days(365))
+		at = epoch.Add(-days(365))
 		typ := map[string]string{"bank": "Stool bank / 菌群库", "hospital": "Hospital / 医院", "authority": "Health authority / 卫生主管部门"}[t.Kind]
 		body = obj{{"identifier", arr{obj{{"system", sid + "tenant"}, {"value", t.ID}}}}, {"active", true},
 			{"type", arr{obj{{"text", typ}}}}, {"name", t.Name}, {"alias", arr{t.NameZh}}}
 	case kDonor:
 		d := &g.donors[i]
-		res.Tenant, res.Type, res.ID, res.Profile = Banks[d.bank].ID, "Patient", donorID(i), "cmts-donor"
+		res.Tenant, res.Type, res.ID, res.Profile = banks[d.bank].ID, "Patient", donorID(i), "cmts-donor"
 		status := "candidate"
 		at = d.candidate
 		if w.version == 2 {
@@ -136,7 +138,7 @@ func (g *Registry) Resource(k int) Resource {
 		d := &g.donors[i]
 		s := d.screens[j]
 		t := screenStages[s.stage].tests[s.test]
-		res.Tenant, res.Type, res.ID, res.Profile = Banks[d.bank].ID, "Observation", screenID(d.firstScreenID+j), "cmts-donor-screening"
+		res.Tenant, res.Type, res.ID, res.Profile = banks[d.bank].ID, "Observation", screenID(d.firstScreenID+j), "cmts-donor-screening"
 		at = s.at.Add(8 * time.Hour)
 		code := obj{{"text", t.en + " / " + t.zh}}
 		if t.loinc != "" {
@@ -161,7 +163,7 @@ func (g *Registry) Resource(k int) Resource {
 		body = append(body, member{"interpretation", arr{obj{{"coding", arr{interp}}}}})
 	case kDonation:
 		dn := &g.donations[i]
-		res.Tenant, res.Type, res.ID, res.Profile = Banks[g.donors[dn.donor].bank].ID, "Specimen", donationID(i), "cmts-stool-donation"
+		res.Tenant, res.Type, res.ID, res.Profile = banks[g.donors[dn.donor].bank].ID, "Specimen", donationID(i), "cmts-stool-donation"
 		at = dn.at.Add(time.Hour)
 		body = obj{{"accessionIdentifier", obj{{"system", sid + "donation-id"}, {"value", fmt.Sprintf("DN-%s-%06d", dn.at.In(beijing).Format("2006-0102"), i+1)}}},
 			{"status", "unavailable"},
@@ -169,14 +171,14 @@ func (g *Registry) Resource(k int) Resource {
 			{"subject", reference("Patient", donorID(dn.donor))},
 			{"collection", obj{{"collectedDateTime", dateTime(dn.at)}}}}
 	case kLot:
-		res.Tenant, res.Type, res.ID, res.Profile = Banks[g.lots[i].bank].ID, "Specimen", lotID(i), "cmts-microbiota-product"
+		res.Tenant, res.Type, res.ID, res.Profile = banks[g.lots[i].bank].ID, "Specimen", lotID(i), "cmts-microbiota-product"
 		body, at = g.lotBody(i, int(w.version))
 	case kQC:
 		body, at = g.qcBody(i, j)
-		res.Tenant, res.Type, res.ID, res.Profile = Banks[g.lots[i].bank].ID, "Observation", qcID(g.lots[i].firstQC+j), "cmts-product-qc"
+		res.Tenant, res.Type, res.ID, res.Profile = banks[g.lots[i].bank].ID, "Observation", qcID(g.lots[i].firstQC+j), "cmts-product-qc"
 	default:
 		rc := &g.recipients[i]
-		res.Tenant = Hospitals[rc.hospital].ID
+		res.Tenant = hospitals[rc.hospital].ID
 		body, at = g.recipientPart(&res, w.kind, i, j)
 	}
 	res.LastUpdated = at.UTC().Truncate(time.Microsecond)
@@ -296,7 +298,7 @@ func (g *Registry) recipientPart(res *Resource, k kind, i, j int) (obj, time.Tim
 		body = append(body, member{"extension", arr{ext("financial-hardship", "valueBoolean", rc.hardship)}})
 		body = append(body, member{"identifier", arr{obj{{"system", sid + "recipient-code"}, {"value", ids("R-", i)}}}},
 			member{"active", true}, member{"name", rc.name.fhir()}, member{"gender", rc.gender}, member{"birthDate", date(rc.birth)},
-			member{"managingOrganization", reference("Organization", orgID(Hospitals[rc.hospital]))})
+			member{"managingOrganization", reference("Organization", orgID(hospitals[rc.hospital]))})
 		return body, rc.risk.Add(-time.Hour)
 	case kCondition:
 		res.Type, res.ID, res.Profile = "Condition", conditionID(i), "cmts-indication"

@@ -18,12 +18,12 @@ import (
 	"time"
 )
 
-// Epoch and Now bound the registry's business time: the first procedure is
-// on or after Epoch, and nothing happens after Now (the registry is as it
-// stood then). Times are Beijing time.
+// epoch and now bound the registry's business time: the first procedure is
+// on or after epoch, and nothing happens after now (the registry is as it
+// stood then; Truth.Now). Times are Beijing time. Never changed.
 var (
-	Epoch = time.Date(2022, 1, 1, 0, 0, 0, 0, beijing)
-	Now   = time.Date(2026, 7, 1, 0, 0, 0, 0, beijing)
+	epoch = time.Date(2022, 1, 1, 0, 0, 0, 0, beijing)
+	now   = time.Date(2026, 7, 1, 0, 0, 0, 0, beijing)
 )
 
 // Options choose a registry.
@@ -235,7 +235,7 @@ func Generate(opts Options) (*Registry, error) {
 	g := &Registry{opts: opts}
 	// The expected number of procedures sets the bank's production.
 	expProcs := float64(opts.Patients) * 3.4
-	for b := range Banks {
+	for b := range banks {
 		share := 0.0
 		for h, s := range hospitalShare {
 			share += s * bankOf[h][b]
@@ -255,13 +255,13 @@ func (g *Registry) makeBank(b, nLots int) {
 	r := rng(g.opts.Seed, 1, uint64(b))
 	nQual := max(3, int(math.Ceil(float64(nLots)/lotsPerDonor)))
 	// Qualified donors are staggered over the whole period so that every
-	// day has a few active ones; the first qualify before Epoch.
-	from, to := Epoch.Add(-days(240)), Now.Add(-days(60))
+	// day has a few active ones; the first qualify before epoch.
+	from, to := epoch.Add(-days(240)), now.Add(-days(60))
 	slot := to.Sub(from) / time.Duration(nQual)
 	firstDonor := len(g.donors)
 	for q := 0; q < nQual; {
 		d := donor{bank: b, gender: []string{"male", "female"}[r.IntN(2)], name: newName(r)}
-		d.birth = between(r, Now.AddDate(-45, 0, 0), Now.AddDate(-20, 0, 0))
+		d.birth = between(r, now.AddDate(-45, 0, 0), now.AddDate(-20, 0, 0))
 		d.candidate = between(r, from, to)
 		// Decide the outcome first: a candidate that will qualify takes the
 		// next slot of the schedule.
@@ -297,10 +297,10 @@ func (g *Registry) makeBank(b, nLots int) {
 		d.decided = at.Add(days(1))
 		g.donors = append(g.donors, d)
 	}
-	// Lots, evenly over [Epoch-60d, Now-5d], each from a donor active then;
+	// Lots, evenly over [epoch-60d, now-5d], each from a donor active then;
 	// suspensions and capsules each on a schedule dense enough (a lot every
 	// maxLotGap at least) that a procedure always finds a released lot.
-	lfrom, lto := Epoch.Add(-days(60)), Now.Add(-days(5))
+	lfrom, lto := epoch.Add(-days(60)), now.Add(-days(5))
 	span := lto.Sub(lfrom)
 	minPerKind := int(span/(maxLotGap*24*time.Hour)) + 1
 	nCaps := max(minPerKind, int(float64(nLots)*capsuleShare))
@@ -361,7 +361,7 @@ func (g *Registry) makeBank(b, nLots int) {
 		} else {
 			l.released = qcDone
 			if r.Float64() < recallRate {
-				if rc := dayAt(r, qcDone.Add(days(float64(10+r.IntN(140)))), 11, 0, 240); rc.Before(Now) {
+				if rc := dayAt(r, qcDone.Add(days(float64(10+r.IntN(140)))), 11, 0, 240); rc.Before(now) {
 					l.recalled = rc
 				}
 			}
@@ -375,7 +375,7 @@ func (g *Registry) makeBank(b, nLots int) {
 type lotIndex [][2][]int
 
 func (g *Registry) indexLots() lotIndex {
-	idx := make(lotIndex, len(Banks))
+	idx := make(lotIndex, len(banks))
 	for i, l := range g.lots {
 		if l.released.IsZero() {
 			continue
@@ -437,7 +437,7 @@ func (g *Registry) makeRecipients() error {
 		rc := recipient{hospital: pick(r, hospitalShare), indication: pick(r, shares), name: newName(r)}
 		ind := &indications[rc.indication]
 		rc.gender = []string{"male", "female"}[r.IntN(2)]
-		start := dayAt(r, between(r, Epoch, Now.Add(-days(14))), 8, 30, 7*60)
+		start := dayAt(r, between(r, epoch, now.Add(-days(14))), 8, 30, 7*60)
 		age := ind.minAge + r.IntN(ind.maxAge-ind.minAge+1)
 		rc.birth = start.AddDate(-age, 0, -r.IntN(365))
 		rc.hardship = r.Float64() < 0.15
@@ -452,7 +452,7 @@ func (g *Registry) makeRecipients() error {
 				at = dayAt(r, at.Add(days(float64(28+r.IntN(15)))), 8, 30, 7*60)
 			}
 			n := 1 + pick(r, rt.sessions)
-			if at.Add(days(float64(n))).After(Now) {
+			if at.Add(days(float64(n))).After(now) {
 				break
 			}
 			bank := pick(r, bankOf[rc.hospital])
@@ -521,7 +521,7 @@ func makeEvents(r *rand.Rand, rc *recipient) []event {
 				e.suspects = []int{i - 1, i}
 			}
 			e.at = pr.at.Add(time.Duration(120+r.IntN(60*60)) * time.Minute)
-			if !e.at.Before(Now) {
+			if !e.at.Before(now) {
 				e.at = pr.at.Add(time.Hour)
 			}
 			e.relatedness = pickW(r, relatedness)
@@ -548,7 +548,7 @@ func makeEvents(r *rand.Rand, rc *recipient) []event {
 
 // makeEfficacy draws the assessments at each follow-up time point after the
 // last procedure of the last course; a visit is missed (nothing recorded)
-// with the time point's chance, and visits after Now are not yet due.
+// with the time point's chance, and visits after now are not yet due.
 func makeEfficacy(r *rand.Rand, rc *recipient) []efficacy {
 	if len(rc.procs) == 0 {
 		return nil
@@ -560,7 +560,7 @@ func makeEfficacy(r *rand.Rand, rc *recipient) []efficacy {
 	var out []efficacy
 	for f, fu := range followUps {
 		at := dayAt(r, rc.procs[last].at.Add(days(float64(fu.day+r.IntN(2*fu.win+1)-fu.win))), 9, 0, 480)
-		if !at.Before(Now) {
+		if !at.Before(now) {
 			break
 		}
 		if r.Float64() < fu.missed {
@@ -612,7 +612,7 @@ func (g *Registry) order() {
 	w := g.writes[:0]
 	add := func(k kind, v uint8, i, j int) { w = append(w, ref{kind: k, version: v, i: int32(i), j: int32(j)}) }
 	// Phase 1: every resource's first version.
-	for i := range len(Banks) + len(Hospitals) + 1 {
+	for i := range len(banks) + len(hospitals) + 1 {
 		add(kOrg, 1, i, 0)
 	}
 	nScreen, nQC := 0, 0

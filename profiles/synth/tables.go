@@ -33,19 +33,19 @@ type Tenant struct {
 	NameZh string `json:"nameZh"`
 }
 
-// Banks, Hospitals and Authority are the tenants of every generated
-// registry.
+// banks, hospitals and authority are the tenants of every generated
+// registry (Tenants), never changed.
 var (
-	Banks = []Tenant{
+	banks = []Tenant{
 		{ID: "bank-xa", Kind: "bank", Name: "Xi'an microbiota bank", NameZh: "西安菌群库"},
 		{ID: "bank-nj", Kind: "bank", Name: "Nanjing microbiota bank", NameZh: "南京菌群库"},
 	}
-	Hospitals = []Tenant{
+	hospitals = []Tenant{
 		{ID: "hospital-a", Kind: "hospital", Name: "Hospital A", NameZh: "甲医院"},
 		{ID: "hospital-b", Kind: "hospital", Name: "Hospital B", NameZh: "乙医院"},
 		{ID: "hospital-c", Kind: "hospital", Name: "Hospital C", NameZh: "丙医院"},
 	}
-	Authority = Tenant{ID: "nhc", Kind: "authority", Name: "National Health Commission", NameZh: "国家卫生健康委员会"}
+	authority = Tenant{ID: "nhc", Kind: "authority", Name: "National Health Commission", NameZh: "国家卫生健康委员会"}
 )
 
 // hospitalShare is the share of recipients each hospital treats;

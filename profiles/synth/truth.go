@@ -10,7 +10,7 @@ import (
 type Truth struct {
 	Seed     uint64 `json:"seed"`
 	Patients int    `json:"patients"`
-	// Now is the business time the registry stands at.
+	// Now is the business time the registry stands at (2026-07-01T00:00:00+08:00).
 	Now string `json:"now"`
 	// Versions counts the resource versions written; Resources the
 	// resources by type.
@@ -98,7 +98,7 @@ type EfficacyTruth struct {
 
 // Truth counts the registry's figures.
 func (g *Registry) Truth() Truth {
-	t := Truth{Seed: g.opts.Seed, Patients: len(g.recipients), Now: dateTime(Now), Versions: g.Len(), Resources: map[string]int{},
+	t := Truth{Seed: g.opts.Seed, Patients: len(g.recipients), Now: dateTime(now), Versions: g.Len(), Resources: map[string]int{},
 		ByYear: map[string]AEReport{}, ByHospital: map[string]AEReport{}}
 	for _, w := range g.writes {
 		if w.version == 1 {
@@ -134,16 +134,16 @@ func (g *Registry) Truth() Truth {
 		}
 	}
 	t.AEReport = g.aeReport(func(int, *proc) bool { return true })
-	for y := Epoch.Year(); y <= Now.Year(); y++ {
+	for y := epoch.Year(); y <= now.Year(); y++ {
 		t.ByYear[strconv.Itoa(y)] = g.aeReport(func(_ int, p *proc) bool { return p.at.In(beijing).Year() == y })
 	}
-	for h, hosp := range Hospitals {
+	for h, hosp := range hospitals {
 		t.ByHospital[hosp.ID] = g.aeReport(func(i int, _ *proc) bool { return g.recipients[i].hospital == h })
 	}
 	t.Efficacy = g.efficacyTruth()
 	for _, rc := range g.recipients {
-		age := Now.Year() - rc.birth.Year()
-		if Now.YearDay() < rc.birth.In(beijing).YearDay() {
+		age := now.Year() - rc.birth.Year()
+		if now.YearDay() < rc.birth.In(beijing).YearDay() {
 			age--
 		}
 		if rc.hardship && (age < 16 || age > 60) {
@@ -308,7 +308,7 @@ func (g *Registry) efficacyTruth() []EfficacyTruth {
 						}
 					}
 					closes := rc.procs[len(rc.procs)-1].at.AddDate(0, 0, fu.day+fu.win)
-					if !seen && closes.Before(Now) {
+					if !seen && closes.Before(now) {
 						et.DueNotAssessed++
 					}
 				}
