@@ -36,6 +36,7 @@ commands:
   reindex  rebuild the search index entries of every resource (after an upgrade
            that changes search parameters; cmts reindex -h for flags)
   import   write the resources of NDJSON, NDJSON.gz and Bundle files (cmts import -h)
+  gen      write a synthetic WMT registry into an empty store (cmts gen -h)
   version  print the version (also: cmts --version)
 
 Every flag has an environment twin: CMTS_ and the flag's name in capitals,
@@ -76,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runReindex(ctx, args[1:], stderr)
 	case "import":
 		return runImport(ctx, args[1:], stdout, stderr)
+	case "gen":
+		return runGen(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, version)
 		return 0

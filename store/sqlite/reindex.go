@@ -49,7 +49,9 @@ func (s *Store) SetIndex(ctx context.Context, v *store.Version, entries []store.
 	if _, err := tx.ExecContext(ctx, `DELETE FROM idx WHERE pk = ?`, pk); err != nil {
 		return wrap(err)
 	}
-	if err := insertIndex(ctx, tx, pk, entries); err != nil {
+	ps := newStmts(tx)
+	defer ps.close()
+	if err := insertIndex(ctx, ps, pk, entries); err != nil {
 		return err
 	}
 	return wrap(tx.Commit())
