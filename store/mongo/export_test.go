@@ -1,7 +1,7 @@
 package mongo
 
 // CrashSteps are the steps of Transact a test may stop it after.
-var CrashSteps = []string{"checked", "marked", "first", "inserted", "decided", "superseded"}
+var CrashSteps = []string{"checked", "marked", "first", "inserted", "decided", "superseded", "unmarked", "cleared"}
 
 // CrashAfter makes every later Transact stop after step, as a writer that
 // died there would ("" never).

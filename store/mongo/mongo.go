@@ -110,7 +110,8 @@ type Store struct {
 	// as a writer that died there would. Only tests set it.
 	crashAfter string
 	// txnCrash names a step of Transact ("checked", "marked", "first",
-	// "inserted", "decided", "superseded") after which it returns
+	// "inserted", "decided", "superseded", "unmarked", "cleared") after
+	// which it returns
 	// errCrashed, leaving the database as a writer that died there would.
 	// Only tests set it.
 	txnCrash string
@@ -174,6 +175,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err := db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err == nil {
 		_, s.idProbes = info["ferretdbVersion"]
 	}
+	s.recoverCommitted(ctx)
 	return s, nil
 }
 
@@ -262,6 +264,11 @@ type versionDoc struct {
 	// forward; TxnExp is when it goes stale (see Store.Transact).
 	Txn    string `bson:"txn,omitempty"`
 	TxnExp int64  `bson:"txnexp,omitempty"`
+	// TSeq and TTx replace Txn and TxnExp once the transaction is
+	// committed and rolled forward: its number and id (see
+	// Store.rollForward).
+	TSeq int64  `bson:"tseq,omitempty"`
+	TTx  string `bson:"ttx,omitempty"`
 }
 
 // versionProjection leaves the index arrays on the server.
@@ -269,6 +276,7 @@ var versionProjection = bson.D{
 	{Key: "tenant", Value: 1}, {Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "vid", Value: 1},
 	{Key: "lu", Value: 1}, {Key: "deleted", Value: 1}, {Key: "body", Value: 1},
 	{Key: "method", Value: 1}, {Key: "txn", Value: 1}, {Key: "txnexp", Value: 1},
+	{Key: "tseq", Value: 1}, {Key: "ttx", Value: 1},
 }
 
 // probeProjection is versionProjection with sup, for readByProbes.
@@ -325,7 +333,7 @@ func (s *Store) Read(ctx context.Context, tenant, typ, id string) (*store.Versio
 	docs, err := s.find(ctx, "read "+typ+"/"+id, bson.D{{Key: "type", Value: typ}, {Key: "id", Value: id}, {Key: "tenant", Value: tenant}},
 		options.Find().SetSort(bson.D{{Key: "vid", Value: -1}}).SetLimit(2).SetProjection(versionProjection))
 	if err == nil {
-		docs, err = s.visible(ctx, docs, anyTime, false)
+		docs, err = s.visible(ctx, docs, anyTime, nil)
 	}
 	if err != nil {
 		return nil, err
@@ -342,7 +350,7 @@ func (s *Store) ReadVersion(ctx context.Context, tenant, typ, id string, vid int
 	if err != nil {
 		return nil, err
 	}
-	if vis, err := s.visible(ctx, []*versionDoc{d}, anyTime, false); err != nil {
+	if vis, err := s.visible(ctx, []*versionDoc{d}, anyTime, nil); err != nil {
 		return nil, err
 	} else if d.Tenant != tenant || len(vis) == 0 {
 		return nil, fmt.Errorf("mongo: read %s: %w", versionKey(typ, id, vid), store.ErrNotFound)
@@ -407,7 +415,8 @@ func (s *Store) Put(ctx context.Context, w store.Write) error {
 		return fmt.Errorf("mongo: invalid resource type or id %q/%q", v.Type, v.ID)
 	}
 	if w.PrevVersion == 0 {
-		return s.commit(ctx, v)
+		_, err := s.commit(ctx, v)
+		return err
 	}
 	if err := s.check(ctx, w.PrevVersion, v); err != nil {
 		return err
@@ -427,13 +436,23 @@ func (s *Store) Put(ctx context.Context, w store.Write) error {
 	// fails, so its errors are dropped.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
-	if err := s.commit(ctx, v); err != nil {
+	freed, err := s.commit(ctx, v)
+	if err != nil {
 		if marked && errors.Is(err, store.ErrConflict) {
 			// The marker is ours and points at the winner's version:
-			// finishing it is harmless and leaves nothing behind.
-			_ = s.finish(fctx, v.Type, v.ID, v.VersionID)
+			// finishing it is harmless and leaves nothing behind, unless
+			// the winner is a transaction's, not rolled forward (perhaps
+			// not committed): that one removes the marker itself.
+			if d, err := s.byKey(fctx, versionKey(v.Type, v.ID, v.VersionID)); err == nil && d.Txn == "" {
+				_ = s.finish(fctx, v.Type, v.ID, v.VersionID)
+			}
 		}
 		return err
+	}
+	if freed {
+		// Freeing the number removed the aborted transaction's marker,
+		// which stood for ours.
+		_, _ = s.mark(fctx, v)
 	}
 	if s.crashAfter == "commit" {
 		return errCrashed
@@ -452,23 +471,50 @@ func (s *Store) Put(ctx context.Context, w store.Write) error {
 // errCrashed is what Put returns when a test makes it stop half-way.
 var errCrashed = errors.New("mongo: writer stopped by a test")
 
-// check is step 1 of Put.
+// maxClearWait bounds how long check waits for another process to clear
+// the mark of a committed version (see Store.rollForward).
+const maxClearWait = 2 * time.Second
+
+// check is step 1 of Put and of Transact: version prev exists, is the
+// tenant's and is committed. A version that still carries its
+// transaction's mark is built on only once the mark is cleared (see
+// Store.rollForward): check rolls the transaction forward, or waits a
+// little for whoever is doing it, and otherwise reports a conflict.
 func (s *Store) check(ctx context.Context, prev int64, v *store.Version) error {
-	d, err := s.byKey(ctx, versionKey(v.Type, v.ID, prev))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("mongo: %s/%s has no version %d: %w", v.Type, v.ID, prev, store.ErrConflict)
-	case err != nil:
-		return err
-	case d.Tenant != v.Tenant:
-		return fmt.Errorf("mongo: %s/%s belongs to another tenant: %w", v.Type, v.ID, store.ErrConflict)
+	start, wait := time.Now(), time.Duration(0)
+	for {
+		d, err := s.byKey(ctx, versionKey(v.Type, v.ID, prev))
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("mongo: %s/%s has no version %d: %w", v.Type, v.ID, prev, store.ErrConflict)
+		case err != nil:
+			return err
+		case d.Tenant != v.Tenant:
+			return fmt.Errorf("mongo: %s/%s belongs to another tenant: %w", v.Type, v.ID, store.ErrConflict)
+		case d.Txn == "":
+			return nil
+		}
+		if vis, err := s.visible(ctx, []*versionDoc{d}, anyTime, nil); err != nil {
+			return err
+		} else if len(vis) == 0 {
+			return fmt.Errorf("mongo: %s/%s version %d is not committed: %w", v.Type, v.ID, prev, store.ErrConflict)
+		}
+		if time.Since(start) > maxClearWait {
+			return fmt.Errorf("mongo: %s/%s version %d is still being rolled forward: %w", v.Type, v.ID, prev, store.ErrConflict)
+		}
+		// visible rolled it forward, unless another process holds the
+		// clear: look again at once, then a little later each time.
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("mongo: waiting for %s/%s version %d to be rolled forward: %w", v.Type, v.ID, prev, context.Cause(ctx))
+			case <-t.C:
+			}
+		}
+		wait = min(max(2*wait, minClaimWait), maxClaimWait)
 	}
-	if vis, err := s.visible(ctx, []*versionDoc{d}, anyTime, false); err != nil {
-		return err
-	} else if len(vis) == 0 {
-		return fmt.Errorf("mongo: %s/%s version %d is not committed: %w", v.Type, v.ID, prev, store.ErrConflict)
-	}
-	return nil
 }
 
 // mark is step 2 of Put; it reports whether it inserted the marker.
@@ -483,8 +529,9 @@ func (s *Store) mark(ctx context.Context, v *store.Version) (bool, error) {
 	return err == nil, translate(ctx, "mark "+versionKey(v.Type, v.ID, v.VersionID), err)
 }
 
-// commit is step 3 of Put: the commit point.
-func (s *Store) commit(ctx context.Context, v *store.Version) error {
+// commit is step 3 of Put: the commit point. freed reports that a version
+// of an aborted transaction had the number and was removed.
+func (s *Store) commit(ctx context.Context, v *store.Version) (freed bool, err error) {
 	return s.insertVersion(ctx, versionKey(v.Type, v.ID, v.VersionID), newVersionDoc(v))
 }
 
@@ -523,8 +570,10 @@ const maxPending = 1000
 
 // finishPending finishes the updates of tenant that a writer committed but
 // did not finish (a dead writer, or one still at work). Markers whose version
-// does not exist are left alone: their writer may still commit.
-func (s *Store) finishPending(ctx context.Context, tenant string) error {
+// does not exist are left alone: their writer may still commit. It returns
+// the versions it found marked, a transaction's included (see
+// Store.visible).
+func (s *Store) finishPending(ctx context.Context, tenant string) (*moving, error) {
 	var all []struct {
 		Type string `bson:"type"`
 		ID   string `bson:"id"`
@@ -536,17 +585,19 @@ func (s *Store) finishPending(ctx context.Context, tenant string) error {
 		err = cur.All(ctx, &all)
 	}
 	if err != nil {
-		return translate(ctx, "read pending", err)
+		return nil, translate(ctx, "read pending", err)
 	}
+	mv := &moving{keys: map[string]bool{}, all: len(all) >= maxPending}
 	// A transaction's markers are its own to finish (see Store.visible).
 	marks := all[:0]
 	for _, m := range all {
+		mv.keys[versionKey(m.Type, m.ID, m.VID)] = true
 		if m.Txn == "" {
 			marks = append(marks, m)
 		}
 	}
 	if len(marks) == 0 {
-		return nil
+		return mv, nil
 	}
 	keys := bson.A{}
 	for _, m := range marks {
@@ -561,7 +612,7 @@ func (s *Store) finishPending(ctx context.Context, tenant string) error {
 		err = cur.All(ctx, &found)
 	}
 	if err != nil {
-		return translate(ctx, "read pending", err)
+		return nil, translate(ctx, "read pending", err)
 	}
 	committed := map[string]bool{}
 	for _, f := range found {
@@ -570,11 +621,11 @@ func (s *Store) finishPending(ctx context.Context, tenant string) error {
 	for _, m := range marks {
 		if committed[versionKey(m.Type, m.ID, m.VID)] {
 			if err := s.finish(ctx, m.Type, m.ID, m.VID); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return nil
+	return mv, nil
 }
 
 // historySort is the history order.
@@ -612,7 +663,7 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.Histo
 	}
 	docs, err := s.findVisible(ctx, "history", w, filter, func(limit int64) *options.FindOptionsBuilder {
 		return options.Find().SetSort(historySort).SetLimit(limit).SetProjection(versionProjection)
-	}, int64(count+1), false)
+	}, int64(count+1), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -642,15 +693,16 @@ func (s *Store) find(ctx context.Context, what string, filter bson.D, opts *opti
 }
 
 // findVisible is find with a limit, keeping the documents a reader with
-// watermark w may see (Store.visible). When some are dropped at the limit it reads again, the
-// limit raised by as many, so that the caller gets up to limit of them.
-func (s *Store) findVisible(ctx context.Context, what string, w int64, filter bson.D, opts func(limit int64) *options.FindOptionsBuilder, limit int64, current bool) ([]*versionDoc, error) {
+// watermark w (and, reading current versions, mv) may see (Store.visible).
+// When some are dropped at the limit it reads again, the limit raised by as
+// many, so that the caller gets up to limit of them.
+func (s *Store) findVisible(ctx context.Context, what string, w int64, filter bson.D, opts func(limit int64) *options.FindOptionsBuilder, limit int64, mv *moving) ([]*versionDoc, error) {
 	for {
 		docs, err := s.find(ctx, what, filter, opts(limit))
 		if err != nil {
 			return nil, err
 		}
-		vis, err := s.visible(ctx, docs, w, current)
+		vis, err := s.visible(ctx, docs, w, mv)
 		if err != nil {
 			return nil, err
 		}
@@ -774,7 +826,7 @@ func (s *Store) readByProbes(ctx context.Context, tenant, typ, id string) (*stor
 			// The highest version may belong to a transaction not
 			// committed, and then the one below it is the current one.
 			for found != nil && found.Txn != "" {
-				vis, err := s.visible(ctx, []*versionDoc{found}, anyTime, false)
+				vis, err := s.visible(ctx, []*versionDoc{found}, anyTime, nil)
 				if err != nil {
 					return nil, err
 				}
