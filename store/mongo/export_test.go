@@ -6,3 +6,8 @@ var CrashSteps = []string{"checked", "marked", "first", "inserted", "decided", "
 // CrashAfter makes every later Transact stop after step, as a writer that
 // died there would ("" never).
 func (s *Store) CrashAfter(step string) { s.txnCrash = step }
+
+// ClearOnCommit sets whether a transaction's roll-forward clears its
+// marks at once (the default except on FerretDB v1) or leaves them until
+// a writer builds on a marked version.
+func (s *Store) ClearOnCommit(on bool) { s.clearOnCommit = on }

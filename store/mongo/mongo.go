@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fmtbank/cmts/store"
@@ -104,6 +105,13 @@ type Store struct {
 	// although it uses no index either (see readByProbes). A real MongoDB
 	// serves the sorted query from an index.
 	idProbes bool
+	// clearOnCommit makes a transaction's roll-forward clear its marks
+	// at once (see rollForward); not on FerretDB v1, where an update of
+	// k documents costs k scans of the collection.
+	clearOnCommit bool
+	// cleaning is set while readers' deletion of aborted versions runs
+	// (see outcomes).
+	cleaning atomic.Bool
 
 	// crashAfter names a step of Put ("check", "mark", "commit",
 	// "supersede") after which Put returns errCrashed, leaving the database
@@ -175,6 +183,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err := db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err == nil {
 		_, s.idProbes = info["ferretdbVersion"]
 	}
+	s.clearOnCommit = !s.idProbes
 	s.recoverCommitted(ctx)
 	return s, nil
 }
@@ -494,16 +503,24 @@ func (s *Store) check(ctx context.Context, prev int64, v *store.Version) error {
 		case d.Txn == "":
 			return nil
 		}
-		if vis, err := s.visible(ctx, []*versionDoc{d}, anyTime, nil); err != nil {
+		out, err := s.outcomes(ctx, []*versionDoc{d}, true)
+		if err != nil {
 			return err
-		} else if len(vis) == 0 {
+		}
+		o := out[d.Txn]
+		if o.Outcome != committed {
 			return fmt.Errorf("mongo: %s/%s version %d is not committed: %w", v.Type, v.ID, prev, store.ErrConflict)
+		}
+		if len(o.Keys) > 0 {
+			if err := s.rollForward(ctx, d.Txn, o.Seq, o.Keys, true); err != nil {
+				return err
+			}
 		}
 		if time.Since(start) > maxClearWait {
 			return fmt.Errorf("mongo: %s/%s version %d is still being rolled forward: %w", v.Type, v.ID, prev, store.ErrConflict)
 		}
-		// visible rolled it forward, unless another process holds the
-		// clear: look again at once, then a little later each time.
+		// Cleared now, unless another process holds the clear: look
+		// again at once, then a little later each time.
 		if wait > 0 {
 			t := time.NewTimer(wait)
 			select {
@@ -695,7 +712,7 @@ func (s *Store) find(ctx context.Context, what string, filter bson.D, opts *opti
 // findVisible is find with a limit, keeping the documents a reader with
 // watermark w (and, reading current versions, mv) may see (Store.visible).
 // When some are dropped at the limit it reads again, the limit raised by as
-// many, so that the caller gets up to limit of them.
+// many or doubled, so that the caller gets up to limit of them.
 func (s *Store) findVisible(ctx context.Context, what string, w int64, filter bson.D, opts func(limit int64) *options.FindOptionsBuilder, limit int64, mv *moving) ([]*versionDoc, error) {
 	for {
 		docs, err := s.find(ctx, what, filter, opts(limit))
@@ -709,7 +726,10 @@ func (s *Store) findVisible(ctx context.Context, what string, w int64, filter bs
 		if int64(len(docs)) < limit || len(vis) == len(docs) {
 			return vis, nil
 		}
-		limit += int64(len(docs) - len(vis))
+		// At least double: a page of a transaction's undecided versions
+		// often has more of them further on, and on FerretDB every query
+		// costs a scan of the collection whatever its limit.
+		limit += max(int64(len(docs)-len(vis)), limit)
 	}
 }
 

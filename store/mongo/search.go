@@ -263,7 +263,7 @@ func (s *Store) countVisible(ctx context.Context, w int64, mv *moving, filter bs
 	odd, err := s.find(ctx, "search", and(bson.D{{Key: "$or", Value: bson.A{
 		bson.D{{Key: "txn", Value: bson.D{{Key: "$gt", Value: ""}}}},
 		bson.D{{Key: "tseq", Value: bson.D{{Key: "$gt", Value: w}}}},
-	}}}), options.Find().SetProjection(versionProjection))
+	}}}), options.Find().SetProjection(markProjection))
 	if err != nil {
 		return 0, err
 	}

@@ -31,6 +31,8 @@ type decisionDoc struct {
 	Outcome string   `bson:"outcome"`
 	Seq     int64    `bson:"seq,omitempty"`
 	Keys    []string `bson:"keys,omitempty"`
+	// Done: rolled forward but for the clear (see Store.rollForward).
+	Done bool `bson:"done,omitempty"`
 }
 
 // seqColl numbers transactions in the order their versions were all
@@ -200,18 +202,18 @@ func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error 
 	if s.txnCrash == "marked" {
 		return errCrashed
 	}
-	remark := false
+	docs := make([]any, len(ws))
 	for i, w := range ws {
-		d := append(newVersionDoc(&w.Version), bson.E{Key: "txn", Value: txn}, bson.E{Key: "txnexp", Value: exp})
-		freed, err := s.insertVersion(ctx, keys[i], d)
-		if err != nil {
-			s.abort(ctx, txn, keys[:i], keys)
-			return err
-		}
-		remark = remark || freed
-		if i == 0 && s.txnCrash == "first" {
-			return errCrashed
-		}
+		docs[i] = append(newVersionDoc(&w.Version), bson.E{Key: "txn", Value: txn}, bson.E{Key: "txnexp", Value: exp})
+	}
+	remark, err := s.insertVersions(ctx, keys, docs)
+	if errors.Is(err, errCrashed) {
+		return err
+	}
+	if err != nil {
+		// The deletes match only the versions carrying txn.
+		s.abort(ctx, txn, keys, keys)
+		return err
 	}
 	if remark && len(marks) > 0 {
 		// Freeing a version of an aborted transaction deleted its marker,
@@ -253,10 +255,45 @@ func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error 
 	// up, and readers finish what fails here.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
-	if err := s.rollForward(fctx, txn, seq, keys); errors.Is(err, errCrashed) {
+	if err := s.rollForward(fctx, txn, seq, keys, s.clearOnCommit); errors.Is(err, errCrashed) {
 		return err
 	}
 	return nil
+}
+
+// insertVersions inserts the version documents docs under keys: the first
+// alone (a test may stop the writer after it), the others in one round
+// trip, and those refused for a duplicate _id again one by one, by
+// insertVersion. freed reports that insertVersion freed some number.
+func (s *Store) insertVersions(ctx context.Context, keys []string, docs []any) (freed bool, err error) {
+	if freed, err = s.insertVersion(ctx, keys[0], docs[0].(bson.D)); err != nil {
+		return freed, err
+	}
+	if s.txnCrash == "first" {
+		return freed, errCrashed
+	}
+	if len(docs) == 1 {
+		return freed, nil
+	}
+	_, err = s.versions.InsertMany(ctx, docs[1:], options.InsertMany().SetOrdered(false))
+	var bwe mongodrv.BulkWriteException
+	if err == nil || !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+		return freed, translate(ctx, "write", err)
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 {
+			return freed, translate(ctx, "write", err)
+		}
+	}
+	for _, we := range bwe.WriteErrors {
+		i := we.Index + 1
+		f, err := s.insertVersion(ctx, keys[i], docs[i].(bson.D))
+		if err != nil {
+			return freed, err
+		}
+		freed = freed || f
+	}
+	return freed, nil
 }
 
 // onlyDuplicates reports whether every error of a bulk insert is a
@@ -324,6 +361,9 @@ func (s *Store) free(ctx context.Context, key string) (bool, error) {
 
 var txnProjection = bson.D{{Key: "txn", Value: 1}, {Key: "txnexp", Value: 1}, {Key: "tseq", Value: 1}, {Key: "ttx", Value: 1}}
 
+// markProjection is what Store.visible needs of a version.
+var markProjection = append(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "vid", Value: 1}}, txnProjection...)
+
 // decide inserts the decision of txn, unless there is one already; it
 // returns the decision that stands.
 func (s *Store) decide(ctx context.Context, txn, outcome string, keys []string, seq int64) (string, error) {
@@ -362,24 +402,46 @@ func (s *Store) abort(ctx context.Context, txn string, inserted, keys []string) 
 }
 
 // deleteAborted deletes the versions keys of the aborted transaction txn
-// and their markers. FerretDB v1 deletes by reading the matching
-// documents, then deleting their _ids; were two processes to delete one
-// version at once, the later could delete, by _id, the version a third
-// inserted in between. So the deleter first claims the transaction (see
-// Store.remove), and no one else deletes its versions meanwhile; only a
-// deleter of txn's versions deletes a document carrying txn.
+// and their markers (see deleteAbortedAll).
 func (s *Store) deleteAborted(ctx context.Context, txn string, keys []string) error {
-	c, err := s.claimOnce(ctx, "del/"+txn)
-	if err != nil || c == nil {
-		return err
+	return s.deleteAbortedAll(ctx, map[string][]string{txn: keys})
+}
+
+// deleteAbortedAll deletes, for each aborted transaction of dead, the
+// versions it names and their markers, in one delete for them all.
+// FerretDB v1 deletes by reading the matching documents, then deleting
+// their _ids; were two processes to delete one version at once, the later
+// could delete, by _id, the version a third inserted in between. So the
+// deleter first claims each transaction (see Store.remove), leaving out
+// those someone else is deleting: only a deleter of a transaction's
+// versions deletes a document carrying its mark, and they take turns.
+func (s *Store) deleteAbortedAll(ctx context.Context, dead map[string][]string) error {
+	var keys, txns bson.A
+	for txn, ks := range dead {
+		c, err := s.claimOnce(ctx, "del/"+txn)
+		if err != nil {
+			return err
+		}
+		if c == nil {
+			continue
+		}
+		defer c.release()
+		txns = append(txns, txn)
+		for _, k := range ks {
+			keys = append(keys, k)
+		}
 	}
-	defer c.release()
-	in := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}, {Key: "txn", Value: txn}}
+	if len(txns) == 0 {
+		return nil
+	}
+	// A document under one transaction's key that carries another of
+	// them is that one's, aborted too and claimed.
+	in := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}, {Key: "txn", Value: bson.D{{Key: "$in", Value: txns}}}}
 	if _, err := s.versions.DeleteMany(ctx, in); err != nil {
-		return translate(ctx, "delete aborted "+txn, err)
+		return translate(ctx, "delete aborted", err)
 	}
-	_, err = s.pending.DeleteMany(ctx, in)
-	return translate(ctx, "unmark aborted "+txn, err)
+	_, err := s.pending.DeleteMany(ctx, in)
+	return translate(ctx, "unmark aborted", err)
 }
 
 // rollForward finishes the committed transaction txn, numbered seq, which
@@ -403,7 +465,14 @@ func (s *Store) deleteAborted(ctx context.Context, txn string, keys []string) er
 // transaction take turns, on the claim clr/<txn>, the next one finding
 // nothing marked. A process that finds the claim held leaves the clear
 // to its holder.
-func (s *Store) rollForward(ctx context.Context, txn string, seq int64, keys []string) error {
+//
+// Without clear, steps 3 and 4 are left for later, and the decision is
+// marked done instead (readers then skip steps 1 and 2): on FerretDB v1 an
+// update of k documents costs k scans of the collection (it writes each
+// back by an _id filter that no index serves), so there the clear waits
+// until a writer builds on a marked version (Store.check). Readers judge
+// marked versions by the decision either way.
+func (s *Store) rollForward(ctx context.Context, txn string, seq int64, keys []string, clear bool) error {
 	for _, k := range keys {
 		typ, id, vid, ok := splitKey(k)
 		if !ok || vid == 1 {
@@ -423,6 +492,10 @@ func (s *Store) rollForward(ctx context.Context, txn string, seq int64, keys []s
 	}
 	if s.txnCrash == "unmarked" {
 		return errCrashed
+	}
+	if !clear {
+		_, err := s.txns.UpdateOne(ctx, bson.D{{Key: "_id", Value: txn}}, bson.D{{Key: "$set", Value: bson.D{{Key: "done", Value: true}}}})
+		return translate(ctx, "finish "+txn, err)
 	}
 	c, err := s.claimOnce(ctx, "clr/"+txn)
 	if err != nil || c == nil {
@@ -447,13 +520,16 @@ func (s *Store) rollForward(ctx context.Context, txn string, seq int64, keys []s
 	return translate(ctx, "forget "+txn, err)
 }
 
+// cleanTimeout bounds the deletion of aborted versions that readers start.
+const cleanTimeout = time.Minute
+
 // recoverMax bounds the transactions recoverCommitted finishes.
 const recoverMax = 1000
 
 // recoverCommitted rolls forward, at start-up, the transactions whose
 // writer died (or gave up) after deciding them committed: theirs are the
-// only committed decisions left, since a roll-forward deletes its
-// decision last. Readers would finish each on meeting one of its
+// only committed decisions left not done, since a roll-forward deletes
+// its decision, or marks it done, last. Readers would finish each on meeting one of its
 // versions; this saves them the decision lookups. Errors are dropped for
 // the same reason. A transaction that died undecided is left to readers:
 // its writer may be alive on another instance.
@@ -461,7 +537,8 @@ func (s *Store) recoverCommitted(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	var ds []decisionDoc
-	cur, err := s.txns.Find(ctx, bson.D{{Key: "outcome", Value: committed}}, options.Find().SetLimit(recoverMax))
+	cur, err := s.txns.Find(ctx, bson.D{{Key: "outcome", Value: committed}, {Key: "done", Value: bson.D{{Key: "$ne", Value: true}}}},
+		options.Find().SetLimit(recoverMax))
 	if err == nil {
 		err = cur.All(ctx, &ds)
 	}
@@ -469,7 +546,7 @@ func (s *Store) recoverCommitted(ctx context.Context) {
 		return
 	}
 	for _, d := range ds {
-		_ = s.rollForward(ctx, d.ID, d.Seq, d.Keys)
+		_ = s.rollForward(ctx, d.ID, d.Seq, d.Keys, s.clearOnCommit)
 	}
 }
 
@@ -488,14 +565,15 @@ func splitKey(k string) (typ, id string, vid int64, ok bool) {
 
 // outcomes returns the standing decision of the transactions of the marked
 // documents among docs (Outcome "" for one still live). A transaction
-// without a decision document is committed if a document among docs
-// carries its stamp (its decision was deleted after the clear, which came
-// after this reader read the marked ones); with reread (a reader of few
-// documents, where none may carry the stamp) the marked documents are read
-// again, by _id, to find out. One undecided past its txnexp is stale: it
+// is committed if a document among docs carries its stamp, whatever txns
+// says (its decision was deleted after the clear, which came after this
+// reader read the marked ones); with reread (a reader of few documents,
+// where none may carry the stamp) the marked documents not found committed
+// are read again, by _id, to find out. One undecided past its txnexp is stale: it
 // is decided aborted here, by whoever gets there first, its writer
 // included. Committed ones are rolled forward, aborted ones' documents
-// among docs deleted (errors dropped: this only saves later readers work).
+// among docs deleted, in the background (errors dropped: this only saves
+// later readers work).
 func (s *Store) outcomes(ctx context.Context, docs []*versionDoc, reread bool) (map[string]decisionDoc, error) {
 	ids := bson.A{}
 	out := map[string]decisionDoc{}
@@ -521,14 +599,18 @@ func (s *Store) outcomes(ctx context.Context, docs []*versionDoc, reread bool) (
 	for _, d := range decided {
 		out[d.ID] = d
 	}
+	// A stamp proves its transaction committed, whatever txns says: the
+	// decision may be gone, or, gone, have been followed by an aborted one
+	// from a process that judged a marked copy read before the clear (it
+	// acts on nothing: no version carries the mark any more).
 	for _, d := range docs {
-		if o, ok := out[d.TTx]; ok && o.Outcome == "" {
+		if o, ok := out[d.TTx]; ok && o.Outcome != committed {
 			out[d.TTx] = decisionDoc{ID: d.TTx, Outcome: committed, Seq: d.TSeq}
 		}
 	}
 	if reread {
 		for _, d := range docs {
-			if d.Txn == "" || out[d.Txn].Outcome != "" {
+			if d.Txn == "" || out[d.Txn].Outcome == committed {
 				continue
 			}
 			var now versionDoc
@@ -560,8 +642,8 @@ func (s *Store) outcomes(ctx context.Context, docs []*versionDoc, reread bool) (
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	for txn, d := range out {
-		if d.Outcome == committed && len(d.Keys) > 0 {
-			_ = s.rollForward(fctx, txn, d.Seq, d.Keys)
+		if d.Outcome == committed && len(d.Keys) > 0 && !d.Done {
+			_ = s.rollForward(fctx, txn, d.Seq, d.Keys, s.clearOnCommit)
 		}
 	}
 	dead := map[string][]string{}
@@ -570,8 +652,15 @@ func (s *Store) outcomes(ctx context.Context, docs []*versionDoc, reread bool) (
 			dead[d.Txn] = append(dead[d.Txn], d.Key)
 		}
 	}
-	for txn, keys := range dead {
-		_ = s.deleteAborted(fctx, txn, keys)
+	if len(dead) > 0 && s.cleaning.CompareAndSwap(false, true) {
+		// In the background, one batch at a time: the reader needs none
+		// of it, and on FerretDB a delete scans the whole collection.
+		go func() {
+			defer s.cleaning.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), cleanTimeout)
+			defer cancel()
+			_ = s.deleteAbortedAll(ctx, dead)
+		}()
 	}
 	return out, nil
 }
@@ -626,8 +715,7 @@ func (s *Store) visible(ctx context.Context, docs []*versionDoc, w int64, mv *mo
 		}
 		var succ []*versionDoc
 		cur, err := s.versions.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}},
-			options.Find().SetProjection(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "vid", Value: 1},
-				{Key: "txn", Value: 1}, {Key: "txnexp", Value: 1}, {Key: "tseq", Value: 1}, {Key: "ttx", Value: 1}}))
+			options.Find().SetProjection(markProjection))
 		if err == nil {
 			err = cur.All(ctx, &succ)
 		}

@@ -2,6 +2,7 @@ package mongo
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/fmtbank/cmts/store"
@@ -52,54 +53,72 @@ func checkRolledForward(t *testing.T, s *Store, stamped int64) {
 	}
 }
 
-// TestTransactClears checks that a committed transaction leaves no mark
-// behind (so readers need no decision), that one whose writer died after
-// its decision is rolled forward by the next store to open, and that a
-// version can be built on once its mark is gone.
+// TestTransactClears checks that a transaction rolled forward with its
+// clear leaves no mark, decision or marker behind (so readers need no
+// decision), that without it (FerretDB's way) the decision is marked done
+// and the marks stay until a writer builds on one of the versions, which
+// clears them, and that a transaction whose writer died after its
+// decision is rolled forward by the next store to open.
 func TestTransactClears(t *testing.T) {
 	srv := mongotest.Start(t)
-	for _, crash := range []string{"", "decided", "superseded", "unmarked"} {
-		t.Run("after "+crash, func(t *testing.T) {
+	for _, tc := range []struct {
+		crash string
+		clear bool
+	}{{"", true}, {"", false}, {"decided", true}, {"superseded", false}, {"unmarked", true}} {
+		t.Run(fmt.Sprintf("after %q, clear at once %v", tc.crash, tc.clear), func(t *testing.T) {
+			ctx := t.Context()
 			db := srv.Database(t)
-			s, err := Open(t.Context(), Options{URI: srv.URI(), Database: db})
+			s, err := Open(ctx, Options{URI: srv.URI(), Database: db})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			if err := s.Put(t.Context(), store.Write{Version: *testVersion(1, "A")}); err != nil {
+			if err := s.Put(ctx, store.Write{Version: *testVersion(1, "A")}); err != nil {
 				t.Fatal(err)
 			}
-			s.txnCrash = crash
-			err = s.Transact(t.Context(), nil, transactWrites(txnWrites("B")))
-			if crash == "" && err != nil || crash != "" && !errors.Is(err, errCrashed) {
+			s.txnCrash, s.clearOnCommit = tc.crash, tc.clear
+			err = s.Transact(ctx, nil, transactWrites(txnWrites("B")))
+			switch {
+			case tc.crash == "" && err != nil, tc.crash != "" && !errors.Is(err, errCrashed):
 				t.Fatalf("Transact: %v", err)
-			}
-			if crash != "" {
+			case tc.crash == "" && tc.clear:
+				checkRolledForward(t, s, 3)
+			case tc.crash == "":
+				if n, err := s.versions.CountDocuments(ctx, bson.D{{Key: "txn", Value: bson.D{{Key: "$gt", Value: ""}}}}); err != nil || n != 3 {
+					t.Errorf("%d versions marked, %v; want 3", n, err)
+				}
+				if n, err := s.txns.CountDocuments(ctx, bson.D{{Key: "done", Value: true}}); err != nil || n != 1 {
+					t.Errorf("%d decisions done, %v; want 1", n, err)
+				}
+			default:
 				// A restarted store recovers it while opening.
-				s2, err := Open(t.Context(), Options{URI: srv.URI(), Database: db})
+				s2, err := Open(ctx, Options{URI: srv.URI(), Database: db})
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer s2.Close()
 				s = s2
+				if n, err := s.txns.CountDocuments(ctx, bson.D{{Key: "done", Value: bson.D{{Key: "$ne", Value: true}}}}); err != nil || n != 0 {
+					t.Errorf("%d decisions left unfinished after Open, %v; want 0", n, err)
+				}
 			}
-			checkRolledForward(t, s, 3)
-			p, err := s.Search(t.Context(), store.Query{Tenant: "h1", Filter: store.Token{Param: "identifier", Code: "B"}, Count: 10, WantTotal: true})
+			p, err := s.Search(ctx, store.Query{Tenant: "h1", Filter: store.Token{Param: "identifier", Code: "B"}, Count: 10, WantTotal: true})
 			if err != nil || p.Total != 3 || len(p.Versions) != 3 {
 				t.Fatalf("Search = %+v, %v; want the three versions", p, err)
 			}
-			// A search whose watermark is below the transaction's number
-			// does not see it, stamp or not.
-			docs, err := s.find(t.Context(), "test", bson.D{{Key: "tseq", Value: bson.D{{Key: "$gt", Value: 0}}}}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if vis, err := s.visible(t.Context(), docs, docs[0].TSeq-1, &moving{}); err != nil || len(vis) != 0 {
-				t.Errorf("visible below the number = %d, %v; want none", len(vis), err)
-			}
-			next := testVersion(3, "C")
-			if err := s.Put(t.Context(), store.Write{PrevVersion: 2, Version: *next}); err != nil {
+			// Building on a version of the transaction clears its marks.
+			if err := s.Put(ctx, store.Write{PrevVersion: 2, Version: *testVersion(3, "C")}); err != nil {
 				t.Fatalf("update after the transaction: %v", err)
+			}
+			checkRolledForward(t, s, 3)
+			// A search whose watermark is below the transaction's number
+			// does not see it, by its stamp.
+			docs, err := s.find(ctx, "test", bson.D{{Key: "tseq", Value: bson.D{{Key: "$gt", Value: 0}}}, {Key: "sup", Value: false}}, nil)
+			if err != nil || len(docs) != 2 {
+				t.Fatalf("current stamped versions: %d, %v; want 2", len(docs), err)
+			}
+			if vis, err := s.visible(ctx, docs, docs[0].TSeq-1, &moving{}); err != nil || len(vis) != 0 {
+				t.Errorf("visible below the number = %d, %v; want none", len(vis), err)
 			}
 		})
 	}
@@ -112,6 +131,7 @@ func TestTransactClears(t *testing.T) {
 func TestForgottenDecision(t *testing.T) {
 	srv := mongotest.Start(t)
 	s := openTest(t, srv)
+	s.clearOnCommit = true
 	ctx := t.Context()
 	if err := s.Put(ctx, store.Write{Version: *testVersion(1, "A")}); err != nil {
 		t.Fatal(err)
