@@ -482,7 +482,7 @@ var errCrashed = errors.New("mongo: writer stopped by a test")
 
 // maxClearWait bounds how long check waits for another process to clear
 // the mark of a committed version (see Store.rollForward).
-const maxClearWait = 2 * time.Second
+const maxClearWait = 10 * time.Second
 
 // check is step 1 of Put and of Transact: version prev exists, is the
 // tenant's and is committed. A version that still carries its
@@ -491,6 +491,7 @@ const maxClearWait = 2 * time.Second
 // little for whoever is doing it, and otherwise reports a conflict.
 func (s *Store) check(ctx context.Context, prev int64, v *store.Version) error {
 	start, wait := time.Now(), time.Duration(0)
+	var cerr error // the last roll-forward's failure
 	for {
 		d, err := s.byKey(ctx, versionKey(v.Type, v.ID, prev))
 		switch {
@@ -502,8 +503,10 @@ func (s *Store) check(ctx context.Context, prev int64, v *store.Version) error {
 			return fmt.Errorf("mongo: %s/%s belongs to another tenant: %w", v.Type, v.ID, store.ErrConflict)
 		case d.Txn == "":
 			return nil
+		case time.Since(start) > maxClearWait:
+			return fmt.Errorf("mongo: %s/%s version %d is still being rolled forward (%v): %w", v.Type, v.ID, prev, cerr, store.ErrConflict)
 		}
-		out, err := s.outcomes(ctx, []*versionDoc{d}, true)
+		out, err := s.outcomes(ctx, []*versionDoc{d})
 		if err != nil {
 			return err
 		}
@@ -512,12 +515,11 @@ func (s *Store) check(ctx context.Context, prev int64, v *store.Version) error {
 			return fmt.Errorf("mongo: %s/%s version %d is not committed: %w", v.Type, v.ID, prev, store.ErrConflict)
 		}
 		if len(o.Keys) > 0 {
-			if err := s.rollForward(ctx, d.Txn, o.Seq, o.Keys, true); err != nil {
-				return err
+			// A failure (the claim held past half its lease on a slow
+			// machine, say) is tried again.
+			if cerr = s.rollForward(ctx, d.Txn, o.Seq, o.Keys, true); cerr != nil && ctx.Err() != nil {
+				return cerr
 			}
-		}
-		if time.Since(start) > maxClearWait {
-			return fmt.Errorf("mongo: %s/%s version %d is still being rolled forward: %w", v.Type, v.ID, prev, store.ErrConflict)
 		}
 		// Cleared now, unless another process holds the clear: look
 		// again at once, then a little later each time.

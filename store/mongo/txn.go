@@ -349,7 +349,7 @@ func (s *Store) free(ctx context.Context, key string) (bool, error) {
 		return false, nil
 	}
 	d.Key = key
-	out, err := s.outcomes(ctx, []*versionDoc{&d}, true)
+	out, err := s.outcomes(ctx, []*versionDoc{&d})
 	if err != nil || out[d.Txn].Outcome != aborted {
 		return false, err
 	}
@@ -567,14 +567,13 @@ func splitKey(k string) (typ, id string, vid int64, ok bool) {
 // documents among docs (Outcome "" for one still live). A transaction
 // is committed if a document among docs carries its stamp, whatever txns
 // says (its decision was deleted after the clear, which came after this
-// reader read the marked ones); with reread (a reader of few documents,
-// where none may carry the stamp) the marked documents not found committed
-// are read again, by _id, to find out. One undecided past its txnexp is stale: it
-// is decided aborted here, by whoever gets there first, its writer
+// reader read the marked ones); the marked documents not found committed
+// are read again, by _id, to find out. One undecided past its txnexp is
+// stale: it is decided aborted here, by whoever gets there first, its writer
 // included. Committed ones are rolled forward, aborted ones' documents
 // among docs deleted, in the background (errors dropped: this only saves
 // later readers work).
-func (s *Store) outcomes(ctx context.Context, docs []*versionDoc, reread bool) (map[string]decisionDoc, error) {
+func (s *Store) outcomes(ctx context.Context, docs []*versionDoc) (map[string]decisionDoc, error) {
 	ids := bson.A{}
 	out := map[string]decisionDoc{}
 	for _, d := range docs {
@@ -608,21 +607,27 @@ func (s *Store) outcomes(ctx context.Context, docs []*versionDoc, reread bool) (
 			out[d.TTx] = decisionDoc{ID: d.TTx, Outcome: committed, Seq: d.TSeq}
 		}
 	}
-	if reread {
-		for _, d := range docs {
-			if d.Txn == "" || out[d.Txn].Outcome == committed {
-				continue
-			}
-			var now versionDoc
-			err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: d.Key}}, options.FindOne().SetProjection(txnProjection)).Decode(&now)
-			switch {
-			case errors.Is(err, mongodrv.ErrNoDocuments):
-				// Only an aborted transaction's versions are deleted.
+	// Marked versions not found committed are read again: a transaction
+	// whose decision is gone was cleared after this reader read them, and
+	// they carry its stamp now (see rollForward); a version gone was an
+	// aborted transaction's.
+	var again []*versionDoc
+	for _, d := range docs {
+		if d.Txn != "" && out[d.Txn].Outcome != committed {
+			again = append(again, d)
+		}
+	}
+	if len(again) > 0 {
+		now, err := s.readMarks(ctx, again)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range again {
+			switch n, ok := now[d.Key]; {
+			case !ok:
 				out[d.Txn] = decisionDoc{ID: d.Txn, Outcome: aborted}
-			case err != nil:
-				return nil, translate(ctx, "read "+d.Key, err)
-			case now.TTx == d.Txn:
-				out[d.Txn] = decisionDoc{ID: d.Txn, Outcome: committed, Seq: now.TSeq}
+			case n.TTx == d.Txn:
+				out[d.Txn] = decisionDoc{ID: d.Txn, Outcome: committed, Seq: n.TSeq}
 			}
 		}
 	}
@@ -663,6 +668,43 @@ func (s *Store) outcomes(ctx context.Context, docs []*versionDoc, reread bool) (
 		}()
 	}
 	return out, nil
+}
+
+// readMarks reads the marks and stamps of docs again, by _id: one lookup
+// each for one or two (on FerretDB a lookup by _id alone is the cheap
+// query), one query for more.
+func (s *Store) readMarks(ctx context.Context, docs []*versionDoc) (map[string]*versionDoc, error) {
+	now := map[string]*versionDoc{}
+	if len(docs) <= 2 {
+		for _, d := range docs {
+			var n versionDoc
+			err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: d.Key}}, options.FindOne().SetProjection(txnProjection)).Decode(&n)
+			switch {
+			case errors.Is(err, mongodrv.ErrNoDocuments):
+			case err != nil:
+				return nil, translate(ctx, "read "+d.Key, err)
+			default:
+				now[d.Key] = &n
+			}
+		}
+		return now, nil
+	}
+	keys := bson.A{}
+	for _, d := range docs {
+		keys = append(keys, d.Key)
+	}
+	var found []*versionDoc
+	cur, err := s.versions.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}}, options.Find().SetProjection(txnProjection))
+	if err == nil {
+		err = cur.All(ctx, &found)
+	}
+	if err != nil {
+		return nil, translate(ctx, "read marks", err)
+	}
+	for _, n := range found {
+		now[n.Key] = n
+	}
+	return now, nil
 }
 
 // moving is what a reader of current versions learnt, after its
@@ -730,7 +772,7 @@ func (s *Store) visible(ctx context.Context, docs []*versionDoc, w int64, mv *mo
 	}
 	// The decisions are read last: what they say held when the documents
 	// above were read, or later.
-	out, err := s.outcomes(ctx, lookAt, mv == nil)
+	out, err := s.outcomes(ctx, lookAt)
 	if err != nil {
 		return nil, err
 	}

@@ -155,16 +155,17 @@ func TestForgottenDecision(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// All three read marked: the reader cannot tell, and sees none of them.
-	if vis, err := s.visible(ctx, marked, anyTime-1, &moving{}); err != nil || len(vis) != 0 {
-		t.Errorf("visible(three marked) = %d, %v; want none", len(vis), err)
+	// All three read marked: the reader reads them again, finds the
+	// stamps, and sees all three (the transaction committed before it).
+	if vis, err := s.visible(ctx, marked, anyTime-1, &moving{}); err != nil || len(vis) != 3 {
+		t.Errorf("visible(three marked) = %d, %v; want three", len(vis), err)
 	}
 	// One read after the clear tells the others are committed.
 	mixed := append([]*versionDoc{stamped[0]}, marked[1:]...)
 	if vis, err := s.visible(ctx, mixed, anyTime-1, &moving{}); err != nil || len(vis) != 3 {
 		t.Errorf("visible(one stamped, two marked) = %d, %v; want three", len(vis), err)
 	}
-	// A reader of one resource reads it again.
+	// So does a reader of one resource.
 	if vis, err := s.visible(ctx, marked[:1], anyTime, nil); err != nil || len(vis) != 1 {
 		t.Errorf("visible(one marked, read again) = %d, %v; want it", len(vis), err)
 	}
