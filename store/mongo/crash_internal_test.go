@@ -128,7 +128,7 @@ func TestSlowWriterResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkVisible(t, s, 1, "A", "B") // runs Search, which must keep the marker
-	if err := s.commit(ctx, v); err != nil {
+	if _, err := s.commit(ctx, v); err != nil {
 		t.Fatal(err)
 	}
 	checkVisible(t, s, 2, "B", "A")

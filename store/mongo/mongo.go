@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fmtbank/cmts/store"
@@ -104,13 +105,21 @@ type Store struct {
 	// although it uses no index either (see readByProbes). A real MongoDB
 	// serves the sorted query from an index.
 	idProbes bool
+	// clearOnCommit makes a transaction's roll-forward clear its marks
+	// at once (see rollForward); not on FerretDB v1, where an update of
+	// k documents costs k scans of the collection.
+	clearOnCommit bool
+	// cleaning is set while readers' deletion of aborted versions runs
+	// (see outcomes).
+	cleaning atomic.Bool
 
 	// crashAfter names a step of Put ("check", "mark", "commit",
 	// "supersede") after which Put returns errCrashed, leaving the database
 	// as a writer that died there would. Only tests set it.
 	crashAfter string
 	// txnCrash names a step of Transact ("checked", "marked", "first",
-	// "inserted", "decided", "superseded") after which it returns
+	// "inserted", "decided", "superseded", "unmarked", "cleared") after
+	// which it returns
 	// errCrashed, leaving the database as a writer that died there would.
 	// Only tests set it.
 	txnCrash string
@@ -174,6 +183,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err := db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err == nil {
 		_, s.idProbes = info["ferretdbVersion"]
 	}
+	s.clearOnCommit = !s.idProbes
+	s.recoverCommitted(ctx)
 	return s, nil
 }
 
@@ -268,6 +279,11 @@ type versionDoc struct {
 	// forward; TxnExp is when it goes stale (see Store.Transact).
 	Txn    string `bson:"txn,omitempty"`
 	TxnExp int64  `bson:"txnexp,omitempty"`
+	// TSeq and TTx replace Txn and TxnExp once the transaction is
+	// committed and rolled forward: its number and id (see
+	// Store.rollForward).
+	TSeq int64  `bson:"tseq,omitempty"`
+	TTx  string `bson:"ttx,omitempty"`
 }
 
 // versionProjection leaves the index arrays on the server.
@@ -275,6 +291,7 @@ var versionProjection = bson.D{
 	{Key: "tenant", Value: 1}, {Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "vid", Value: 1},
 	{Key: "lu", Value: 1}, {Key: "deleted", Value: 1}, {Key: "body", Value: 1},
 	{Key: "method", Value: 1}, {Key: "txn", Value: 1}, {Key: "txnexp", Value: 1}, {Key: "reach", Value: 1},
+	{Key: "tseq", Value: 1}, {Key: "ttx", Value: 1},
 }
 
 // probeProjection is versionProjection with sup, for readByProbes.
@@ -338,7 +355,7 @@ func (s *Store) Read(ctx context.Context, a store.Access, typ, id string) (*stor
 	docs, err := s.find(ctx, "read "+typ+"/"+id, bson.D{{Key: "type", Value: typ}, {Key: "id", Value: id}},
 		options.Find().SetSort(bson.D{{Key: "vid", Value: -1}}).SetLimit(2).SetProjection(versionProjection))
 	if err == nil {
-		docs, err = s.visible(ctx, docs, anyTime, false)
+		docs, err = s.visible(ctx, docs, anyTime, nil)
 	}
 	if err != nil {
 		return nil, err
@@ -355,7 +372,7 @@ func (s *Store) ReadVersion(ctx context.Context, a store.Access, typ, id string,
 	if err != nil {
 		return nil, err
 	}
-	if vis, err := s.visible(ctx, []*versionDoc{d}, anyTime, false); err != nil {
+	if vis, err := s.visible(ctx, []*versionDoc{d}, anyTime, nil); err != nil {
 		return nil, err
 	} else if !d.seenBy(a) || len(vis) == 0 {
 		return nil, fmt.Errorf("mongo: read %s: %w", versionKey(typ, id, vid), store.ErrNotFound)
@@ -420,7 +437,8 @@ func (s *Store) Put(ctx context.Context, w store.Write) error {
 		return fmt.Errorf("mongo: invalid resource type or id %q/%q", v.Type, v.ID)
 	}
 	if w.PrevVersion == 0 {
-		return s.commit(ctx, v)
+		_, err := s.commit(ctx, v)
+		return err
 	}
 	if err := s.check(ctx, w.PrevVersion, v); err != nil {
 		return err
@@ -440,13 +458,23 @@ func (s *Store) Put(ctx context.Context, w store.Write) error {
 	// fails, so its errors are dropped.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
-	if err := s.commit(ctx, v); err != nil {
+	freed, err := s.commit(ctx, v)
+	if err != nil {
 		if marked && errors.Is(err, store.ErrConflict) {
 			// The marker is ours and points at the winner's version:
-			// finishing it is harmless and leaves nothing behind.
-			_ = s.finish(fctx, v.Type, v.ID, v.VersionID)
+			// finishing it is harmless and leaves nothing behind, unless
+			// the winner is a transaction's, not rolled forward (perhaps
+			// not committed): that one removes the marker itself.
+			if d, err := s.byKey(fctx, versionKey(v.Type, v.ID, v.VersionID)); err == nil && d.Txn == "" {
+				_ = s.finish(fctx, v.Type, v.ID, v.VersionID)
+			}
 		}
 		return err
+	}
+	if freed {
+		// Freeing the number removed the aborted transaction's marker,
+		// which stood for ours.
+		_, _ = s.mark(fctx, v)
 	}
 	if s.crashAfter == "commit" {
 		return errCrashed
@@ -465,23 +493,60 @@ func (s *Store) Put(ctx context.Context, w store.Write) error {
 // errCrashed is what Put returns when a test makes it stop half-way.
 var errCrashed = errors.New("mongo: writer stopped by a test")
 
-// check is step 1 of Put.
+// maxClearWait bounds how long check waits for another process to clear
+// the mark of a committed version (see Store.rollForward).
+const maxClearWait = 10 * time.Second
+
+// check is step 1 of Put and of Transact: version prev exists, is the
+// tenant's and is committed. A version that still carries its
+// transaction's mark is built on only once the mark is cleared (see
+// Store.rollForward): check rolls the transaction forward, or waits a
+// little for whoever is doing it, and otherwise reports a conflict.
 func (s *Store) check(ctx context.Context, prev int64, v *store.Version) error {
-	d, err := s.byKey(ctx, versionKey(v.Type, v.ID, prev))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("mongo: %s/%s has no version %d: %w", v.Type, v.ID, prev, store.ErrConflict)
-	case err != nil:
-		return err
-	case d.Tenant != v.Tenant:
-		return fmt.Errorf("mongo: %s/%s belongs to another tenant: %w", v.Type, v.ID, store.ErrConflict)
+	start, wait := time.Now(), time.Duration(0)
+	var cerr error // the last roll-forward's failure
+	for {
+		d, err := s.byKey(ctx, versionKey(v.Type, v.ID, prev))
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("mongo: %s/%s has no version %d: %w", v.Type, v.ID, prev, store.ErrConflict)
+		case err != nil:
+			return err
+		case d.Tenant != v.Tenant:
+			return fmt.Errorf("mongo: %s/%s belongs to another tenant: %w", v.Type, v.ID, store.ErrConflict)
+		case d.Txn == "":
+			return nil
+		case time.Since(start) > maxClearWait:
+			return fmt.Errorf("mongo: %s/%s version %d is still being rolled forward (%v): %w", v.Type, v.ID, prev, cerr, store.ErrConflict)
+		}
+		out, err := s.outcomes(ctx, []*versionDoc{d})
+		if err != nil {
+			return err
+		}
+		o := out[d.Txn]
+		if o.Outcome != committed {
+			return fmt.Errorf("mongo: %s/%s version %d is not committed: %w", v.Type, v.ID, prev, store.ErrConflict)
+		}
+		if len(o.Keys) > 0 {
+			// A failure (the claim held past half its lease on a slow
+			// machine, say) is tried again.
+			if cerr = s.rollForward(ctx, d.Txn, o.Seq, o.Keys, true); cerr != nil && ctx.Err() != nil {
+				return cerr
+			}
+		}
+		// Cleared now, unless another process holds the clear: look
+		// again at once, then a little later each time.
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("mongo: waiting for %s/%s version %d to be rolled forward: %w", v.Type, v.ID, prev, context.Cause(ctx))
+			case <-t.C:
+			}
+		}
+		wait = min(max(2*wait, minClaimWait), maxClaimWait)
 	}
-	if vis, err := s.visible(ctx, []*versionDoc{d}, anyTime, false); err != nil {
-		return err
-	} else if len(vis) == 0 {
-		return fmt.Errorf("mongo: %s/%s version %d is not committed: %w", v.Type, v.ID, prev, store.ErrConflict)
-	}
-	return nil
 }
 
 // mark is step 2 of Put; it reports whether it inserted the marker.
@@ -496,8 +561,9 @@ func (s *Store) mark(ctx context.Context, v *store.Version) (bool, error) {
 	return err == nil, translate(ctx, "mark "+versionKey(v.Type, v.ID, v.VersionID), err)
 }
 
-// commit is step 3 of Put: the commit point.
-func (s *Store) commit(ctx context.Context, v *store.Version) error {
+// commit is step 3 of Put: the commit point. freed reports that a version
+// of an aborted transaction had the number and was removed.
+func (s *Store) commit(ctx context.Context, v *store.Version) (freed bool, err error) {
 	return s.insertVersion(ctx, versionKey(v.Type, v.ID, v.VersionID), newVersionDoc(v))
 }
 
@@ -539,8 +605,9 @@ const maxPending = 1000
 // markers carry their version's tenant and reach, so one query on the
 // (normally empty) pending collection finds them, for any access. Markers
 // whose version does not exist are left alone: their writer may still
-// commit.
-func (s *Store) finishPending(ctx context.Context, a store.Access) error {
+// commit. It returns the versions it found marked, a transaction's
+// included (see Store.visible).
+func (s *Store) finishPending(ctx context.Context, a store.Access) (*moving, error) {
 	var all []struct {
 		Type string `bson:"type"`
 		ID   string `bson:"id"`
@@ -559,17 +626,19 @@ func (s *Store) finishPending(ctx context.Context, a store.Access) error {
 		err = cur.All(ctx, &all)
 	}
 	if err != nil {
-		return translate(ctx, "read pending", err)
+		return nil, translate(ctx, "read pending", err)
 	}
+	mv := &moving{keys: map[string]bool{}, all: len(all) >= maxPending}
 	// A transaction's markers are its own to finish (see Store.visible).
 	marks := all[:0]
 	for _, m := range all {
+		mv.keys[versionKey(m.Type, m.ID, m.VID)] = true
 		if m.Txn == "" {
 			marks = append(marks, m)
 		}
 	}
 	if len(marks) == 0 {
-		return nil
+		return mv, nil
 	}
 	keys := bson.A{}
 	for _, m := range marks {
@@ -584,7 +653,7 @@ func (s *Store) finishPending(ctx context.Context, a store.Access) error {
 		err = cur.All(ctx, &found)
 	}
 	if err != nil {
-		return translate(ctx, "read pending", err)
+		return nil, translate(ctx, "read pending", err)
 	}
 	committed := map[string]bool{}
 	for _, f := range found {
@@ -593,11 +662,11 @@ func (s *Store) finishPending(ctx context.Context, a store.Access) error {
 	for _, m := range marks {
 		if committed[versionKey(m.Type, m.ID, m.VID)] {
 			if err := s.finish(ctx, m.Type, m.ID, m.VID); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return nil
+	return mv, nil
 }
 
 // historySort is the history order.
@@ -635,7 +704,7 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.Histo
 	}
 	docs, err := s.findVisible(ctx, "history", w, withAccess(q.Access, filter), func(limit int64) *options.FindOptionsBuilder {
 		return options.Find().SetSort(historySort).SetLimit(limit).SetProjection(versionProjection)
-	}, int64(count+1), false)
+	}, int64(count+1), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -665,22 +734,26 @@ func (s *Store) find(ctx context.Context, what string, filter bson.D, opts *opti
 }
 
 // findVisible is find with a limit, keeping the documents a reader with
-// watermark w may see (Store.visible). When some are dropped at the limit it reads again, the
-// limit raised by as many, so that the caller gets up to limit of them.
-func (s *Store) findVisible(ctx context.Context, what string, w int64, filter bson.D, opts func(limit int64) *options.FindOptionsBuilder, limit int64, current bool) ([]*versionDoc, error) {
+// watermark w (and, reading current versions, mv) may see (Store.visible).
+// When some are dropped at the limit it reads again, the limit raised by as
+// many or doubled, so that the caller gets up to limit of them.
+func (s *Store) findVisible(ctx context.Context, what string, w int64, filter bson.D, opts func(limit int64) *options.FindOptionsBuilder, limit int64, mv *moving) ([]*versionDoc, error) {
 	for {
 		docs, err := s.find(ctx, what, filter, opts(limit))
 		if err != nil {
 			return nil, err
 		}
-		vis, err := s.visible(ctx, docs, w, current)
+		vis, err := s.visible(ctx, docs, w, mv)
 		if err != nil {
 			return nil, err
 		}
 		if int64(len(docs)) < limit || len(vis) == len(docs) {
 			return vis, nil
 		}
-		limit += int64(len(docs) - len(vis))
+		// At least double: a page of a transaction's undecided versions
+		// often has more of them further on, and on FerretDB every query
+		// costs a scan of the collection whatever its limit.
+		limit += max(int64(len(docs)-len(vis)), limit)
 	}
 }
 
@@ -797,7 +870,7 @@ func (s *Store) readByProbes(ctx context.Context, a store.Access, typ, id string
 			// The highest version may belong to a transaction not
 			// committed, and then the one below it is the current one.
 			for found != nil && found.Txn != "" {
-				vis, err := s.visible(ctx, []*versionDoc{found}, anyTime, false)
+				vis, err := s.visible(ctx, []*versionDoc{found}, anyTime, nil)
 				if err != nil {
 					return nil, err
 				}

@@ -27,7 +27,7 @@ func (s *Store) Scan(ctx context.Context, after *store.SearchCursor, limit int) 
 		SetLimit(int64(limit + 1)).SetProjection(versionProjection)
 	docs, err := s.find(ctx, "scan", filter, opts)
 	if err == nil {
-		docs, err = s.visible(ctx, docs, anyTime, false)
+		docs, err = s.visible(ctx, docs, anyTime, nil)
 	}
 	if err != nil {
 		return nil, err
@@ -74,7 +74,11 @@ func (s *Store) SetIndex(ctx context.Context, v *store.Version, entries []store.
 		update = append(update, bson.E{Key: "$unset", Value: unset})
 	}
 	key := versionKey(v.Type, v.ID, v.VersionID)
-	res, err := s.versions.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "sup", Value: false}, {Key: "deleted", Value: false}}, update)
+	// Not a version still marked by its transaction: the clear that
+	// removes the mark (Store.rollForward) could meet this write, and one
+	// undo the other on FerretDB.
+	res, err := s.versions.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "sup", Value: false}, {Key: "deleted", Value: false},
+		{Key: "txn", Value: bson.D{{Key: "$exists", Value: false}}}}, update)
 	if err != nil {
 		return translate(ctx, "reindex "+key, err)
 	}

@@ -135,15 +135,17 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 	if err := q.CheckCursor(); err != nil {
 		return nil, err
 	}
-	if err := s.finishPending(ctx, q.Access); err != nil {
-		return nil, err
-	}
-	// Read before any query: see Store.visible.
+	// The watermark first, then the markers, then any query: see
+	// Store.visible.
 	w, err := s.watermark(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c := &compiler{ctx: ctx, s: s, access: q.Access, w: w}
+	mv, err := s.finishPending(ctx, q.Access)
+	if err != nil {
+		return nil, err
+	}
+	c := &compiler{ctx: ctx, s: s, access: q.Access, w: w, mv: mv}
 	cond, exact, err := c.compile(q.Filter)
 	if err != nil {
 		return nil, err
@@ -205,7 +207,7 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 	}
 	filter := c.current(q.Type, cond)
 	if q.WantTotal {
-		if page.Total, err = s.countVisible(ctx, w, filter); err != nil {
+		if page.Total, err = s.countVisible(ctx, w, mv, filter); err != nil {
 			return nil, err
 		}
 	}
@@ -224,7 +226,7 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 	}
 	docs, err := s.findVisible(ctx, "search", w, filter, func(limit int64) *options.FindOptionsBuilder {
 		return options.Find().SetSort(order).SetSkip(int64(max(q.Offset, 0))).SetLimit(limit).SetProjection(versionProjection)
-	}, int64(count+1), true)
+	}, int64(count+1), mv)
 	if err != nil {
 		return nil, err
 	}
@@ -245,11 +247,12 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 }
 
 // countVisible counts the current versions filter selects that a reader
-// sees: MongoDB counts those no transaction marks; those a transaction
-// marks (written by it, and not superseded since) count only when its
-// decision says committed (see Store.visible), which only reading them can
-// tell.
-func (s *Store) countVisible(ctx context.Context, w int64, filter bson.D) (int, error) {
+// sees: MongoDB counts those no transaction marks, less those a
+// transaction stamped with a number above w; those a transaction marks
+// (written by it, and not rolled forward yet) count only when its
+// decision says committed (see Store.visible), which only reading them
+// can tell.
+func (s *Store) countVisible(ctx context.Context, w int64, mv *moving, filter bson.D) (int, error) {
 	and := func(extra bson.D) bson.D { return bson.D{{Key: "$and", Value: bson.A{filter, extra}}} }
 	plain, err := s.versions.CountDocuments(ctx, and(bson.D{{Key: "txn", Value: bson.D{{Key: "$exists", Value: false}}}}))
 	if err != nil {
@@ -257,12 +260,22 @@ func (s *Store) countVisible(ctx context.Context, w int64, filter bson.D) (int, 
 	}
 	// $gt "" rather than $exists true: FerretDB evaluates the latter very
 	// slowly beside an index-array condition.
-	marked, err := s.find(ctx, "search", and(bson.D{{Key: "txn", Value: bson.D{{Key: "$gt", Value: ""}}}}),
-		options.Find().SetProjection(versionProjection))
+	odd, err := s.find(ctx, "search", and(bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: "txn", Value: bson.D{{Key: "$gt", Value: ""}}}},
+		bson.D{{Key: "tseq", Value: bson.D{{Key: "$gt", Value: w}}}},
+	}}}), options.Find().SetProjection(markProjection))
 	if err != nil {
 		return 0, err
 	}
-	vis, err := s.visible(ctx, marked, w, true)
+	var marked []*versionDoc
+	for _, d := range odd {
+		if d.Txn != "" {
+			marked = append(marked, d)
+		} else {
+			plain-- // stamped after w
+		}
+	}
+	vis, err := s.visible(ctx, marked, w, mv)
 	if err != nil {
 		return 0, err
 	}
@@ -292,8 +305,10 @@ type compiler struct {
 	s      *Store
 	access store.Access
 	lookup *lookup
-	// w is the search's watermark (see Store.visible).
-	w int64
+	// w is the search's watermark, mv the updates in flight when it began
+	// (see Store.visible).
+	w  int64
+	mv *moving
 }
 
 // matchNone is a filter no document matches.
@@ -536,7 +551,7 @@ func (c *compiler) all(typ string, e store.Expr) ([]*store.Version, bool, error)
 // keeps those that match e. With limit > 0 it returns nil (and no error)
 // when more than limit versions are candidates.
 func (c *compiler) matches(typ string, cond bson.D, exact bool, e store.Expr, limit int) ([]*store.Version, error) {
-	vs, err := c.s.readIndexed(c.ctx, c.w, c.current(typ, cond), limit)
+	vs, err := c.s.readIndexed(c.ctx, c.w, c.mv, c.current(typ, cond), limit)
 	if err != nil || vs == nil || exact {
 		return vs, err
 	}
@@ -559,7 +574,7 @@ func (c *compiler) matches(typ string, cond bson.D, exact bool, e store.Expr, li
 // readIndexed reads the versions that filter selects, with their index
 // entries, one per resource (the highest, while an update is being finished).
 // With limit > 0 it returns nil (and no error) when there are more than limit.
-func (s *Store) readIndexed(ctx context.Context, w int64, filter bson.D, limit int) ([]*store.Version, error) {
+func (s *Store) readIndexed(ctx context.Context, w int64, mv *moving, filter bson.D, limit int) ([]*store.Version, error) {
 	opts := options.Find().SetSort(searchSort).SetProjection(withIndex)
 	if limit > 0 {
 		// Two current versions of one resource may both be read; allow for
@@ -574,7 +589,7 @@ func (s *Store) readIndexed(ctx context.Context, w int64, filter bson.D, limit i
 	if err := cur.All(ctx, &docs); err != nil {
 		return nil, translate(ctx, "search", err)
 	}
-	if docs, err = s.visible(ctx, docs, w, true); err != nil {
+	if docs, err = s.visible(ctx, docs, w, mv); err != nil {
 		return nil, err
 	}
 	docs = slices.CompactFunc(docs, func(a, b *versionDoc) bool { return a.Type == b.Type && a.ID == b.ID })
@@ -611,7 +626,7 @@ func (l *lookup) Current(typ, id string) (*store.Version, error) {
 	docs, err := l.c.s.find(l.c.ctx, "read "+key, bson.D{{Key: "type", Value: typ}, {Key: "id", Value: id}},
 		options.Find().SetSort(bson.D{{Key: "vid", Value: -1}}).SetLimit(2).SetProjection(withIndex))
 	if err == nil {
-		docs, err = l.c.s.visible(l.c.ctx, docs, l.c.w, false)
+		docs, err = l.c.s.visible(l.c.ctx, docs, l.c.w, nil)
 	}
 	if err != nil {
 		return nil, err
@@ -634,7 +649,7 @@ func (l *lookup) Referrers(typ, param, targetType, targetID string) ([]*store.Ve
 	if vs, ok := l.referrers[key]; ok {
 		return vs, nil
 	}
-	vs, err := l.c.s.readIndexed(l.c.ctx, l.c.w, l.c.current(typ, bson.D{{Key: fRef, Value: ref}}), 0)
+	vs, err := l.c.s.readIndexed(l.c.ctx, l.c.w, l.c.mv, l.c.current(typ, bson.D{{Key: fRef, Value: ref}}), 0)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,8 @@ type decisionDoc struct {
 	Outcome string   `bson:"outcome"`
 	Seq     int64    `bson:"seq,omitempty"`
 	Keys    []string `bson:"keys,omitempty"`
+	// Done: rolled forward but for the clear (see Store.rollForward).
+	Done bool `bson:"done,omitempty"`
 }
 
 // seqColl numbers transactions in the order their versions were all
@@ -200,14 +202,27 @@ func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error 
 	if s.txnCrash == "marked" {
 		return errCrashed
 	}
+	docs := make([]any, len(ws))
 	for i, w := range ws {
-		d := append(newVersionDoc(&w.Version), bson.E{Key: "txn", Value: txn}, bson.E{Key: "txnexp", Value: exp})
-		if err := s.insertVersion(ctx, keys[i], d); err != nil {
-			s.abort(ctx, txn, keys[:i], keys)
-			return err
-		}
-		if i == 0 && s.txnCrash == "first" {
-			return errCrashed
+		docs[i] = append(newVersionDoc(&w.Version), bson.E{Key: "txn", Value: txn}, bson.E{Key: "txnexp", Value: exp})
+	}
+	remark, err := s.insertVersions(ctx, keys, docs)
+	if errors.Is(err, errCrashed) {
+		return err
+	}
+	if err != nil {
+		// The deletes match only the versions carrying txn.
+		s.abort(ctx, txn, keys, keys)
+		return err
+	}
+	if remark && len(marks) > 0 {
+		// Freeing a version of an aborted transaction deleted its marker,
+		// which may have stood for ours; readers rely on the markers of
+		// a transaction's updates standing from before it takes its
+		// number until its roll-forward (see Store.visible).
+		if _, err := s.pending.InsertMany(ctx, marks, options.InsertMany().SetOrdered(false)); err != nil && !onlyDuplicates(err) {
+			s.abort(ctx, txn, keys, keys)
+			return translate(ctx, "mark", err)
 		}
 	}
 	if s.txnCrash == "inserted" {
@@ -240,10 +255,45 @@ func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error 
 	// up, and readers finish what fails here.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
-	if err := s.rollForward(fctx, txn, keys); errors.Is(err, errCrashed) {
+	if err := s.rollForward(fctx, txn, seq, keys, s.clearOnCommit); errors.Is(err, errCrashed) {
 		return err
 	}
 	return nil
+}
+
+// insertVersions inserts the version documents docs under keys: the first
+// alone (a test may stop the writer after it), the others in one round
+// trip, and those refused for a duplicate _id again one by one, by
+// insertVersion. freed reports that insertVersion freed some number.
+func (s *Store) insertVersions(ctx context.Context, keys []string, docs []any) (freed bool, err error) {
+	if freed, err = s.insertVersion(ctx, keys[0], docs[0].(bson.D)); err != nil {
+		return freed, err
+	}
+	if s.txnCrash == "first" {
+		return freed, errCrashed
+	}
+	if len(docs) == 1 {
+		return freed, nil
+	}
+	_, err = s.versions.InsertMany(ctx, docs[1:], options.InsertMany().SetOrdered(false))
+	var bwe mongodrv.BulkWriteException
+	if err == nil || !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+		return freed, translate(ctx, "write", err)
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 {
+			return freed, translate(ctx, "write", err)
+		}
+	}
+	for _, we := range bwe.WriteErrors {
+		i := we.Index + 1
+		f, err := s.insertVersion(ctx, keys[i], docs[i].(bson.D))
+		if err != nil {
+			return freed, err
+		}
+		freed = freed || f
+	}
+	return freed, nil
 }
 
 // onlyDuplicates reports whether every error of a bulk insert is a
@@ -263,24 +313,25 @@ func onlyDuplicates(err error) bool {
 
 // insertVersion inserts version document d under key. A document already
 // there that belongs to an aborted transaction, or to one that went stale
-// (aborted now), is removed first; any other is a conflict: without
-// waiting, so that two transactions that each hold what the other needs
-// never wait for each other.
-func (s *Store) insertVersion(ctx context.Context, key string, d bson.D) error {
+// (aborted now), is removed first (freed reports that), with its marker;
+// any other is a conflict: without waiting, so that two transactions that
+// each hold what the other needs never wait for each other.
+func (s *Store) insertVersion(ctx context.Context, key string, d bson.D) (freed bool, err error) {
 	for range 3 {
 		_, err := s.versions.InsertOne(ctx, d)
 		if !mongodrv.IsDuplicateKeyError(err) {
-			return translate(ctx, "write "+key, err)
+			return freed, translate(ctx, "write "+key, err)
 		}
-		freed, err := s.free(ctx, key)
+		ok, err := s.free(ctx, key)
 		if err != nil {
-			return err
+			return freed, err
 		}
-		if !freed {
+		if !ok {
 			break
 		}
+		freed = true
 	}
-	return fmt.Errorf("mongo: write %s: already exists: %w", key, store.ErrConflict)
+	return freed, fmt.Errorf("mongo: write %s: already exists: %w", key, store.ErrConflict)
 }
 
 // free looks at the version document under key, which a writer could not
@@ -297,17 +348,21 @@ func (s *Store) free(ctx context.Context, key string) (bool, error) {
 	case d.Txn == "":
 		return false, nil
 	}
+	d.Key = key
 	out, err := s.outcomes(ctx, []*versionDoc{&d})
 	if err != nil || out[d.Txn].Outcome != aborted {
 		return false, err
 	}
-	if err := s.deleteAborted(ctx, key, d.Txn); err != nil {
+	if err := s.deleteAborted(ctx, d.Txn, []string{key}); err != nil {
 		return false, err
 	}
 	return true, nil
 }
 
-var txnProjection = bson.D{{Key: "txn", Value: 1}, {Key: "txnexp", Value: 1}}
+var txnProjection = bson.D{{Key: "txn", Value: 1}, {Key: "txnexp", Value: 1}, {Key: "tseq", Value: 1}, {Key: "ttx", Value: 1}}
+
+// markProjection is what Store.visible needs of a version.
+var markProjection = append(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "vid", Value: 1}}, txnProjection...)
 
 // decide inserts the decision of txn, unless there is one already; it
 // returns the decision that stands.
@@ -340,39 +395,84 @@ func (s *Store) abort(ctx context.Context, txn string, inserted, keys []string) 
 	if out, err := s.decide(fctx, txn, aborted, nil, 0); err != nil || out != aborted {
 		return
 	}
-	for _, k := range inserted {
-		_ = s.deleteAborted(fctx, k, txn)
+	if len(inserted) > 0 {
+		_ = s.deleteAborted(fctx, txn, inserted)
 	}
 	_, _ = s.pending.DeleteMany(fctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}, {Key: "txn", Value: txn}})
 }
 
-// deleteAborted deletes the version key of the aborted transaction txn and
-// its marker. FerretDB v1 deletes by reading the matching documents, then
-// deleting their _ids; were two processes to delete one version at once,
-// the later could delete, by _id, the version a third inserted in between.
-// So the deleter first claims the key (see Store.remove), and no one else
-// deletes it meanwhile.
-func (s *Store) deleteAborted(ctx context.Context, key, txn string) error {
-	c, err := s.claimOnce(ctx, "del/"+key)
-	if err != nil || c == nil {
-		return err
-	}
-	defer c.release()
-	if _, err := s.versions.DeleteOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "txn", Value: txn}}); err != nil {
-		return translate(ctx, "delete "+key, err)
-	}
-	_, err = s.pending.DeleteOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "txn", Value: txn}})
-	return translate(ctx, "unmark "+key, err)
+// deleteAborted deletes the versions keys of the aborted transaction txn
+// and their markers (see deleteAbortedAll).
+func (s *Store) deleteAborted(ctx context.Context, txn string, keys []string) error {
+	return s.deleteAbortedAll(ctx, map[string][]string{txn: keys})
 }
 
-// rollForward finishes the committed transaction txn, which wrote keys:
-// predecessors superseded (which also removes their txn), then markers
-// deleted. A version keeps its txn until it is superseded in turn: on
-// FerretDB an update writes the whole document back, so a separate update
-// removing txn could undo a concurrent supersede; with one kind of update
-// per document, always to the same values, any number of processes may
-// roll a transaction forward at once.
-func (s *Store) rollForward(ctx context.Context, txn string, keys []string) error {
+// deleteAbortedAll deletes, for each aborted transaction of dead, the
+// versions it names and their markers, in one delete for them all.
+// FerretDB v1 deletes by reading the matching documents, then deleting
+// their _ids; were two processes to delete one version at once, the later
+// could delete, by _id, the version a third inserted in between. So the
+// deleter first claims each transaction (see Store.remove), leaving out
+// those someone else is deleting: only a deleter of a transaction's
+// versions deletes a document carrying its mark, and they take turns.
+func (s *Store) deleteAbortedAll(ctx context.Context, dead map[string][]string) error {
+	var keys, txns bson.A
+	for txn, ks := range dead {
+		c, err := s.claimOnce(ctx, "del/"+txn)
+		if err != nil {
+			return err
+		}
+		if c == nil {
+			continue
+		}
+		defer c.release()
+		txns = append(txns, txn)
+		for _, k := range ks {
+			keys = append(keys, k)
+		}
+	}
+	if len(txns) == 0 {
+		return nil
+	}
+	// A document under one transaction's key that carries another of
+	// them is that one's, aborted too and claimed.
+	in := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}, {Key: "txn", Value: bson.D{{Key: "$in", Value: txns}}}}
+	if _, err := s.versions.DeleteMany(ctx, in); err != nil {
+		return translate(ctx, "delete aborted", err)
+	}
+	_, err := s.pending.DeleteMany(ctx, in)
+	return translate(ctx, "unmark aborted", err)
+}
+
+// rollForward finishes the committed transaction txn, numbered seq, which
+// wrote keys:
+//
+//  1. supersede every update's predecessor (sup true, index arrays
+//     removed);
+//  2. delete the markers of keys;
+//  3. clear: on every version of txn, replace the mark (txn, txnexp) by
+//     the stamp (tseq: seq, ttx: txn), with one update of them all, so
+//     that readers judge them without the decision;
+//  4. delete the decision, which no version refers to any more.
+//
+// Steps 1 and 2 set the same values whoever runs them, so any number of
+// processes may do them at once. Step 3 is another kind of update of the
+// same documents, and FerretDB v1 writes an updated document back whole:
+// a clear that read a version before a supersede of it and wrote after
+// would undo the supersede. Two rules exclude that. A version is built
+// on (Store.check), and so superseded, only once it carries no mark,
+// that is after the clear's write of it landed; and clearers of one
+// transaction take turns, on the claim clr/<txn>, the next one finding
+// nothing marked. A process that finds the claim held leaves the clear
+// to its holder.
+//
+// Without clear, steps 3 and 4 are left for later, and the decision is
+// marked done instead (readers then skip steps 1 and 2): on FerretDB v1 an
+// update of k documents costs k scans of the collection (it writes each
+// back by an _id filter that no index serves), so there the clear waits
+// until a writer builds on a marked version (Store.check). Readers judge
+// marked versions by the decision either way.
+func (s *Store) rollForward(ctx context.Context, txn string, seq int64, keys []string, clear bool) error {
 	for _, k := range keys {
 		typ, id, vid, ok := splitKey(k)
 		if !ok || vid == 1 {
@@ -387,8 +487,67 @@ func (s *Store) rollForward(ctx context.Context, txn string, keys []string) erro
 	}
 	// Any marker of these versions goes, also one a dead writer of the
 	// same version number left: they are committed, and finished.
-	_, err := s.pending.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}})
-	return translate(ctx, "unmark", err)
+	if _, err := s.pending.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}}); err != nil {
+		return translate(ctx, "unmark", err)
+	}
+	if s.txnCrash == "unmarked" {
+		return errCrashed
+	}
+	if !clear {
+		_, err := s.txns.UpdateOne(ctx, bson.D{{Key: "_id", Value: txn}}, bson.D{{Key: "$set", Value: bson.D{{Key: "done", Value: true}}}})
+		return translate(ctx, "finish "+txn, err)
+	}
+	c, err := s.claimOnce(ctx, "clr/"+txn)
+	if err != nil || c == nil {
+		return err
+	}
+	if err := c.check(); err != nil {
+		c.release()
+		return err
+	}
+	_, err = s.versions.UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}, {Key: "txn", Value: txn}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "tseq", Value: seq}, {Key: "ttx", Value: txn}}},
+			{Key: "$unset", Value: bson.D{{Key: "txn", Value: ""}, {Key: "txnexp", Value: ""}}}})
+	if err != nil {
+		c.release()
+		return translate(ctx, "clear "+txn, err)
+	}
+	if s.txnCrash == "cleared" {
+		return errCrashed // the claim stays, as a dead clearer's would
+	}
+	_, err = s.txns.DeleteOne(ctx, bson.D{{Key: "_id", Value: txn}, {Key: "outcome", Value: committed}})
+	c.release()
+	return translate(ctx, "forget "+txn, err)
+}
+
+// cleanTimeout bounds the deletion of aborted versions that readers start.
+const cleanTimeout = time.Minute
+
+// recoverMax bounds the transactions recoverCommitted finishes.
+const recoverMax = 1000
+
+// recoverCommitted rolls forward, at start-up, the transactions whose
+// writer died (or gave up) after deciding them committed: theirs are the
+// only committed decisions left not done, since a roll-forward deletes
+// its decision, or marks it done, last. Readers would finish each on meeting one of its
+// versions; this saves them the decision lookups. Errors are dropped for
+// the same reason. A transaction that died undecided is left to readers:
+// its writer may be alive on another instance.
+func (s *Store) recoverCommitted(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	var ds []decisionDoc
+	cur, err := s.txns.Find(ctx, bson.D{{Key: "outcome", Value: committed}, {Key: "done", Value: bson.D{{Key: "$ne", Value: true}}}},
+		options.Find().SetLimit(recoverMax))
+	if err == nil {
+		err = cur.All(ctx, &ds)
+	}
+	if err != nil {
+		return
+	}
+	for _, d := range ds {
+		_ = s.rollForward(ctx, d.ID, d.Seq, d.Keys, s.clearOnCommit)
+	}
 }
 
 // splitKey is the inverse of versionKey.
@@ -405,10 +564,14 @@ func splitKey(k string) (typ, id string, vid int64, ok bool) {
 }
 
 // outcomes returns the standing decision of the transactions of the marked
-// documents among docs (Outcome "" for one still live). One undecided past
-// its txnexp is stale: it is decided aborted here, by whoever gets there
-// first, its writer included. Committed ones are rolled forward, aborted
-// ones' documents among docs deleted (errors dropped: this only saves
+// documents among docs (Outcome "" for one still live). A transaction
+// is committed if a document among docs carries its stamp, whatever txns
+// says (its decision was deleted after the clear, which came after this
+// reader read the marked ones); the marked documents not found committed
+// are read again, by _id, to find out. One undecided past its txnexp is
+// stale: it is decided aborted here, by whoever gets there first, its writer
+// included. Committed ones are rolled forward, aborted ones' documents
+// among docs deleted, in the background (errors dropped: this only saves
 // later readers work).
 func (s *Store) outcomes(ctx context.Context, docs []*versionDoc) (map[string]decisionDoc, error) {
 	ids := bson.A{}
@@ -435,6 +598,39 @@ func (s *Store) outcomes(ctx context.Context, docs []*versionDoc) (map[string]de
 	for _, d := range decided {
 		out[d.ID] = d
 	}
+	// A stamp proves its transaction committed, whatever txns says: the
+	// decision may be gone, or, gone, have been followed by an aborted one
+	// from a process that judged a marked copy read before the clear (it
+	// acts on nothing: no version carries the mark any more).
+	for _, d := range docs {
+		if o, ok := out[d.TTx]; ok && o.Outcome != committed {
+			out[d.TTx] = decisionDoc{ID: d.TTx, Outcome: committed, Seq: d.TSeq}
+		}
+	}
+	// Marked versions not found committed are read again: a transaction
+	// whose decision is gone was cleared after this reader read them, and
+	// they carry its stamp now (see rollForward); a version gone was an
+	// aborted transaction's.
+	var again []*versionDoc
+	for _, d := range docs {
+		if d.Txn != "" && out[d.Txn].Outcome != committed {
+			again = append(again, d)
+		}
+	}
+	if len(again) > 0 {
+		now, err := s.readMarks(ctx, again)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range again {
+			switch n, ok := now[d.Key]; {
+			case !ok:
+				out[d.Txn] = decisionDoc{ID: d.Txn, Outcome: aborted}
+			case n.TTx == d.Txn:
+				out[d.Txn] = decisionDoc{ID: d.Txn, Outcome: committed, Seq: n.TSeq}
+			}
+		}
+	}
 	now := time.Now().UnixMilli()
 	for _, d := range docs {
 		if d.Txn == "" || out[d.Txn].Outcome != "" || now <= d.TxnExp {
@@ -451,46 +647,117 @@ func (s *Store) outcomes(ctx context.Context, docs []*versionDoc) (map[string]de
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	for txn, d := range out {
-		if d.Outcome == committed && len(d.Keys) > 0 {
-			_ = s.rollForward(fctx, txn, d.Keys)
+		if d.Outcome == committed && len(d.Keys) > 0 && !d.Done {
+			_ = s.rollForward(fctx, txn, d.Seq, d.Keys, s.clearOnCommit)
 		}
 	}
+	dead := map[string][]string{}
 	for _, d := range docs {
 		if d.Txn != "" && out[d.Txn].Outcome == aborted {
-			_ = s.deleteAborted(fctx, d.Key, d.Txn)
+			dead[d.Txn] = append(dead[d.Txn], d.Key)
 		}
+	}
+	if len(dead) > 0 && s.cleaning.CompareAndSwap(false, true) {
+		// In the background, one batch at a time: the reader needs none
+		// of it, and on FerretDB a delete scans the whole collection.
+		go func() {
+			defer s.cleaning.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), cleanTimeout)
+			defer cancel()
+			_ = s.deleteAbortedAll(ctx, dead)
+		}()
 	}
 	return out, nil
 }
 
+// readMarks reads the marks and stamps of docs again, by _id: one lookup
+// each for one or two (on FerretDB a lookup by _id alone is the cheap
+// query), one query for more.
+func (s *Store) readMarks(ctx context.Context, docs []*versionDoc) (map[string]*versionDoc, error) {
+	now := map[string]*versionDoc{}
+	if len(docs) <= 2 {
+		for _, d := range docs {
+			var n versionDoc
+			err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: d.Key}}, options.FindOne().SetProjection(txnProjection)).Decode(&n)
+			switch {
+			case errors.Is(err, mongodrv.ErrNoDocuments):
+			case err != nil:
+				return nil, translate(ctx, "read "+d.Key, err)
+			default:
+				now[d.Key] = &n
+			}
+		}
+		return now, nil
+	}
+	keys := bson.A{}
+	for _, d := range docs {
+		keys = append(keys, d.Key)
+	}
+	var found []*versionDoc
+	cur, err := s.versions.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}}, options.Find().SetProjection(txnProjection))
+	if err == nil {
+		err = cur.All(ctx, &found)
+	}
+	if err != nil {
+		return nil, translate(ctx, "read marks", err)
+	}
+	for _, n := range found {
+		now[n.Key] = n
+	}
+	return now, nil
+}
+
+// moving is what a reader of current versions learnt, after its
+// watermark and before its query, of the updates in flight: the keys of
+// the versions that had a pending marker (see Store.finishPending). With
+// all, there were too many to list.
+type moving struct {
+	keys map[string]bool
+	all  bool
+}
+
 // visible keeps the documents of docs that a reader whose watermark is w
-// may see: those of no transaction, and those of a transaction committed
-// and numbered w or lower (all of whose versions a query made after w was
-// read has met; see nextSeq). With current (docs are candidates for the
-// current versions, sup false when read), it also drops a version whose
-// successor exists by now and is visible: a transaction that replaced it
-// may have superseded it only after the query read it. Without marked
-// documents, docs are kept as they are: no version of a transaction is
-// among them (a version loses its mark only when superseded), so nothing
-// of one to be seen in part.
-func (s *Store) visible(ctx context.Context, docs []*versionDoc, w int64, current bool) ([]*versionDoc, error) {
-	marked := false
+// may see: those of no transaction, those a transaction stamped with a
+// number w or lower (see rollForward), and those a transaction marks that
+// is committed and numbered w or lower (all of whose versions a query
+// made after w was read has met; see nextSeq).
+//
+// A reader of current versions (mv not nil; docs sup false when read)
+// also drops a version whose successor exists by now and counts: a
+// transaction that replaced it may have superseded it only after the
+// query read it. Only the successors of versions that had a marker when
+// the reader began are read: a transaction counting for the reader had
+// marked its updates before it took its number, and removes a marker
+// only after superseding the predecessor, so a marker gone by then means
+// the predecessor was superseded before the query, which then did not
+// read it.
+func (s *Store) visible(ctx context.Context, docs []*versionDoc, w int64, mv *moving) ([]*versionDoc, error) {
+	marked, stamped := false, false
 	for _, d := range docs {
 		marked = marked || d.Txn != ""
+		stamped = stamped || d.TSeq > 0
 	}
-	if !marked {
+	var check []*versionDoc
+	if mv != nil {
+		for _, d := range docs {
+			if mv.all && (marked || stamped) || mv.keys[versionKey(d.Type, d.ID, d.VID+1)] {
+				check = append(check, d)
+			}
+		}
+	}
+	if !marked && len(check) == 0 && (!stamped || w == anyTime) {
 		return docs, nil
 	}
 	lookAt := slicesClone(docs)
 	next := map[string]*versionDoc{}
-	if current {
+	if len(check) > 0 {
 		keys := bson.A{}
-		for _, d := range docs {
+		for _, d := range check {
 			keys = append(keys, versionKey(d.Type, d.ID, d.VID+1))
 		}
 		var succ []*versionDoc
 		cur, err := s.versions.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}},
-			options.Find().SetProjection(bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "vid", Value: 1}, {Key: "txn", Value: 1}, {Key: "txnexp", Value: 1}}))
+			options.Find().SetProjection(markProjection))
 		if err == nil {
 			err = cur.All(ctx, &succ)
 		}
@@ -498,6 +765,7 @@ func (s *Store) visible(ctx context.Context, docs []*versionDoc, w int64, curren
 			return nil, translate(ctx, "search", err)
 		}
 		for _, n := range succ {
+			n.Key = versionKey(n.Type, n.ID, n.VID)
 			next[versionKey(n.Type, n.ID, n.VID-1)] = n
 		}
 		lookAt = append(lookAt, succ...)
@@ -510,7 +778,7 @@ func (s *Store) visible(ctx context.Context, docs []*versionDoc, w int64, curren
 	}
 	seen := func(d *versionDoc) bool {
 		if d.Txn == "" {
-			return true
+			return d.TSeq <= w
 		}
 		o := out[d.Txn]
 		return o.Outcome == committed && o.Seq <= w

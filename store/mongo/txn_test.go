@@ -15,21 +15,32 @@ import (
 // writer's transaction goes stale, and is recovered, after it.
 const crashLease = time.Second
 
-// TestCrash runs the shared crash suite on the commit-record protocol.
+// TestCrash runs the shared crash suite on the commit-record protocol, with
+// the marks of a committed transaction cleared as it is rolled forward (as
+// on MongoDB) and left until a writer builds on them (as on FerretDB v1).
 func TestCrash(t *testing.T) {
 	srv := mongotest.Start(t)
-	storetest.RunCrash(t, storetest.Crasher{Steps: mongo.CrashSteps, Stale: crashLease, New: func(t *testing.T) func(string) store.Store {
-		db := srv.Database(t)
-		return func(step string) store.Store {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			s, err := mongo.Open(ctx, mongo.Options{URI: srv.URI(), Database: db, ClaimLease: crashLease})
-			if err != nil {
-				t.Fatalf("Open: %v", err)
-			}
-			t.Cleanup(func() { s.Close() })
-			s.CrashAfter(step)
-			return s
+	for _, clear := range []bool{true, false} {
+		steps := mongo.CrashSteps
+		if !clear {
+			steps = steps[:len(steps)-1] // no "cleared"
 		}
-	}})
+		t.Run(map[bool]string{true: "clear at once", false: "clear later"}[clear], func(t *testing.T) {
+			storetest.RunCrash(t, storetest.Crasher{Steps: steps, Stale: crashLease, New: func(t *testing.T) func(string) store.Store {
+				db := srv.Database(t)
+				return func(step string) store.Store {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					s, err := mongo.Open(ctx, mongo.Options{URI: srv.URI(), Database: db, ClaimLease: crashLease})
+					if err != nil {
+						t.Fatalf("Open: %v", err)
+					}
+					t.Cleanup(func() { s.Close() })
+					s.CrashAfter(step)
+					s.ClearOnCommit(clear)
+					return s
+				}
+			}})
+		})
+	}
 }
