@@ -89,14 +89,19 @@ CREATE INDEX IF NOT EXISTS idx_high ON idx (param, high, low, kind, grp) WHERE k
 CREATE INDEX IF NOT EXISTS current_id ON current (id);
 `
 
-const insertEntry = `INSERT INTO idx (pk, param, n, kind, system, code, value, low, high, grp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+// insertEntry is OR FAIL, not the default OR ABORT, so that SQLite keeps no
+// statement journal (a copy of every page a multi-row statement touches,
+// kept to undo the statement alone): a failing write is rolled back whole,
+// with its transaction or savepoint, and a row of idx cannot break a
+// constraint anyway.
+const insertEntry = `INSERT OR FAIL INTO idx (pk, param, n, kind, system, code, value, low, high, grp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-// insertBatch is how many entries one INSERT writes. A resource at the
-// REST limits has a few hundred thousand entries, all written while the
-// write lock is held; one statement per hundred rather than per entry cuts
-// the per-statement cost that dominates (10 columns x 100 rows stays well
-// under SQLite's 32,766 variables).
-const insertBatch = 100
+// insertSizes are the numbers of entries one prepared INSERT writes: a
+// version's entries go in as few statements as the binary digits of their
+// count, the largest insertSizes[0] at a time. A resource at the REST
+// limits has a few hundred thousand entries, all written while the write
+// lock is held, and a statement per entry costs more than the entry.
+var insertSizes = []int{64, 32, 16, 8, 4, 2, 1}
 
 // insertRows is an INSERT of n entries.
 func insertRows(n int) string {
@@ -104,10 +109,53 @@ func insertRows(n int) string {
 	return strings.TrimSuffix(insertEntry, row) + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 }
 
+// The writer's statements other than insertRows.
+const (
+	selectCurrent = `SELECT pk, vid, tenant FROM current WHERE type = ? AND id = ?`
+	insertCurrent = `INSERT INTO current (type, id, tenant, vid, lu, deleted) VALUES (?, ?, ?, ?, ?, ?)`
+	updateCurrent = `UPDATE current SET vid = ?, lu = ?, deleted = ? WHERE pk = ?`
+	deleteIndex   = `DELETE FROM idx WHERE pk = ?`
+	insertVersion = `INSERT INTO versions (type, id, vid, tenant, lu, deleted, body, method) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+// prepare compiles the writer's statements once: SQLite otherwise
+// compiles a statement on every call, which cost as much as executing it.
+func prepare(ctx context.Context, w *sql.DB) (map[string]*sql.Stmt, error) {
+	queries := []string{selectCurrent, insertCurrent, updateCurrent, deleteIndex, insertVersion, `SAVEPOINT put`, `ROLLBACK TO put`, `RELEASE put`}
+	for _, n := range insertSizes {
+		queries = append(queries, insertRows(n))
+	}
+	out := make(map[string]*sql.Stmt, len(queries))
+	for _, q := range queries {
+		st, err := w.PrepareContext(ctx, q)
+		if err != nil {
+			for _, st := range out {
+				st.Close()
+			}
+			return nil, fmt.Errorf("sqlite: prepare %.40s: %w", q, err)
+		}
+		out[q] = st
+	}
+	return out, nil
+}
+
+// stmt is query prepared for tx: the statement prepared at Open, which
+// database/sql reuses on the writer's one connection.
+func (s *Store) stmt(ctx context.Context, tx *sql.Tx, query string) *sql.Stmt {
+	return tx.StmtContext(ctx, s.prepared[query])
+}
+
+// exec runs one of the prepared statements in tx.
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st := s.stmt(ctx, tx, query)
+	defer st.Close()
+	return st.ExecContext(ctx, args...)
+}
+
 // insertIndex writes a version's entries (n keeps their order), in primary
 // key order (param, then n), so that the clustered table is appended to
 // rather than split page by page.
-func insertIndex(ctx context.Context, tx *sql.Tx, pk int64, entries []store.IndexEntry) error {
+func (s *Store) insertIndex(ctx context.Context, tx *sql.Tx, pk int64, entries []store.IndexEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -116,29 +164,18 @@ func insertIndex(ctx context.Context, tx *sql.Tx, pk int64, entries []store.Inde
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(entries[a].Param, entries[b].Param) })
-	var full *sql.Stmt
-	args := make([]any, 0, 10*min(insertBatch, len(entries)))
-	for start := 0; start < len(order); start += insertBatch {
-		end := min(start+insertBatch, len(order))
-		args = args[:0]
-		for _, n := range order[start:end] {
-			e := &entries[n]
-			args = append(args, pk, e.Param, n, string(e.Kind), e.System, e.Code, e.Value, e.Low, e.High, e.Group)
-		}
-		var err error
-		if end-start < insertBatch {
-			_, err = tx.ExecContext(ctx, insertRows(end-start), args...)
-		} else {
-			if full == nil {
-				if full, err = tx.PrepareContext(ctx, insertRows(insertBatch)); err != nil {
-					return wrap(err)
-				}
-				defer full.Close()
+	args := make([]any, 0, 10*min(insertSizes[0], len(entries)))
+	for _, size := range insertSizes {
+		for len(order) >= size {
+			args = args[:0]
+			for _, n := range order[:size] {
+				e := &entries[n]
+				args = append(args, pk, e.Param, n, string(e.Kind), e.System, e.Code, e.Value, e.Low, e.High, e.Group)
 			}
-			_, err = full.ExecContext(ctx, args...)
-		}
-		if err != nil {
-			return wrap(err)
+			if _, err := s.exec(ctx, tx, insertRows(size), args...); err != nil {
+				return wrap(err)
+			}
+			order = order[size:]
 		}
 	}
 	return nil
@@ -153,6 +190,8 @@ type Store struct {
 	tuning tuning
 	// group batches concurrent Puts into one transaction (see Put).
 	group groupCommit
+	// prepared holds the writer's statements by their SQL (see prepare).
+	prepared map[string]*sql.Stmt
 	// crashAfter names a step of Transact ("searched", "first",
 	// "written") after which it stops as a writer that died there would.
 	// Only tests set it.
@@ -184,7 +223,11 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	}
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn)
+	// The writer keeps its savepoint journals (group commit, see Put) in
+	// memory rather than in a temporary file: they hold the pages one
+	// batch changed, and writing them out cost a system call per page.
+	// Readers keep SQLite's default, so that a large sort may spill.
+	w, err := sql.Open("sqlite", dsn+"&_pragma=temp_store(MEMORY)")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -203,13 +246,18 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
+	prepared, err := prepare(ctx, w)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
 	r, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	r.SetMaxOpenConns(8)
-	return &Store{w: w, r: r, tuning: defaultTuning}, nil
+	return &Store{w: w, r: r, tuning: defaultTuning, prepared: prepared}, nil
 }
 
 // migrate brings a file written by an earlier release to the current
@@ -230,6 +278,9 @@ func migrate(ctx context.Context, w *sql.DB) error {
 
 // Close closes both connection pools; WAL content is checkpointed by SQLite.
 func (s *Store) Close() error {
+	for _, st := range s.prepared {
+		st.Close()
+	}
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
@@ -365,23 +416,23 @@ func (s *Store) commitGroupTx(ctx context.Context, batch []*queuedPut) {
 	}
 	defer tx.Rollback()
 	if len(batch) == 1 {
-		if err := put(ctx, tx, batch[0].w); err != nil {
+		if err := s.put(ctx, tx, batch[0].w); err != nil {
 			fail(err) // rolled back: put may have written part
 			return
 		}
 	} else {
 		for i, r := range batch {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT put`); err != nil {
+			if _, err := s.exec(ctx, tx, `SAVEPOINT put`); err != nil {
 				fail(wrap(err))
 				return
 			}
-			if errs[i] = put(ctx, tx, r.w); errs[i] != nil {
-				if _, err := tx.ExecContext(ctx, `ROLLBACK TO put`); err != nil {
+			if errs[i] = s.put(ctx, tx, r.w); errs[i] != nil {
+				if _, err := s.exec(ctx, tx, `ROLLBACK TO put`); err != nil {
 					fail(wrap(err))
 					return
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `RELEASE put`); err != nil {
+			if _, err := s.exec(ctx, tx, `RELEASE put`); err != nil {
 				fail(wrap(err))
 				return
 			}
@@ -455,7 +506,7 @@ func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([
 		}
 	}
 	for i, w := range ws {
-		if err := put(ctx, tx, w); err != nil {
+		if err := s.put(ctx, tx, w); err != nil {
 			return err
 		}
 		if i == 0 {
@@ -496,20 +547,22 @@ func (s *Store) crash(step string) error {
 }
 
 // put is Put inside tx.
-func put(ctx context.Context, tx *sql.Tx, w store.Write) error {
+func (s *Store) put(ctx context.Context, tx *sql.Tx, w store.Write) error {
 	v := w.Version
 	if v.VersionID != w.PrevVersion+1 {
 		return fmt.Errorf("sqlite: version %d does not follow %d: %w", v.VersionID, w.PrevVersion, store.ErrConflict)
 	}
 	var pk, cur int64
 	var tenant string
-	err := tx.QueryRowContext(ctx, `SELECT pk, vid, tenant FROM current WHERE type = ? AND id = ?`, v.Type, v.ID).Scan(&pk, &cur, &tenant)
+	sel := s.stmt(ctx, tx, selectCurrent)
+	err := sel.QueryRowContext(ctx, v.Type, v.ID).Scan(&pk, &cur, &tenant)
+	sel.Close()
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if w.PrevVersion != 0 {
 			return fmt.Errorf("sqlite: %s/%s does not exist: %w", v.Type, v.ID, store.ErrConflict)
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO current (type, id, tenant, vid, lu, deleted) VALUES (?, ?, ?, ?, ?, ?)`,
+		res, err := s.exec(ctx, tx, insertCurrent,
 			v.Type, v.ID, v.Tenant, v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted))
 		if err != nil {
 			return wrap(err)
@@ -523,20 +576,20 @@ func put(ctx context.Context, tx *sql.Tx, w store.Write) error {
 		if tenant != v.Tenant || cur != w.PrevVersion {
 			return fmt.Errorf("sqlite: %s/%s is at version %d, not %d: %w", v.Type, v.ID, cur, w.PrevVersion, store.ErrConflict)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE current SET vid = ?, lu = ?, deleted = ? WHERE pk = ?`,
+		if _, err := s.exec(ctx, tx, updateCurrent,
 			v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), pk); err != nil {
 			return wrap(err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM idx WHERE pk = ?`, pk); err != nil {
+		if _, err := s.exec(ctx, tx, deleteIndex, pk); err != nil {
 			return wrap(err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO versions (type, id, vid, tenant, lu, deleted, body, method) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := s.exec(ctx, tx, insertVersion,
 		v.Type, v.ID, v.VersionID, v.Tenant, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), v.Resource, v.Method); err != nil {
 		return wrap(err)
 	}
 	if !v.Deleted {
-		return insertIndex(ctx, tx, pk, v.Index)
+		return s.insertIndex(ctx, tx, pk, v.Index)
 	}
 	return nil
 }
