@@ -188,7 +188,8 @@ type Store struct {
 	r *sql.DB
 	// tuning bounds the estimates that choose how a search runs.
 	tuning tuning
-	// group batches concurrent Puts into one transaction (see Put).
+	// group batches concurrent Puts and Transacts without conditions into
+	// one transaction (see commit).
 	group groupCommit
 	// prepared holds the writer's statements by their SQL (see prepare).
 	prepared map[string]*sql.Stmt
@@ -334,15 +335,22 @@ func (s *Store) ReadVersion(ctx context.Context, tenant, typ, id string, vid int
 }
 
 // Put writes a version, its history row and its index entries in one
-// transaction. Puts that arrive while another is being written share the
-// next transaction, and so its fsync (group commit): a Put that finds no
-// commit in progress leads, writing every queued Put (its own among them),
-// each in a savepoint of its own so that one failing precondition fails
-// that Put alone; then it hands the lead to the first Put queued
-// meanwhile, so that no caller serves others for longer than one batch.
-// Every caller returns once its own write is durable (or failed).
+// transaction, shared with the Puts and Transacts (without conditions)
+// that arrive meanwhile (see commit).
 func (s *Store) Put(ctx context.Context, w store.Write) error {
-	r := &queuedPut{w: w, done: make(chan error, 1), lead: make(chan struct{}, 1)}
+	return s.commit(ctx, &queuedPut{ws: []store.Write{w}})
+}
+
+// commit stores ws all or none, in a transaction shared with the commits
+// that arrive while another is being written, and so its fsync (group
+// commit): a commit that finds none in progress leads, writing every
+// queued one (its own among them), each in a savepoint of its own so that
+// one failing precondition fails that commit alone; then it hands the lead
+// to the first commit queued meanwhile, so that no caller serves others for
+// longer than one batch. Every caller returns once its own writes are
+// durable (or failed).
+func (s *Store) commit(ctx context.Context, r *queuedPut) error {
+	r.done, r.lead = make(chan error, 1), make(chan struct{}, 1)
 	g := &s.group
 	g.mu.Lock()
 	g.queue = append(g.queue, r)
@@ -374,29 +382,42 @@ func (s *Store) Put(ctx context.Context, w store.Write) error {
 	return <-r.done
 }
 
-// groupCommit queues the Puts waiting for the one in progress (see Put).
+// groupCommit queues the commits waiting for the one in progress (see
+// commit).
 type groupCommit struct {
 	mu    sync.Mutex
 	busy  bool
 	queue []*queuedPut
 }
 
+// queuedPut is one caller's writes, to be stored all or none.
 type queuedPut struct {
-	w    store.Write
-	done chan error
-	// lead tells a queued Put to write the queue (see Put).
+	ws []store.Write
+	// transact: the writes of a Transact, which a test may stop half-way
+	// (Store.crashAfter).
+	transact bool
+	done     chan error
+	// lead tells a queued commit to write the queue (see commit).
 	lead chan struct{}
 }
 
-// maxGroup bounds the Puts one transaction carries, so that readers see
+// maxGroup bounds the commits one transaction carries, and maxGroupWrites
+// their writes (a commit larger than that goes alone), so that readers see
 // progress and a batch's rollback costs little.
-const maxGroup = 256
+const (
+	maxGroup       = 256
+	maxGroupWrites = 1024
+)
 
-// commitGroup writes batch in transactions of up to maxGroup Puts and
-// answers each Put.
+// commitGroup writes batch in transactions of up to maxGroup commits and
+// answers each.
 func (s *Store) commitGroup(ctx context.Context, batch []*queuedPut) {
 	for len(batch) > 0 {
-		n := min(len(batch), maxGroup)
+		n, writes := 1, len(batch[0].ws)
+		for n < min(len(batch), maxGroup) && writes+len(batch[n].ws) <= maxGroupWrites {
+			writes += len(batch[n].ws)
+			n++
+		}
 		s.commitGroupTx(ctx, batch[:n])
 		batch = batch[n:]
 	}
@@ -416,7 +437,7 @@ func (s *Store) commitGroupTx(ctx context.Context, batch []*queuedPut) {
 	}
 	defer tx.Rollback()
 	if len(batch) == 1 {
-		if err := s.put(ctx, tx, batch[0].w); err != nil {
+		if err := s.putAll(ctx, tx, batch[0]); err != nil {
 			fail(err) // rolled back: put may have written part
 			return
 		}
@@ -426,7 +447,11 @@ func (s *Store) commitGroupTx(ctx context.Context, batch []*queuedPut) {
 				fail(wrap(err))
 				return
 			}
-			if errs[i] = s.put(ctx, tx, r.w); errs[i] != nil {
+			if errs[i] = s.putAll(ctx, tx, r); errs[i] != nil {
+				if errors.Is(errs[i], errCrashed) {
+					fail(errs[i])
+					return
+				}
 				if _, err := s.exec(ctx, tx, `ROLLBACK TO put`); err != nil {
 					fail(wrap(err))
 					return
@@ -434,6 +459,14 @@ func (s *Store) commitGroupTx(ctx context.Context, batch []*queuedPut) {
 			}
 			if _, err := s.exec(ctx, tx, `RELEASE put`); err != nil {
 				fail(wrap(err))
+				return
+			}
+		}
+	}
+	for _, r := range batch {
+		if r.transact {
+			if err := s.crash("written"); err != nil {
+				fail(err)
 				return
 			}
 		}
@@ -448,6 +481,22 @@ func (s *Store) commitGroupTx(ctx context.Context, batch []*queuedPut) {
 	for i, r := range batch {
 		r.done <- errs[i]
 	}
+}
+
+// putAll writes r's writes in tx, stopping at the first failure (or at the
+// step a test stops a Transact at).
+func (s *Store) putAll(ctx context.Context, tx *sql.Tx, r *queuedPut) error {
+	for i, w := range r.ws {
+		if err := s.put(ctx, tx, w); err != nil {
+			return err
+		}
+		if i == 0 && r.transact {
+			if err := s.crash("first"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // PutIf is Transact with one condition and at most one write.
@@ -469,51 +518,45 @@ func (s *Store) PutIf(ctx context.Context, q store.Query, decide func([]*store.V
 // see every write committed before them. A condition's key is not needed:
 // every write waits for the one in progress. Without conditions decide
 // runs before the lock is taken, so that the work of building a large
-// transaction does not hold up other writers.
+// transaction does not hold up other writers, and the writes are
+// committed as Put's are, sharing a transaction and its fsync with
+// concurrent writers (see commit).
 func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([][]*store.Version) ([]store.Write, error)) error {
-	var ws []store.Write
 	if len(conds) == 0 {
-		var err error
-		if ws, err = decide(nil); err != nil || len(ws) == 0 {
+		ws, err := decide(nil)
+		if err != nil || len(ws) == 0 {
 			return err
 		}
 		if err := distinct(ws); err != nil {
 			return err
 		}
+		return s.commit(ctx, &queuedPut{ws: ws, transact: true})
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return wrap(err)
 	}
 	defer tx.Rollback()
-	if len(conds) > 0 {
-		matches := make([][]*store.Version, len(conds))
-		for i, q := range conds {
-			page, err := s.Search(ctx, q)
-			if err != nil {
-				return err
-			}
-			matches[i] = page.Versions
-		}
-		if err := s.crash("searched"); err != nil {
+	matches := make([][]*store.Version, len(conds))
+	for i, q := range conds {
+		page, err := s.Search(ctx, q)
+		if err != nil {
 			return err
 		}
-		if ws, err = decide(matches); err != nil || len(ws) == 0 {
-			return err
-		}
-		if err := distinct(ws); err != nil {
-			return err
-		}
+		matches[i] = page.Versions
 	}
-	for i, w := range ws {
-		if err := s.put(ctx, tx, w); err != nil {
-			return err
-		}
-		if i == 0 {
-			if err := s.crash("first"); err != nil {
-				return err
-			}
-		}
+	if err := s.crash("searched"); err != nil {
+		return err
+	}
+	ws, err := decide(matches)
+	if err != nil || len(ws) == 0 {
+		return err
+	}
+	if err := distinct(ws); err != nil {
+		return err
+	}
+	if err := s.putAll(ctx, tx, &queuedPut{ws: ws, transact: true}); err != nil {
+		return err
 	}
 	if err := s.crash("written"); err != nil {
 		return err
