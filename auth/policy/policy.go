@@ -76,8 +76,8 @@ var (
 		ZH: "令牌中没有允许访问登记系统的角色"}
 	msgReadOnly = fhir.Message{EN: "This role reads the registry but may not change it",
 		ZH: "该角色只能读取登记数据，不能修改"}
-	msgAudit = fhir.Message{EN: "Only the admin role reads the audit trail, and nobody writes it",
-		ZH: "只有管理员角色可以读取审计记录，且任何人不能写入审计记录"}
+	msgAudit = fhir.Message{EN: "Only the admin role reads the audit trail; a system or an admin may add to it, and nobody changes it",
+		ZH: "只有管理员角色可以读取审计记录；系统或管理员可以追加审计记录，任何人不能修改"}
 )
 
 func forbidden(m fhir.Message) *fhir.Error { return fhir.Forbidden(m.EN, m.ZH) }
@@ -114,8 +114,18 @@ func (pol *Policy) Allow(p *fhir.Principal, a fhir.Action, typ string) error {
 		// and an operation's reads and writes are decided one by one.
 		return nil
 	}
-	if typ == "AuditEvent" && (writing(need) || !p.HasRole(fhir.RoleAdmin)) {
-		return forbidden(msgAudit)
+	if typ == "AuditEvent" {
+		// The trail is append-only: a system or an admin may add events
+		// (an EHR forwarding its own, as an IHE audit repository accepts
+		// them), nobody changes or removes one; only an admin reads it.
+		switch {
+		case a == fhir.ActionCreate || a == fhir.ActionUpdate:
+			if !p.HasRole(fhir.RoleAdmin) && !p.HasRole(fhir.RoleSystem) {
+				return forbidden(msgAudit)
+			}
+		case writing(need) || !p.HasRole(fhir.RoleAdmin):
+			return forbidden(msgAudit)
+		}
 	}
 	if writing(need) && !fullRole(p) {
 		return forbidden(msgReadOnly)
@@ -390,7 +400,7 @@ func (pol *Policy) Writable(p *fhir.Principal, cur, next *store.Version) error {
 		}
 		return forbidden(msgNoRole)
 	}
-	if next.Type == "AuditEvent" {
+	if next.Type == "AuditEvent" && (cur != nil || next.Deleted || (!p.HasRole(fhir.RoleAdmin) && !p.HasRole(fhir.RoleSystem))) {
 		return forbidden(msgAudit)
 	}
 	if next.Tenant != p.Tenant || (cur != nil && cur.Tenant != p.Tenant) {

@@ -162,7 +162,10 @@ func TestAllow(t *testing.T) {
 		{reg, fhir.ActionUpdate, "Observation", http.StatusForbidden},
 		{reg, fhir.ActionSearchType, "AuditEvent", http.StatusForbidden},
 		{adm, fhir.ActionSearchType, "AuditEvent", 0},
-		{adm, fhir.ActionCreate, "AuditEvent", http.StatusForbidden},
+		{adm, fhir.ActionCreate, "AuditEvent", 0},
+		{adm, fhir.ActionDelete, "AuditEvent", http.StatusForbidden},
+		{adm, fhir.ActionPatch, "AuditEvent", http.StatusForbidden},
+		{hosp, fhir.ActionCreate, "AuditEvent", http.StatusForbidden},
 	}
 	for _, c := range cases {
 		if got := status(pol.Allow(c.p, c.a, c.typ)); got != c.want {
@@ -241,7 +244,11 @@ func TestWritable(t *testing.T) {
 			version(t, e, "hospital-a", "Observation", "o1", obsP2), http.StatusForbidden, 0},
 		{"patient scope without d", pat, version(t, e, "hospital-a", "Observation", "o1", obsP1Lab),
 			&store.Version{Tenant: "hospital-a", Type: "Observation", ID: "o1", Deleted: true}, http.StatusForbidden, 0},
-		{"nobody writes audit", hosp, nil, version(t, e, "hospital-a", "AuditEvent", "a1", audit), http.StatusForbidden, 0},
+		{"a clinician adds no audit event", hosp, nil, version(t, e, "hospital-a", "AuditEvent", "a1", audit), http.StatusForbidden, 0},
+		{"a system adds an audit event, kept in its tenant", principal("hospital-a", fhir.TenantHospital, "", system, "system/*.cruds"),
+			nil, version(t, e, "hospital-a", "AuditEvent", "a1", audit), 0, store.ReachOwner},
+		{"nobody changes an audit event", principal("hospital-a", fhir.TenantHospital, "", system, "system/*.cruds"),
+			version(t, e, "hospital-a", "AuditEvent", "a1", audit), version(t, e, "hospital-a", "AuditEvent", "a1", audit), http.StatusForbidden, 0},
 		{"another tenant's tenant field", hosp, nil, version(t, e, "hospital-b", "Patient", "p2", patientP2), http.StatusForbidden, 0},
 	}
 	for _, c := range cases {

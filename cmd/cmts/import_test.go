@@ -23,6 +23,7 @@ import (
 	"github.com/fmtbank/cmts/fhir"
 	"github.com/fmtbank/cmts/fhir/bundle"
 	"github.com/fmtbank/cmts/fhir/fhirtest"
+	"github.com/fmtbank/cmts/fhir/rest/resttest"
 	"github.com/fmtbank/cmts/store"
 	"github.com/fmtbank/cmts/store/sqlite"
 	"github.com/google/go-cmp/cmp"
@@ -512,7 +513,7 @@ func BenchmarkImport(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	var importRate, parseRate float64
+	var importRate, parseRate, importCPU, parseCPU float64
 	var peak uint64
 	for range b.N {
 		data := b.TempDir()
@@ -536,10 +537,11 @@ func BenchmarkImport(b *testing.B) {
 			}
 		}()
 		runtime.GC()
-		start := time.Now()
+		start, cpu0 := time.Now(), resttest.CPUTime()
 		var out, errb bytes.Buffer
 		code := run(context.Background(), []string{"import", "--data", data, "--batch", batch, f}, &out, &errb)
 		elapsed := time.Since(start)
+		importCPU = float64((resttest.CPUTime() - cpu0).Microseconds()) / float64(n)
 		close(stop)
 		peak = max(peak, <-peakc)
 		if code != 0 {
@@ -547,11 +549,15 @@ func BenchmarkImport(b *testing.B) {
 		}
 		importRate = float64(n) / elapsed.Seconds()
 
+		cpu0 = resttest.CPUTime()
 		parseRate = parseAll(b, codec, f, n)
+		parseCPU = float64((resttest.CPUTime() - cpu0).Microseconds()) / float64(n)
 	}
 	b.ReportMetric(importRate, "resources/s")
 	b.ReportMetric(parseRate, "parse-resources/s")
 	b.ReportMetric(importRate/parseRate, "fraction-of-parse")
+	b.ReportMetric(importCPU, "cpu-µs/resource")
+	b.ReportMetric(parseCPU, "parse-cpu-µs/resource")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(float64(fi.Size())/float64(n), "bytes/resource")
 }

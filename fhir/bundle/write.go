@@ -245,35 +245,40 @@ func conflict(plans []*plan, err error) error {
 func (w *Writer) parseAll(entries []*Entry) ([]*fhir.Resource, error) {
 	out := make([]*fhir.Resource, len(entries))
 	errs := make([]error, len(entries))
-	parse := func(i int) {
+	forEach(len(entries), func(i int) {
 		if e := entries[i]; e.Method == http.MethodPost || e.Method == http.MethodPut {
 			out[i], errs[i] = w.opts.Codec.Parse(e.Resource)
 		}
-	}
-	if workers := min(runtime.GOMAXPROCS(0), len(entries)/16); workers > 1 {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := int(next.Add(1)) - 1; i < len(entries); i = int(next.Add(1)) - 1 {
-					parse(i)
-				}
-			}()
-		}
-		wg.Wait()
-	} else {
-		for i := range entries {
-			parse(i)
-		}
-	}
+	})
 	for i, err := range errs {
 		if err != nil {
 			return nil, &EntryError{Index: entries[i].Index, Err: err}
 		}
 	}
 	return out, nil
+}
+
+// forEach calls f(i) for every i in [0, n), on every core when n is large
+// enough for that to pay (f of different i must not share what they
+// change).
+func forEach(n int, f func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/16)
+	if workers <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // prepare checks an entry (res: its parsed resource, if it has one), adding
@@ -455,14 +460,20 @@ func (w *Writer) decide(ctx context.Context, p *fhir.Principal, plans []*plan, r
 		}
 		to[r.ref] = m[0].Type + "/" + m[0].ID
 	}
+	// Building a write (marshalling, validating, indexing) is most of the
+	// CPU work after parsing; each entry's is its own.
+	built := make([]*store.Write, len(plans))
+	errs := make([]error, len(plans))
+	forEach(len(plans), func(i int) {
+		built[i], errs[i] = w.build(ctx, plans[i], p, to, now)
+	})
 	var writes []store.Write
-	for _, pl := range plans {
-		wr, err := w.build(ctx, pl, p, to, now)
-		if err != nil {
-			return nil, &EntryError{Index: pl.e.Index, Err: err}
+	for i, pl := range plans {
+		if errs[i] != nil {
+			return nil, &EntryError{Index: pl.e.Index, Err: errs[i]}
 		}
-		if wr != nil {
-			writes = append(writes, *wr)
+		if built[i] != nil {
+			writes = append(writes, *built[i])
 		}
 	}
 	return writes, nil

@@ -38,7 +38,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 						LastUpdated: time.Now().UTC(), Resource: body, Index: idx}
 					var err error
 					if mode == "each" {
-						r := &queuedPut{w: store.Write{Version: v}, done: make(chan error, 1)}
+						r := &queuedPut{ws: []store.Write{{Version: v}}, done: make(chan error, 1)}
 						s.commitGroupTx(ctx, []*queuedPut{r})
 						err = <-r.done
 					} else {

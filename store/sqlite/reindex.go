@@ -46,12 +46,10 @@ func (s *Store) SetIndex(ctx context.Context, v *store.Version, entries []store.
 		}
 		return wrap(err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM idx WHERE pk = ?`, pk); err != nil {
+	if _, err := s.exec(ctx, tx, deleteIndex, pk); err != nil {
 		return wrap(err)
 	}
-	ps := newStmts(tx)
-	defer ps.close()
-	if err := insertIndex(ctx, ps, pk, entries); err != nil {
+	if err := s.insertIndex(ctx, tx, pk, entries); err != nil {
 		return err
 	}
 	return wrap(tx.Commit())

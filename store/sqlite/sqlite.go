@@ -104,14 +104,19 @@ CREATE INDEX IF NOT EXISTS versions_shared_history ON versions (lu DESC, type, i
 CREATE INDEX IF NOT EXISTS versions_shared_type_history ON versions (type, lu DESC, id, vid DESC) WHERE reach = 1;
 `
 
-const insertEntry = `INSERT INTO idx (pk, param, n, kind, system, code, value, low, high, grp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+// insertEntry is OR FAIL, not the default OR ABORT, so that SQLite keeps no
+// statement journal (a copy of every page a multi-row statement touches,
+// kept to undo the statement alone): a failing write is rolled back whole,
+// with its transaction or savepoint, and a row of idx cannot break a
+// constraint anyway.
+const insertEntry = `INSERT OR FAIL INTO idx (pk, param, n, kind, system, code, value, low, high, grp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-// insertBatch is how many entries one INSERT writes. A resource at the
-// REST limits has a few hundred thousand entries, all written while the
-// write lock is held; one statement per hundred rather than per entry cuts
-// the per-statement cost that dominates (10 columns x 100 rows stays well
-// under SQLite's 32,766 variables).
-const insertBatch = 100
+// insertSizes are the numbers of entries one prepared INSERT writes: a
+// version's entries go in as few statements as the binary digits of their
+// count, the largest insertSizes[0] at a time. A resource at the REST
+// limits has a few hundred thousand entries, all written while the write
+// lock is held, and a statement per entry costs more than the entry.
+var insertSizes = []int{64, 32, 16, 8, 4, 2, 1}
 
 // insertRows is an INSERT of n entries.
 func insertRows(n int) string {
@@ -119,57 +124,53 @@ func insertRows(n int) string {
 	return strings.TrimSuffix(insertEntry, row) + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 }
 
-// stmts prepares each statement once per transaction: a large
-// transaction repeats a handful of statements thousands of times, and
-// preparing one costs about as much as running it.
-type stmts struct {
-	tx *sql.Tx
-	m  map[string]*sql.Stmt
+// The writer's statements other than insertRows.
+const (
+	selectCurrent = `SELECT pk, vid, tenant FROM current WHERE type = ? AND id = ?`
+	insertCurrent = `INSERT INTO current (type, id, tenant, vid, lu, deleted, reach) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	updateCurrent = `UPDATE current SET vid = ?, lu = ?, deleted = ?, reach = ? WHERE pk = ?`
+	deleteIndex   = `DELETE FROM idx WHERE pk = ?`
+	insertVersion = `INSERT INTO versions (type, id, vid, tenant, lu, deleted, body, method, reach) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+// prepare compiles the writer's statements once: SQLite otherwise
+// compiles a statement on every call, which cost as much as executing it.
+func prepare(ctx context.Context, w *sql.DB) (map[string]*sql.Stmt, error) {
+	queries := []string{selectCurrent, insertCurrent, updateCurrent, deleteIndex, insertVersion, `SAVEPOINT put`, `ROLLBACK TO put`, `RELEASE put`}
+	for _, n := range insertSizes {
+		queries = append(queries, insertRows(n))
+	}
+	out := make(map[string]*sql.Stmt, len(queries))
+	for _, q := range queries {
+		st, err := w.PrepareContext(ctx, q)
+		if err != nil {
+			for _, st := range out {
+				st.Close()
+			}
+			return nil, fmt.Errorf("sqlite: prepare %.40s: %w", q, err)
+		}
+		out[q] = st
+	}
+	return out, nil
 }
 
-func newStmts(tx *sql.Tx) *stmts { return &stmts{tx: tx, m: map[string]*sql.Stmt{}} }
-
-func (s *stmts) get(ctx context.Context, query string) (*sql.Stmt, error) {
-	if st, ok := s.m[query]; ok {
-		return st, nil
-	}
-	st, err := s.tx.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	s.m[query] = st
-	return st, nil
+// stmt is query prepared for tx: the statement prepared at Open, which
+// database/sql reuses on the writer's one connection.
+func (s *Store) stmt(ctx context.Context, tx *sql.Tx, query string) *sql.Stmt {
+	return tx.StmtContext(ctx, s.prepared[query])
 }
 
-func (s *stmts) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := s.get(ctx, query)
-	if err != nil {
-		return nil, err
-	}
+// exec runs one of the prepared statements in tx.
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st := s.stmt(ctx, tx, query)
+	defer st.Close()
 	return st.ExecContext(ctx, args...)
-}
-
-// queryRow is QueryRowContext through the cache; a failed prepare is
-// reported by Scan, as QueryRowContext reports it.
-func (s *stmts) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	st, err := s.get(ctx, query)
-	if err != nil {
-		return s.tx.QueryRowContext(ctx, query, args...)
-	}
-	return st.QueryRowContext(ctx, args...)
-}
-
-// close releases the statements (before the transaction ends).
-func (s *stmts) close() {
-	for _, st := range s.m {
-		st.Close()
-	}
 }
 
 // insertIndex writes a version's entries (n keeps their order), in primary
 // key order (param, then n), so that the clustered table is appended to
 // rather than split page by page.
-func insertIndex(ctx context.Context, ps *stmts, pk int64, entries []store.IndexEntry) error {
+func (s *Store) insertIndex(ctx context.Context, tx *sql.Tx, pk int64, entries []store.IndexEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -178,16 +179,18 @@ func insertIndex(ctx context.Context, ps *stmts, pk int64, entries []store.Index
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(entries[a].Param, entries[b].Param) })
-	args := make([]any, 0, 10*min(insertBatch, len(entries)))
-	for start := 0; start < len(order); start += insertBatch {
-		end := min(start+insertBatch, len(order))
-		args = args[:0]
-		for _, n := range order[start:end] {
-			e := &entries[n]
-			args = append(args, pk, e.Param, n, string(e.Kind), e.System, e.Code, e.Value, e.Low, e.High, e.Group)
-		}
-		if _, err := ps.exec(ctx, insertRows(end-start), args...); err != nil {
-			return wrap(err)
+	args := make([]any, 0, 10*min(insertSizes[0], len(entries)))
+	for _, size := range insertSizes {
+		for len(order) >= size {
+			args = args[:0]
+			for _, n := range order[:size] {
+				e := &entries[n]
+				args = append(args, pk, e.Param, n, string(e.Kind), e.System, e.Code, e.Value, e.Low, e.High, e.Group)
+			}
+			if _, err := s.exec(ctx, tx, insertRows(size), args...); err != nil {
+				return wrap(err)
+			}
+			order = order[size:]
 		}
 	}
 	return nil
@@ -200,8 +203,11 @@ type Store struct {
 	r *sql.DB
 	// tuning bounds the estimates that choose how a search runs.
 	tuning tuning
-	// group batches concurrent Puts into one transaction (see Put).
+	// group batches concurrent Puts and Transacts without conditions into
+	// one transaction (see commit).
 	group groupCommit
+	// prepared holds the writer's statements by their SQL (see prepare).
+	prepared map[string]*sql.Stmt
 	// crashAfter names a step of Transact ("searched", "first",
 	// "written") after which it stops as a writer that died there would.
 	// Only tests set it.
@@ -236,7 +242,11 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	}
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn)
+	// The writer keeps its savepoint journals (group commit, see Put) in
+	// memory rather than in a temporary file: they hold the pages one
+	// batch changed, and writing them out cost a system call per page.
+	// Readers keep SQLite's default, so that a large sort may spill.
+	w, err := sql.Open("sqlite", dsn+"&_pragma=temp_store(MEMORY)")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -259,13 +269,18 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: schema: %w", err)
 	}
+	prepared, err := prepare(ctx, w)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
 	r, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	r.SetMaxOpenConns(8)
-	return &Store{w: w, r: r, tuning: defaultTuning}, nil
+	return &Store{w: w, r: r, tuning: defaultTuning, prepared: prepared}, nil
 }
 
 // migrate brings a file written by an earlier release to the current
@@ -292,6 +307,9 @@ func migrate(ctx context.Context, w *sql.DB) error {
 
 // Close closes both connection pools; WAL content is checkpointed by SQLite.
 func (s *Store) Close() error {
+	for _, st := range s.prepared {
+		st.Close()
+	}
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
@@ -348,15 +366,22 @@ func (s *Store) ReadVersion(ctx context.Context, a store.Access, typ, id string,
 }
 
 // Put writes a version, its history row and its index entries in one
-// transaction. Puts that arrive while another is being written share the
-// next transaction, and so its fsync (group commit): a Put that finds no
-// commit in progress leads, writing every queued Put (its own among them),
-// each in a savepoint of its own so that one failing precondition fails
-// that Put alone; then it hands the lead to the first Put queued
-// meanwhile, so that no caller serves others for longer than one batch.
-// Every caller returns once its own write is durable (or failed).
+// transaction, shared with the Puts and Transacts (without conditions)
+// that arrive meanwhile (see commit).
 func (s *Store) Put(ctx context.Context, w store.Write) error {
-	r := &queuedPut{w: w, done: make(chan error, 1), lead: make(chan struct{}, 1)}
+	return s.commit(ctx, &queuedPut{ws: []store.Write{w}})
+}
+
+// commit stores ws all or none, in a transaction shared with the commits
+// that arrive while another is being written, and so its fsync (group
+// commit): a commit that finds none in progress leads, writing every
+// queued one (its own among them), each in a savepoint of its own so that
+// one failing precondition fails that commit alone; then it hands the lead
+// to the first commit queued meanwhile, so that no caller serves others for
+// longer than one batch. Every caller returns once its own writes are
+// durable (or failed).
+func (s *Store) commit(ctx context.Context, r *queuedPut) error {
+	r.done, r.lead = make(chan error, 1), make(chan struct{}, 1)
 	g := &s.group
 	g.mu.Lock()
 	g.queue = append(g.queue, r)
@@ -388,29 +413,42 @@ func (s *Store) Put(ctx context.Context, w store.Write) error {
 	return <-r.done
 }
 
-// groupCommit queues the Puts waiting for the one in progress (see Put).
+// groupCommit queues the commits waiting for the one in progress (see
+// commit).
 type groupCommit struct {
 	mu    sync.Mutex
 	busy  bool
 	queue []*queuedPut
 }
 
+// queuedPut is one caller's writes, to be stored all or none.
 type queuedPut struct {
-	w    store.Write
-	done chan error
-	// lead tells a queued Put to write the queue (see Put).
+	ws []store.Write
+	// transact: the writes of a Transact, which a test may stop half-way
+	// (Store.crashAfter).
+	transact bool
+	done     chan error
+	// lead tells a queued commit to write the queue (see commit).
 	lead chan struct{}
 }
 
-// maxGroup bounds the Puts one transaction carries, so that readers see
+// maxGroup bounds the commits one transaction carries, and maxGroupWrites
+// their writes (a commit larger than that goes alone), so that readers see
 // progress and a batch's rollback costs little.
-const maxGroup = 256
+const (
+	maxGroup       = 256
+	maxGroupWrites = 1024
+)
 
-// commitGroup writes batch in transactions of up to maxGroup Puts and
-// answers each Put.
+// commitGroup writes batch in transactions of up to maxGroup commits and
+// answers each.
 func (s *Store) commitGroup(ctx context.Context, batch []*queuedPut) {
 	for len(batch) > 0 {
-		n := min(len(batch), maxGroup)
+		n, writes := 1, len(batch[0].ws)
+		for n < min(len(batch), maxGroup) && writes+len(batch[n].ws) <= maxGroupWrites {
+			writes += len(batch[n].ws)
+			n++
+		}
 		s.commitGroupTx(ctx, batch[:n])
 		batch = batch[n:]
 	}
@@ -429,27 +467,37 @@ func (s *Store) commitGroupTx(ctx context.Context, batch []*queuedPut) {
 		return
 	}
 	defer tx.Rollback()
-	ps := newStmts(tx)
-	defer ps.close()
 	if len(batch) == 1 {
-		if err := put(ctx, ps, batch[0].w); err != nil {
+		if err := s.putAll(ctx, tx, batch[0]); err != nil {
 			fail(err) // rolled back: put may have written part
 			return
 		}
 	} else {
 		for i, r := range batch {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT put`); err != nil {
+			if _, err := s.exec(ctx, tx, `SAVEPOINT put`); err != nil {
 				fail(wrap(err))
 				return
 			}
-			if errs[i] = put(ctx, ps, r.w); errs[i] != nil {
-				if _, err := tx.ExecContext(ctx, `ROLLBACK TO put`); err != nil {
+			if errs[i] = s.putAll(ctx, tx, r); errs[i] != nil {
+				if errors.Is(errs[i], errCrashed) {
+					fail(errs[i])
+					return
+				}
+				if _, err := s.exec(ctx, tx, `ROLLBACK TO put`); err != nil {
 					fail(wrap(err))
 					return
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `RELEASE put`); err != nil {
+			if _, err := s.exec(ctx, tx, `RELEASE put`); err != nil {
 				fail(wrap(err))
+				return
+			}
+		}
+	}
+	for _, r := range batch {
+		if r.transact {
+			if err := s.crash("written"); err != nil {
+				fail(err)
 				return
 			}
 		}
@@ -464,6 +512,22 @@ func (s *Store) commitGroupTx(ctx context.Context, batch []*queuedPut) {
 	for i, r := range batch {
 		r.done <- errs[i]
 	}
+}
+
+// putAll writes r's writes in tx, stopping at the first failure (or at the
+// step a test stops a Transact at).
+func (s *Store) putAll(ctx context.Context, tx *sql.Tx, r *queuedPut) error {
+	for i, w := range r.ws {
+		if err := s.put(ctx, tx, w); err != nil {
+			return err
+		}
+		if i == 0 && r.transact {
+			if err := s.crash("first"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // PutIf is Transact with one condition and at most one write.
@@ -485,53 +549,45 @@ func (s *Store) PutIf(ctx context.Context, q store.Query, decide func([]*store.V
 // see every write committed before them. A condition's key is not needed:
 // every write waits for the one in progress. Without conditions decide
 // runs before the lock is taken, so that the work of building a large
-// transaction does not hold up other writers.
+// transaction does not hold up other writers, and the writes are
+// committed as Put's are, sharing a transaction and its fsync with
+// concurrent writers (see commit).
 func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([][]*store.Version) ([]store.Write, error)) error {
-	var ws []store.Write
 	if len(conds) == 0 {
-		var err error
-		if ws, err = decide(nil); err != nil || len(ws) == 0 {
+		ws, err := decide(nil)
+		if err != nil || len(ws) == 0 {
 			return err
 		}
 		if err := distinct(ws); err != nil {
 			return err
 		}
+		return s.commit(ctx, &queuedPut{ws: ws, transact: true})
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return wrap(err)
 	}
 	defer tx.Rollback()
-	if len(conds) > 0 {
-		matches := make([][]*store.Version, len(conds))
-		for i, q := range conds {
-			page, err := s.Search(ctx, q)
-			if err != nil {
-				return err
-			}
-			matches[i] = page.Versions
-		}
-		if err := s.crash("searched"); err != nil {
+	matches := make([][]*store.Version, len(conds))
+	for i, q := range conds {
+		page, err := s.Search(ctx, q)
+		if err != nil {
 			return err
 		}
-		if ws, err = decide(matches); err != nil || len(ws) == 0 {
-			return err
-		}
-		if err := distinct(ws); err != nil {
-			return err
-		}
+		matches[i] = page.Versions
 	}
-	ps := newStmts(tx)
-	defer ps.close()
-	for i, w := range ws {
-		if err := put(ctx, ps, w); err != nil {
-			return err
-		}
-		if i == 0 {
-			if err := s.crash("first"); err != nil {
-				return err
-			}
-		}
+	if err := s.crash("searched"); err != nil {
+		return err
+	}
+	ws, err := decide(matches)
+	if err != nil || len(ws) == 0 {
+		return err
+	}
+	if err := distinct(ws); err != nil {
+		return err
+	}
+	if err := s.putAll(ctx, tx, &queuedPut{ws: ws, transact: true}); err != nil {
+		return err
 	}
 	if err := s.crash("written"); err != nil {
 		return err
@@ -565,20 +621,22 @@ func (s *Store) crash(step string) error {
 }
 
 // put is Put inside tx.
-func put(ctx context.Context, ps *stmts, w store.Write) error {
+func (s *Store) put(ctx context.Context, tx *sql.Tx, w store.Write) error {
 	v := w.Version
 	if v.VersionID != w.PrevVersion+1 {
 		return fmt.Errorf("sqlite: version %d does not follow %d: %w", v.VersionID, w.PrevVersion, store.ErrConflict)
 	}
 	var pk, cur int64
 	var tenant string
-	err := ps.queryRow(ctx, `SELECT pk, vid, tenant FROM current WHERE type = ? AND id = ?`, v.Type, v.ID).Scan(&pk, &cur, &tenant)
+	sel := s.stmt(ctx, tx, selectCurrent)
+	err := sel.QueryRowContext(ctx, v.Type, v.ID).Scan(&pk, &cur, &tenant)
+	sel.Close()
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if w.PrevVersion != 0 {
 			return fmt.Errorf("sqlite: %s/%s does not exist: %w", v.Type, v.ID, store.ErrConflict)
 		}
-		res, err := ps.exec(ctx, `INSERT INTO current (type, id, tenant, vid, lu, deleted, reach) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		res, err := s.exec(ctx, tx, insertCurrent,
 			v.Type, v.ID, v.Tenant, v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), int(v.Reach))
 		if err != nil {
 			return wrap(err)
@@ -592,20 +650,20 @@ func put(ctx context.Context, ps *stmts, w store.Write) error {
 		if tenant != v.Tenant || cur != w.PrevVersion {
 			return fmt.Errorf("sqlite: %s/%s is at version %d, not %d: %w", v.Type, v.ID, cur, w.PrevVersion, store.ErrConflict)
 		}
-		if _, err := ps.exec(ctx, `UPDATE current SET vid = ?, lu = ?, deleted = ?, reach = ? WHERE pk = ?`,
+		if _, err := s.exec(ctx, tx, updateCurrent,
 			v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), int(v.Reach), pk); err != nil {
 			return wrap(err)
 		}
-		if _, err := ps.exec(ctx, `DELETE FROM idx WHERE pk = ?`, pk); err != nil {
+		if _, err := s.exec(ctx, tx, deleteIndex, pk); err != nil {
 			return wrap(err)
 		}
 	}
-	if _, err := ps.exec(ctx, `INSERT INTO versions (type, id, vid, tenant, lu, deleted, body, method, reach) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := s.exec(ctx, tx, insertVersion,
 		v.Type, v.ID, v.VersionID, v.Tenant, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), v.Resource, v.Method, int(v.Reach)); err != nil {
 		return wrap(err)
 	}
 	if !v.Deleted {
-		return insertIndex(ctx, ps, pk, v.Index)
+		return s.insertIndex(ctx, tx, pk, v.Index)
 	}
 	return nil
 }
