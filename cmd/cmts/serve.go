@@ -16,6 +16,7 @@ import (
 	"github.com/fmtbank/cmts/auth/audit"
 	"github.com/fmtbank/cmts/auth/policy"
 	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/ops"
 	"github.com/fmtbank/cmts/fhir/rest"
 	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/fmtbank/cmts/store"
@@ -240,11 +241,12 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pol := policy.New(engine)
 	api, err := rest.New(rest.Options{
 		Store: m.store, Codec: codec, Indexer: engine, Auth: authn, SMART: smart, Validator: guide, Conformance: guide,
 		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Limits: m.Config.Limits, Logger: m.logger, Version: version,
 		MaxConcurrent: m.Config.MaxConcurrent, MaxBundleEntries: m.Config.MaxBundleEntries,
-		Policy: policy.New(engine), Audit: m.audit, Auditor: hook,
+		Policy: pol, Operations: ops.New(m.store, pol), Audit: m.audit, Auditor: hook,
 	})
 	if err != nil {
 		return err
