@@ -81,10 +81,10 @@ func (r *registry) donor(id string) {
 		"name":       []any{map[string]any{"family": "Donor " + id}}})
 }
 
-func (r *registry) donation(id, donor string) {
+func (r *registry) donation(id, donor, collected string) {
 	r.put(bank, map[string]any{"resourceType": "Specimen", "id": id, "meta": meta("cmts-stool-donation"),
 		"accessionIdentifier": map[string]any{"system": sid + "donation-id", "value": id},
-		"subject":             ref("Patient/" + donor)})
+		"subject":             ref("Patient/" + donor), "collection": map[string]any{"collectedDateTime": collected}})
 }
 
 func (r *registry) lot(id, donor string, parents ...string) {
@@ -148,8 +148,8 @@ func cohort(t testing.TB) *registry {
 	r := newRegistry(t)
 	r.donor("d1")
 	r.donor("d2")
-	r.donation("don1", "d1")
-	r.donation("don2", "d2")
+	r.donation("don1", "d1", "2026-01-01")
+	r.donation("don2", "d2", "2026-01-02")
 	r.lot("l1", "d1", "don1")
 	r.lot("l2", "d1", "l1")
 	r.lot("l3", "d1", "don1", "don2")
@@ -206,7 +206,7 @@ func trace(t *testing.T, o *ops.Ops, p *fhir.Principal, typ, id string) ([]shown
 func TestTrace(t *testing.T) {
 	t.Parallel()
 	r := cohort(t)
-	o := ops.New(r.st, r.pol)
+	o := ops.New(ops.Options{Store: r.st, Policy: r.pol})
 	// Resources as each caller sees them; x marks a de-identified one.
 	b := func(ref string) shown {
 		return shown{Ref: ref, Source: bank, Named: strings.HasPrefix(ref, "Patient/")}

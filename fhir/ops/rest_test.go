@@ -23,7 +23,7 @@ func TestTraceOverREST(t *testing.T) {
 	c := resttest.Serve(t, r.st, func(o *rest.Options) {
 		o.Auth = as{hosp1}
 		o.Policy = r.pol
-		o.Operations = ops.New(r.st, r.pol)
+		o.Operations = ops.New(ops.Options{Store: r.st, Policy: r.pol})
 	})
 	res := c.Do(http.MethodGet, "/Specimen/l2/$trace", nil)
 	if res.Status != http.StatusOK {
