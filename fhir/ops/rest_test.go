@@ -1,14 +1,34 @@
 package ops_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
 
 	"github.com/fmtbank/cmts/fhir"
 	"github.com/fmtbank/cmts/fhir/ops"
+	"github.com/fmtbank/cmts/fhir/ops/opstest"
 	"github.com/fmtbank/cmts/fhir/rest"
 	"github.com/fmtbank/cmts/fhir/rest/resttest"
+	"github.com/fmtbank/cmts/store"
+	"github.com/fmtbank/cmts/store/sqlite"
 )
+
+func newStore(t testing.TB) store.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestOps runs the suite on the embedded store.
+func TestOps(t *testing.T) {
+	t.Parallel()
+	opstest.Run(t, newStore)
+}
 
 // as authenticates every request as one principal.
 type as struct{ p *fhir.Principal }
@@ -19,11 +39,14 @@ func (a as) Authenticate(*http.Request) (*fhir.Principal, error) { return a.p, n
 // leaves the operations they do not offer to the rest of the server.
 func TestTraceOverREST(t *testing.T) {
 	t.Parallel()
-	r := cohort(t)
-	c := resttest.Serve(t, r.st, func(o *rest.Options) {
+	r := opstest.Cohort(t, newStore(t))
+	scopes := []string{"user/*.cruds"}
+	hosp1 := &fhir.Principal{Tenant: "h1", TenantKind: fhir.TenantHospital, Subject: "s",
+		Roles: []fhir.Role{fhir.RoleClinician}, Scopes: scopes, Grants: fhir.ParseScopes(scopes)}
+	c := resttest.Serve(t, r.St, func(o *rest.Options) {
 		o.Auth = as{hosp1}
-		o.Policy = r.pol
-		o.Operations = ops.New(ops.Options{Store: r.st, Policy: r.pol})
+		o.Policy = r.Pol
+		o.Operations = ops.New(ops.Options{Store: r.St, Policy: r.Pol})
 	})
 	res := c.Do(http.MethodGet, "/Specimen/l2/$trace", nil)
 	if res.Status != http.StatusOK {
@@ -39,6 +62,8 @@ func TestTraceOverREST(t *testing.T) {
 		{http.MethodGet, "/Patient/d1/$trace", http.StatusNotFound},
 		{http.MethodGet, "/Observation/o1/$trace", http.StatusNotFound},
 		{http.MethodGet, "/Specimen/l2/$nothing", http.StatusNotFound},
+		// No writer: $recall is not offered.
+		{http.MethodPost, "/Specimen/l2/$recall", http.StatusNotFound},
 	} {
 		if res := c.Do(tc.method, tc.path, nil); res.Status != tc.want {
 			t.Errorf("%s %s: want %d, got %d %s", tc.method, tc.path, tc.want, res.Status, res.Body)

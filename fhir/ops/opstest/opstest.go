@@ -1,10 +1,14 @@
-package ops_test
+// Package opstest is the conformance suite of the WMT safety operations
+// (fhir/ops): hand-worked cohorts written straight into a store, the same
+// tests run on every backend.
+package opstest
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -12,13 +16,23 @@ import (
 
 	"github.com/fmtbank/cmts/auth/policy"
 	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/bundle"
 	"github.com/fmtbank/cmts/fhir/ops"
 	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/fmtbank/cmts/profiles"
 	"github.com/fmtbank/cmts/store"
-	"github.com/fmtbank/cmts/store/sqlite"
 	"github.com/google/go-cmp/cmp"
 )
+
+// NewStore returns a fresh, empty store (the suite does not close it).
+type NewStore func(t testing.TB) store.Store
+
+// Run runs the suite on stores from newStore.
+func Run(t *testing.T, newStore NewStore) {
+	t.Run("Trace", func(t *testing.T) { testTrace(t, newStore) })
+	t.Run("Recall", func(t *testing.T) { testRecall(t, newStore) })
+	t.Run("RecallTwice", func(t *testing.T) { testRecallTwice(t, newStore) })
+}
 
 const (
 	sd   = "http://fmtbank.org/fhir/StructureDefinition/"
@@ -26,16 +40,17 @@ const (
 	bank = "b1"
 )
 
-// registry writes resources straight into a store as their tenants would
+// Registry writes resources straight into a store as their tenants would
 // (index and reach computed as the server does).
-type registry struct {
+type Registry struct {
 	t      testing.TB
-	st     store.Store
+	St     store.Store
 	engine *search.Engine
-	pol    *policy.Policy
+	// Pol is the access policy over the guide's search engine.
+	Pol *policy.Policy
 }
 
-func newRegistry(t testing.TB) *registry {
+func newRegistry(t testing.TB, st store.Store) *Registry {
 	t.Helper()
 	sps, err := profiles.SearchParameters()
 	if err != nil {
@@ -45,15 +60,10 @@ func newRegistry(t testing.TB) *registry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return &registry{t: t, st: st, engine: engine, pol: policy.New(engine)}
+	return &Registry{t: t, St: st, engine: engine, Pol: policy.New(engine)}
 }
 
-func (r *registry) put(tenant string, res map[string]any) {
+func (r *Registry) put(tenant string, res map[string]any) {
 	r.t.Helper()
 	typ, id := res["resourceType"].(string), res["id"].(string)
 	body, err := json.Marshal(res)
@@ -67,7 +77,7 @@ func (r *registry) put(tenant string, res map[string]any) {
 	v := store.Version{Tenant: tenant, Type: typ, ID: id, VersionID: 1, LastUpdated: time.Now().UTC(),
 		Resource: body, Index: idx, Method: "PUT"}
 	v.Reach = policy.Reach(&v)
-	if err := r.st.Put(context.Background(), store.Write{Version: v}); err != nil {
+	if err := r.St.Put(context.Background(), store.Write{Version: v}); err != nil {
 		r.t.Fatalf("put %s/%s: %v", typ, id, err)
 	}
 }
@@ -75,19 +85,19 @@ func (r *registry) put(tenant string, res map[string]any) {
 func meta(profile string) map[string]any { return map[string]any{"profile": []string{sd + profile}} }
 func ref(s string) map[string]any        { return map[string]any{"reference": s} }
 
-func (r *registry) donor(id string) {
+func (r *Registry) donor(id string) {
 	r.put(bank, map[string]any{"resourceType": "Patient", "id": id, "meta": meta("cmts-donor"),
 		"identifier": []any{map[string]any{"system": sid + "donor-code", "value": "D-" + id}},
 		"name":       []any{map[string]any{"family": "Donor " + id}}})
 }
 
-func (r *registry) donation(id, donor, collected string) {
+func (r *Registry) donation(id, donor, collected string) {
 	r.put(bank, map[string]any{"resourceType": "Specimen", "id": id, "meta": meta("cmts-stool-donation"),
 		"accessionIdentifier": map[string]any{"system": sid + "donation-id", "value": id},
 		"subject":             ref("Patient/" + donor), "collection": map[string]any{"collectedDateTime": collected}})
 }
 
-func (r *registry) lot(id, donor string, parents ...string) {
+func (r *Registry) lot(id, donor string, parents ...string) {
 	var ps []any
 	for _, p := range parents {
 		ps = append(ps, ref("Specimen/"+p))
@@ -99,14 +109,14 @@ func (r *registry) lot(id, donor string, parents ...string) {
 			map[string]any{"url": sd + "status-date", "valueDateTime": "2026-01-01T00:00:00Z"}}})
 }
 
-func (r *registry) recipient(hospital, id string) {
+func (r *Registry) recipient(hospital, id string) {
 	r.put(hospital, map[string]any{"resourceType": "Patient", "id": id, "meta": meta("cmts-recipient"),
 		"identifier": []any{map[string]any{"system": sid + "recipient-code", "value": "R-" + id},
 			map[string]any{"system": "urn:oid:2.16.840.1.113883.2.4.6.3", "value": "ID-" + id}},
 		"name": []any{map[string]any{"family": "Recipient " + id}}, "gender": "female", "birthDate": "1970-05-06"})
 }
 
-func (r *registry) procedure(hospital, id, patient string, lots ...string) {
+func (r *Registry) procedure(hospital, id, patient string, lots ...string) {
 	ext := []any{}
 	for _, l := range lots {
 		ext = append(ext, map[string]any{"url": sd + "product-lot", "valueReference": ref("Specimen/" + l)})
@@ -116,7 +126,7 @@ func (r *registry) procedure(hospital, id, patient string, lots ...string) {
 		"extension": ext})
 }
 
-func (r *registry) event(hospital, id, patient string, procs ...string) {
+func (r *Registry) event(hospital, id, patient string, procs ...string) {
 	var s []any
 	for _, p := range procs {
 		s = append(s, map[string]any{"instance": ref("Procedure/" + p)})
@@ -139,13 +149,13 @@ var (
 	regulator = principal("gov", fhir.TenantAuthority, fhir.RoleRegulator)
 )
 
-// cohort: donor d1 gave donation don1; lot l1 was made from it and lot l2
+// Cohort writes into st the suite's hand-worked registry: donor d1 gave donation don1; lot l1 was made from it and lot l2
 // from l1 (a second processing), lot l3 from don1 and don2 (a pool). Hospital
 // h1's r1 had l2 (procedure p1, adverse event e1); h2's r2 had l1 (p2) and
 // r3 had l3 (p3, e3 suspecting p3 and p4); r4 at h2 had donor d2's lot l9
 // only (p4), so nothing from d1 reaches it but e3 suspects p4 too.
-func cohort(t testing.TB) *registry {
-	r := newRegistry(t)
+func Cohort(t testing.TB, st store.Store) *Registry {
+	r := newRegistry(t, st)
 	r.donor("d1")
 	r.donor("d2")
 	r.donation("don1", "d1", "2026-01-01")
@@ -203,10 +213,9 @@ func trace(t *testing.T, o *ops.Ops, p *fhir.Principal, typ, id string) ([]shown
 	return out, nil
 }
 
-func TestTrace(t *testing.T) {
-	t.Parallel()
-	r := cohort(t)
-	o := ops.New(ops.Options{Store: r.st, Policy: r.pol})
+func testTrace(t *testing.T, newStore NewStore) {
+	r := Cohort(t, newStore(t))
+	o := ops.New(ops.Options{Store: r.St, Policy: r.Pol})
 	// Resources as each caller sees them; x marks a de-identified one.
 	b := func(ref string) shown {
 		return shown{Ref: ref, Source: bank, Named: strings.HasPrefix(ref, "Patient/")}
@@ -252,7 +261,7 @@ func TestTrace(t *testing.T) {
 			got, err := trace(t, o, tc.p, tc.typ, tc.id)
 			if tc.missing {
 				var fe *fhir.Error
-				if err == nil || !asFHIR(err, &fe) || fe.Status != 404 {
+				if err == nil || !errors.As(err, &fe) || fe.Status != 404 {
 					t.Fatalf("want 404, got %v (%v)", err, got)
 				}
 				return
@@ -267,4 +276,158 @@ func TestTrace(t *testing.T) {
 	}
 }
 
-func asFHIR(err error, fe **fhir.Error) bool { return errors.As(err, fe) }
+var recallNow = time.Date(2026, 3, 10, 8, 0, 0, 0, time.UTC)
+
+// refusing is the policy, refusing every write of one resource (to prove
+// that one refused lot stores none).
+type refusing struct {
+	fhir.Policy
+	id string
+}
+
+func (r refusing) Writable(p *fhir.Principal, cur, next *store.Version) error {
+	if next.ID == r.id {
+		return fhir.Forbidden("refused by the test", "测试拒绝")
+	}
+	return r.Policy.Writable(p, cur, next)
+}
+
+func (r *Registry) ops(t testing.TB, guard bundle.Guard) *ops.Ops {
+	t.Helper()
+	codec, err := fhir.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := bundle.NewWriter(bundle.Options{Store: r.St, Codec: codec, Indexer: r.engine, Guard: guard,
+		Now: func() time.Time { return recallNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ops.New(ops.Options{Store: r.St, Policy: r.Pol, Writer: w, Now: func() time.Time { return recallNow }})
+}
+
+// lots is every lot's version and release status, with the status-date
+// of the recalled ones.
+func (r *Registry) lots(t testing.TB) map[string]string {
+	t.Helper()
+	page, err := r.St.Search(context.Background(), store.Query{Access: store.Tenant(bank), Type: "Specimen", Count: 100,
+		Filter: store.Token{Param: "release-status", Code: "recalled"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recalledNow := map[string]bool{}
+	for _, v := range page.Versions {
+		recalledNow[v.ID] = true
+	}
+	out := map[string]string{}
+	for _, id := range []string{"l1", "l2", "l3", "l4", "l9"} {
+		v, err := r.St.Read(context.Background(), store.Tenant(bank), "Specimen", id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := "v" + string(rune('0'+v.VersionID))
+		if recalledNow[id] {
+			s += " recalled"
+		}
+		out[id] = s
+	}
+	return out
+}
+
+func recall(o *ops.Ops, p *fhir.Principal, typ, id string, params url.Values) error {
+	_, _, _, ok, err := o.Operation(context.Background(), p, typ, id, "$recall", params, nil)
+	if err == nil && !ok {
+		return errors.New("$recall not offered")
+	}
+	return err
+}
+
+func testRecall(t *testing.T, newStore NewStore) {
+	reason := url.Values{"reason": {"donor screening positive"}}
+	tests := []struct {
+		name    string
+		p       *fhir.Principal
+		typ, id string
+		params  url.Values
+		refuse  string
+		status  int // of the error; 0 for success
+		want    map[string]string
+	}{
+		{name: "a donor: every lot at every depth, one transaction", p: bankStaff, typ: "Patient", id: "d1", params: reason,
+			want: map[string]string{"l1": "v2 recalled", "l2": "v2 recalled", "l3": "v2 recalled", "l4": "v2 recalled", "l9": "v1"}},
+		{name: "a lot: it and the lots made from it", p: bankStaff, typ: "Specimen", id: "l1", params: reason,
+			want: map[string]string{"l1": "v2 recalled", "l2": "v2 recalled", "l3": "v1", "l4": "v1", "l9": "v1"}},
+		{name: "a donation: its lots, pooled ones included", p: bankStaff, typ: "Specimen", id: "don2", params: reason,
+			want: map[string]string{"l1": "v1", "l2": "v1", "l3": "v2 recalled", "l4": "v1", "l9": "v2 recalled"}},
+		{name: "since: only lots from donations collected on or after it", p: bankStaff, typ: "Patient", id: "d1",
+			params: url.Values{"reason": {"x"}, "since": {"2026-02-01"}},
+			want:   map[string]string{"l1": "v1", "l2": "v1", "l3": "v1", "l4": "v2 recalled", "l9": "v1"}},
+		{name: "one refused lot: nothing stored", p: bankStaff, typ: "Patient", id: "d1", params: reason, refuse: "l2", status: 403,
+			want: map[string]string{"l1": "v1", "l2": "v1", "l3": "v1", "l4": "v1", "l9": "v1"}},
+		{name: "a hospital may not recall", p: hosp1, typ: "Specimen", id: "l1", params: reason, status: 403,
+			want: map[string]string{"l1": "v1", "l2": "v1", "l3": "v1", "l4": "v1", "l9": "v1"}},
+		{name: "nor the regulator", p: regulator, typ: "Specimen", id: "l1", params: reason, status: 403,
+			want: map[string]string{"l1": "v1", "l2": "v1", "l3": "v1", "l4": "v1", "l9": "v1"}},
+		{name: "nor another bank (which cannot see the donor)", p: bank2, typ: "Patient", id: "d1", params: reason, status: 404,
+			want: map[string]string{"l1": "v1", "l2": "v1", "l3": "v1", "l4": "v1", "l9": "v1"}},
+		{name: "a reason is required", p: bankStaff, typ: "Patient", id: "d1", status: 400,
+			want: map[string]string{"l1": "v1", "l2": "v1", "l3": "v1", "l4": "v1", "l9": "v1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := Cohort(t, newStore(t))
+			r.donation("don3", "d1", "2026-03-01")
+			r.lot("l4", "d1", "don3")
+			var guard bundle.Guard = r.Pol
+			if tc.refuse != "" {
+				guard = refusing{r.Pol, tc.refuse}
+			}
+			o := r.ops(t, guard)
+			err := recall(o, tc.p, tc.typ, tc.id, tc.params)
+			var fe *fhir.Error
+			switch {
+			case tc.status == 0 && err != nil:
+				t.Fatal(err)
+			case tc.status != 0 && (!errors.As(err, &fe) || fe.Status != tc.status):
+				t.Fatalf("want %d, got %v", tc.status, err)
+			}
+			if diff := cmp.Diff(tc.want, r.lots(t)); diff != "" {
+				t.Errorf("lots (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// testRecallTwice: a recalled lot is not recalled again, and the answer is
+// the trace with the lots recalled.
+func testRecallTwice(t *testing.T, newStore NewStore) {
+	r := Cohort(t, newStore(t))
+	o := r.ops(t, r.Pol)
+	params := url.Values{"reason": {"r"}}
+	for range 2 {
+		if err := recall(o, bankStaff, "Specimen", "l2", params); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := r.St.Read(context.Background(), store.Tenant(bank), "Specimen", "l2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{`"valueCode":"recalled"`, `"valueDateTime":"2026-03-10T08:00:00Z"`, `"text":"Recalled: r"`} {
+		if !strings.Contains(string(v.Resource), s) {
+			t.Errorf("the recalled lot lacks %s: %s", s, v.Resource)
+		}
+	}
+	_, body, _, _, err := o.Operation(context.Background(), bankStaff, "Specimen", "l2", "$recall", params, nil)
+	if err != nil || !strings.Contains(string(body), `"valueCode":"recalled"`) || !strings.Contains(string(body), `"Patient"`) {
+		t.Errorf("the answer is not the trace of the recalled lot (%v): %s", err, body)
+	}
+	want := map[string]string{"l1": "v1", "l2": "v2 recalled", "l3": "v1", "l9": "v1"}
+	if diff := cmp.Diff(want, r.lots(t)); diff != "" {
+		t.Errorf("lots (-want +got):\n%s", diff)
+	}
+}
