@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/fmtbank/cmts/fhir"
@@ -38,6 +39,22 @@ func (o *Ops) Bundle(p *fhir.Principal, t *Trace) ([]byte, error) {
 
 // withSource sets meta.source in a resource's JSON.
 func withSource(body []byte, source string) ([]byte, error) {
+	// Fast path: a stored resource has a top-level meta without a source
+	// (the server wrote versionId and lastUpdated); without contained
+	// resources its first "meta" key is the top-level one.
+	if i := bytes.Index(body, []byte(`"meta":{`)); i > 0 && !bytes.Contains(body, []byte(`"contained"`)) &&
+		!bytes.Contains(body, []byte(`"source"`)) {
+		src, _ := json.Marshal(source)
+		at := i + len(`"meta":{`)
+		out := make([]byte, 0, len(body)+len(src)+12)
+		out = append(out, body[:at]...)
+		out = append(out, `"source":`...)
+		out = append(out, src...)
+		if body[at] != '}' {
+			out = append(out, ',')
+		}
+		return append(out, body[at:]...), nil
+	}
 	var res map[string]json.RawMessage
 	if err := json.Unmarshal(body, &res); err != nil {
 		return nil, err

@@ -50,7 +50,8 @@ type Registry struct {
 	Pol *policy.Policy
 }
 
-func newRegistry(t testing.TB, st store.Store) *Registry {
+// NewRegistry writes into st.
+func NewRegistry(t testing.TB, st store.Store) *Registry {
 	t.Helper()
 	sps, err := profiles.SearchParameters()
 	if err != nil {
@@ -85,19 +86,22 @@ func (r *Registry) put(tenant string, res map[string]any) {
 func meta(profile string) map[string]any { return map[string]any{"profile": []string{sd + profile}} }
 func ref(s string) map[string]any        { return map[string]any{"reference": s} }
 
-func (r *Registry) donor(id string) {
+// Donor writes the bank's donor Patient id (donor code D-id).
+func (r *Registry) Donor(id string) {
 	r.put(bank, map[string]any{"resourceType": "Patient", "id": id, "meta": meta("cmts-donor"),
 		"identifier": []any{map[string]any{"system": sid + "donor-code", "value": "D-" + id}},
 		"name":       []any{map[string]any{"family": "Donor " + id}}})
 }
 
-func (r *Registry) donation(id, donor, collected string) {
+// Donation writes a stool donation of donor collected at collected.
+func (r *Registry) Donation(id, donor, collected string) {
 	r.put(bank, map[string]any{"resourceType": "Specimen", "id": id, "meta": meta("cmts-stool-donation"),
 		"accessionIdentifier": map[string]any{"system": sid + "donation-id", "value": id},
 		"subject":             ref("Patient/" + donor), "collection": map[string]any{"collectedDateTime": collected}})
 }
 
-func (r *Registry) lot(id, donor string, parents ...string) {
+// Lot writes a released product lot of donor made from parents.
+func (r *Registry) Lot(id, donor string, parents ...string) {
 	var ps []any
 	for _, p := range parents {
 		ps = append(ps, ref("Specimen/"+p))
@@ -109,14 +113,16 @@ func (r *Registry) lot(id, donor string, parents ...string) {
 			map[string]any{"url": sd + "status-date", "valueDateTime": "2026-01-01T00:00:00Z"}}})
 }
 
-func (r *Registry) recipient(hospital, id string) {
+// Recipient writes hospital's recipient Patient id (named, to show de-identification).
+func (r *Registry) Recipient(hospital, id string) {
 	r.put(hospital, map[string]any{"resourceType": "Patient", "id": id, "meta": meta("cmts-recipient"),
 		"identifier": []any{map[string]any{"system": sid + "recipient-code", "value": "R-" + id},
 			map[string]any{"system": "urn:oid:2.16.840.1.113883.2.4.6.3", "value": "ID-" + id}},
 		"name": []any{map[string]any{"family": "Recipient " + id}}, "gender": "female", "birthDate": "1970-05-06"})
 }
 
-func (r *Registry) procedure(hospital, id, patient string, lots ...string) {
+// Procedure writes hospital's WMT procedure id on patient using lots.
+func (r *Registry) Procedure(hospital, id, patient string, lots ...string) {
 	ext := []any{}
 	for _, l := range lots {
 		ext = append(ext, map[string]any{"url": sd + "product-lot", "valueReference": ref("Specimen/" + l)})
@@ -126,7 +132,8 @@ func (r *Registry) procedure(hospital, id, patient string, lots ...string) {
 		"extension": ext})
 }
 
-func (r *Registry) event(hospital, id, patient string, procs ...string) {
+// Event writes hospital's adverse event id of patient suspecting procs.
+func (r *Registry) Event(hospital, id, patient string, procs ...string) {
 	var s []any
 	for _, p := range procs {
 		s = append(s, map[string]any{"instance": ref("Procedure/" + p)})
@@ -155,25 +162,25 @@ var (
 // r3 had l3 (p3, e3 suspecting p3 and p4); r4 at h2 had donor d2's lot l9
 // only (p4), so nothing from d1 reaches it but e3 suspects p4 too.
 func Cohort(t testing.TB, st store.Store) *Registry {
-	r := newRegistry(t, st)
-	r.donor("d1")
-	r.donor("d2")
-	r.donation("don1", "d1", "2026-01-01")
-	r.donation("don2", "d2", "2026-01-02")
-	r.lot("l1", "d1", "don1")
-	r.lot("l2", "d1", "l1")
-	r.lot("l3", "d1", "don1", "don2")
-	r.lot("l9", "d2", "don2")
-	r.recipient("h1", "r1")
-	r.recipient("h2", "r2")
-	r.recipient("h2", "r3")
-	r.recipient("h2", "r4")
-	r.procedure("h1", "p1", "r1", "l2")
-	r.procedure("h2", "p2", "r2", "l1")
-	r.procedure("h2", "p3", "r3", "l3")
-	r.procedure("h2", "p4", "r4", "l9")
-	r.event("h1", "e1", "r1", "p1")
-	r.event("h2", "e3", "r3", "p3", "p4")
+	r := NewRegistry(t, st)
+	r.Donor("d1")
+	r.Donor("d2")
+	r.Donation("don1", "d1", "2026-01-01")
+	r.Donation("don2", "d2", "2026-01-02")
+	r.Lot("l1", "d1", "don1")
+	r.Lot("l2", "d1", "l1")
+	r.Lot("l3", "d1", "don1", "don2")
+	r.Lot("l9", "d2", "don2")
+	r.Recipient("h1", "r1")
+	r.Recipient("h2", "r2")
+	r.Recipient("h2", "r3")
+	r.Recipient("h2", "r4")
+	r.Procedure("h1", "p1", "r1", "l2")
+	r.Procedure("h2", "p2", "r2", "l1")
+	r.Procedure("h2", "p3", "r3", "l3")
+	r.Procedure("h2", "p4", "r4", "l9")
+	r.Event("h1", "e1", "r1", "p1")
+	r.Event("h2", "e3", "r3", "p3", "p4")
 	return r
 }
 
@@ -380,8 +387,8 @@ func testRecall(t *testing.T, newStore NewStore) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := Cohort(t, newStore(t))
-			r.donation("don3", "d1", "2026-03-01")
-			r.lot("l4", "d1", "don3")
+			r.Donation("don3", "d1", "2026-03-01")
+			r.Lot("l4", "d1", "don3")
 			var guard bundle.Guard = r.Pol
 			if tc.refuse != "" {
 				guard = refusing{r.Pol, tc.refuse}
