@@ -3,9 +3,11 @@ package ops_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/bundle"
 	"github.com/fmtbank/cmts/fhir/ops"
 	"github.com/fmtbank/cmts/fhir/ops/opstest"
 	"github.com/fmtbank/cmts/fhir/rest"
@@ -68,5 +70,42 @@ func TestTraceOverREST(t *testing.T) {
 		if res := c.Do(tc.method, tc.path, nil); res.Status != tc.want {
 			t.Errorf("%s %s: want %d, got %d %s", tc.method, tc.path, tc.want, res.Status, res.Body)
 		}
+	}
+}
+
+// TestRecallOverREST: POST $recall with a Parameters body, by the bank
+// (200, the trace with the lots recalled) and by a hospital (403).
+func TestRecallOverREST(t *testing.T) {
+	t.Parallel()
+	r := opstest.Cohort(t, newStore(t))
+	codec, err := fhir.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := bundle.NewWriter(bundle.Options{Store: r.St, Codec: codec, Indexer: r.Engine, Guard: r.Pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(tenant string, kind fhir.TenantKind, role fhir.Role) *resttest.Client {
+		scopes := []string{"user/*.cruds"}
+		p := &fhir.Principal{Tenant: tenant, TenantKind: kind, Subject: "s", Roles: []fhir.Role{role},
+			Scopes: scopes, Grants: fhir.ParseScopes(scopes)}
+		return resttest.Serve(t, r.St, func(o *rest.Options) {
+			o.Auth = as{p}
+			o.Policy = r.Pol
+			o.Operations = ops.New(ops.Options{Store: r.St, Policy: r.Pol, Writer: w})
+		})
+	}
+	params := []byte(`{"resourceType":"Parameters","parameter":[{"name":"reason","valueString":"screening positive"}]}`)
+	ct := []string{"Content-Type", "application/fhir+json"}
+	if res := serve("h1", fhir.TenantHospital, fhir.RoleClinician).Do(http.MethodPost, "/Specimen/l1/$recall", params, ct...); res.Status != http.StatusForbidden {
+		t.Errorf("hospital: want 403, got %d %s", res.Status, res.Body)
+	}
+	res := serve("b1", fhir.TenantBank, fhir.RoleBankStaff).Do(http.MethodPost, "/Specimen/l1/$recall", params, ct...)
+	if res.Status != http.StatusOK {
+		t.Fatalf("bank: %d %s", res.Status, res.Body)
+	}
+	if n := strings.Count(string(res.Body), `"valueCode":"recalled"`); n != 2 {
+		t.Errorf("bank: want the trace with 2 lots recalled (l1, l2), got %d: %s", n, res.Body)
 	}
 }

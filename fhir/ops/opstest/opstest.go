@@ -43,9 +43,10 @@ const (
 // Registry writes resources straight into a store as their tenants would
 // (index and reach computed as the server does).
 type Registry struct {
-	t      testing.TB
-	St     store.Store
-	engine *search.Engine
+	t  testing.TB
+	St store.Store
+	// Engine indexes what the registry writes (the guide's parameters).
+	Engine *search.Engine
 	// Pol is the access policy over the guide's search engine.
 	Pol *policy.Policy
 }
@@ -61,7 +62,7 @@ func NewRegistry(t testing.TB, st store.Store) *Registry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Registry{t: t, St: st, engine: engine, Pol: policy.New(engine)}
+	return &Registry{t: t, St: st, Engine: engine, Pol: policy.New(engine)}
 }
 
 func (r *Registry) put(tenant string, res map[string]any) {
@@ -71,7 +72,7 @@ func (r *Registry) put(tenant string, res map[string]any) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	idx, err := r.engine.Entries(typ, body)
+	idx, err := r.Engine.Entries(typ, body)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -305,7 +306,7 @@ func (r *Registry) ops(t testing.TB, guard bundle.Guard) *ops.Ops {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := bundle.NewWriter(bundle.Options{Store: r.St, Codec: codec, Indexer: r.engine, Guard: guard,
+	w, err := bundle.NewWriter(bundle.Options{Store: r.St, Codec: codec, Indexer: r.Engine, Guard: guard,
 		Now: func() time.Time { return recallNow }})
 	if err != nil {
 		t.Fatal(err)
