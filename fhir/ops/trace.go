@@ -116,27 +116,26 @@ func (o *Ops) forward(ctx context.Context, a store.Access, t *Trace, from []*sto
 			t.Lots = append(t.Lots, s)
 		}
 	}
-	procs, err := o.search(ctx, a, "Procedure", refsTo(paramProductLot, "Specimen", ids(specimens)))
+	// Each is one query per chunk of specimens: the recipients and the
+	// events are found through the procedures in the store (_has, chain),
+	// not by listing the procedures' ids.
+	used := refsTo(paramProductLot, "Specimen", ids(specimens))
+	procs, err := o.search(ctx, a, "Procedure", used)
 	if err != nil {
 		return err
 	}
-	procs = t.add(procs...)
-	var recipients []string
-	for _, pr := range procs {
-		var b struct {
-			Subject struct{ Reference string }
-		}
-		_ = json.Unmarshal(pr.Resource, &b)
-		if typ, id, ok := strings.Cut(b.Subject.Reference, "/"); ok && typ == "Patient" {
-			recipients = append(recipients, id)
-		}
+	t.add(procs...)
+	var treated, suspected []store.Expr
+	for _, u := range used {
+		treated = append(treated, store.Has{Type: "Procedure", Param: "subject", Filter: u})
+		suspected = append(suspected, store.Chain{Param: paramSubstance, TargetType: "Procedure", Filter: u})
 	}
-	patients, err := o.search(ctx, a, "Patient", idsExpr(recipients))
+	patients, err := o.search(ctx, a, "Patient", treated)
 	if err != nil {
 		return err
 	}
 	t.add(patients...)
-	events, err := o.search(ctx, a, "AdverseEvent", refsTo(paramSubstance, "Procedure", ids(procs)))
+	events, err := o.search(ctx, a, "AdverseEvent", suspected)
 	if err != nil {
 		return err
 	}
