@@ -30,6 +30,7 @@ type NewStore func(t testing.TB) store.Store
 // Run runs the suite on stores from newStore.
 func Run(t *testing.T, newStore NewStore) {
 	t.Run("Trace", func(t *testing.T) { testTrace(t, newStore) })
+	t.Run("TraceDepth", func(t *testing.T) { testTraceDepth(t, newStore) })
 	t.Run("Recall", func(t *testing.T) { testRecall(t, newStore) })
 	t.Run("RecallTwice", func(t *testing.T) { testRecallTwice(t, newStore) })
 }
@@ -437,5 +438,57 @@ func testRecallTwice(t *testing.T, newStore NewStore) {
 	want := map[string]string{"l1": "v1", "l2": "v2 recalled", "l3": "v1", "l9": "v1"}
 	if diff := cmp.Diff(want, r.lots(t)); diff != "" {
 		t.Errorf("lots (-want +got):\n%s", diff)
+	}
+}
+
+// testTraceDepth: a lot made from a lot, six times over, each level used
+// by one recipient; the look-back from the donor reaches each recipient,
+// and from the fourth lot only the recipients of levels four to six.
+func testTraceDepth(t *testing.T, newStore NewStore) {
+	r := NewRegistry(t, newStore(t))
+	r.Donor("d1")
+	r.Donation("don1", "d1", "2026-01-01")
+	parent := "don1"
+	for i := 1; i <= 6; i++ {
+		lot, rec := fmt.Sprintf("k%d", i), fmt.Sprintf("q%d", i)
+		r.Lot(lot, "d1", parent)
+		r.Recipient("h1", rec)
+		r.Procedure("h1", "pq"+rec[1:], rec, lot)
+		parent = lot
+	}
+	r.Recipient("h1", "q0") // received nothing
+	o := ops.New(ops.Options{Store: r.St, Policy: r.Pol})
+	recipients := func(typ, id string) []string {
+		got, err := trace(t, o, bankStaff, typ, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, s := range got {
+			if strings.HasPrefix(s.Ref, "Patient/q") {
+				out = append(out, strings.TrimPrefix(s.Ref, "Patient/"))
+			}
+		}
+		return out
+	}
+	if diff := cmp.Diff([]string{"q1", "q2", "q3", "q4", "q5", "q6"}, recipients("Patient", "d1")); diff != "" {
+		t.Errorf("from the donor (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"q4", "q5", "q6"}, recipients("Specimen", "k4")); diff != "" {
+		t.Errorf("from the fourth lot (-want +got):\n%s", diff)
+	}
+	// Back from the last recipient: every lot up the chain (shared), never
+	// the bank's donation or donor.
+	got, err := trace(t, o, hosp1, "Patient", "q6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs []string
+	for _, s := range got {
+		refs = append(refs, s.Ref)
+	}
+	want := []string{"Patient/q6", "Procedure/pq6", "Specimen/k1", "Specimen/k2", "Specimen/k3", "Specimen/k4", "Specimen/k5", "Specimen/k6"}
+	if diff := cmp.Diff(want, refs); diff != "" {
+		t.Errorf("back from q6 (-want +got):\n%s", diff)
 	}
 }
