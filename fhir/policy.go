@@ -58,6 +58,13 @@ type Policy interface {
 	// View is the body of v as p sees it: as stored, or through the
 	// de-identified view (nil for a tombstone).
 	View(p *Principal, v *store.Version) ([]byte, error)
+	// TraceView is v as p sees it in a look-back or recall ($trace), which
+	// crosses tenants by design (wmt-ig.md, "Who owns what"): what p may
+	// read, as View shows it, and for a stool bank the other tenants'
+	// resources its lots reached (recipients, procedures, adverse events),
+	// de-identified; a donor never leaves its bank. v was read with an
+	// access wider than Access(p); ok is false when p may not see it.
+	TraceView(p *Principal, v *store.Version) (body []byte, ok bool, err error)
 	// Writable decides whether p may store next as the version after cur
 	// (nil: the resource does not exist yet; next.Deleted for a delete);
 	// next has its Resource and Index set. It sets next.Reach.

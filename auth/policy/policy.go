@@ -488,3 +488,34 @@ func Reach(v *store.Version) store.Reach {
 	}
 	return store.ReachTenant
 }
+
+// bankStaff reports whether p works for a stool bank on its data as
+// written.
+func bankStaff(p *fhir.Principal) bool {
+	return p.TenantKind == fhir.TenantBank && fullRole(p)
+}
+
+// TraceView implements fhir.Policy: what p reads, as View shows it; and for
+// a stool bank, another tenant's resource the trace reached (never one
+// only its owner reads, such as another bank's donor), de-identified, when
+// its scopes allow reading that type.
+func (pol *Policy) TraceView(p *fhir.Principal, v *store.Version) ([]byte, bool, error) {
+	if v.Deleted || v.Resource == nil {
+		return nil, false, nil
+	}
+	if pol.Readable(p, v) {
+		b, err := pol.View(p, v)
+		return b, err == nil, err
+	}
+	if !bankStaff(p) || v.Reach == store.ReachOwner || v.Type == "AuditEvent" {
+		return nil, false, nil
+	}
+	// A patient/ scope stays within its patient, who is the bank's own.
+	for _, g := range grants(p, v.Type, string(fhir.Read)+string(fhir.Search)) {
+		if g.Context != fhir.ScopePatient && len(g.Params) == 0 {
+			b, err := deid.JSON(v.Resource)
+			return b, err == nil, err
+		}
+	}
+	return nil, false, nil
+}

@@ -280,3 +280,42 @@ func TestView(t *testing.T) {
 		t.Errorf("regulator: View = %s; want the name removed and a REDACTED label", got)
 	}
 }
+
+// TestTraceView: what a look-back shows each caller of resources read
+// across tenants.
+func TestTraceView(t *testing.T) {
+	pol, e := newPolicy(t)
+	recipient := version(t, e, "hospital-a", "Patient", "p1", patientP1)
+	d1 := version(t, e, "bank-a", "Patient", "d1", donor)
+	tests := []struct {
+		name   string
+		p      *fhir.Principal
+		v      *store.Version
+		shown  bool
+		deided bool
+	}{
+		{"hospital, its own recipient in full", principal("hospital-a", fhir.TenantHospital, "", clinician, "user/*.rs"), recipient, true, false},
+		{"another hospital sees nothing", principal("hospital-b", fhir.TenantHospital, "", clinician, "user/*.rs"), recipient, false, false},
+		{"a bank sees the recipient de-identified", principal("bank-a", fhir.TenantBank, "", bankStaff, "user/*.rs"), recipient, true, true},
+		{"a bank without a scope on Patient", principal("bank-a", fhir.TenantBank, "", bankStaff, "user/Specimen.rs"), recipient, false, false},
+		{"a bank with a patient scope", principal("bank-a", fhir.TenantBank, "d1", bankStaff, "patient/*.rs"), recipient, false, false},
+		{"the regulator de-identified", principal("nhc", fhir.TenantAuthority, "", regulator, "user/*.rs"), recipient, true, true},
+		{"the bank its own donor", principal("bank-a", fhir.TenantBank, "", bankStaff, "user/*.rs"), d1, true, false},
+		{"another bank never sees a donor", principal("bank-b", fhir.TenantBank, "", bankStaff, "user/*.rs"), d1, false, false},
+		{"the regulator never sees a donor", principal("nhc", fhir.TenantAuthority, "", regulator, "user/*.rs"), d1, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok, err := pol.TraceView(tc.p, tc.v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok != tc.shown {
+				t.Fatalf("shown = %v, want %v", ok, tc.shown)
+			}
+			if ok && bytes.Contains(got, []byte(`"REDACTED"`)) != tc.deided {
+				t.Errorf("want de-identified %v: %s", tc.deided, got)
+			}
+		})
+	}
+}

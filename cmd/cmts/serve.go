@@ -16,6 +16,8 @@ import (
 	"github.com/fmtbank/cmts/auth/audit"
 	"github.com/fmtbank/cmts/auth/policy"
 	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/bundle"
+	"github.com/fmtbank/cmts/fhir/ops"
 	"github.com/fmtbank/cmts/fhir/rest"
 	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/fmtbank/cmts/store"
@@ -240,11 +242,19 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pol := policy.New(engine)
+	// The operations write through a Writer of their own with the same
+	// validation, policy and audit as the REST writes.
+	opsWriter, err := bundle.NewWriter(bundle.Options{Store: m.store, Codec: codec, Indexer: engine,
+		Validator: guide, MaxBody: m.Config.MaxBody, Guard: pol, Auditor: hook})
+	if err != nil {
+		return err
+	}
 	api, err := rest.New(rest.Options{
 		Store: m.store, Codec: codec, Indexer: engine, Auth: authn, SMART: smart, Validator: guide, Conformance: guide,
 		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Limits: m.Config.Limits, Logger: m.logger, Version: version,
 		MaxConcurrent: m.Config.MaxConcurrent, MaxBundleEntries: m.Config.MaxBundleEntries,
-		Policy: policy.New(engine), Audit: m.audit, Auditor: hook,
+		Policy: pol, Operations: ops.New(ops.Options{Store: m.store, Policy: pol, Writer: opsWriter}), Audit: m.audit, Auditor: hook,
 	})
 	if err != nil {
 		return err

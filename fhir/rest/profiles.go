@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +40,11 @@ func (s *Server) profileRoutes(c *gin.Context) {
 	}
 	if op == "$validate" && s.opts.Validator != nil {
 		s.validateOp(c, typ, instance)
+		c.Abort()
+		return
+	}
+	if op != "" && s.opts.Operations != nil && s.opts.Operations.Offers(typ, op, instance != "") {
+		s.storedOperation(c, typ, instance, op)
 		c.Abort()
 		return
 	}
@@ -96,6 +102,41 @@ func (s *Server) profileRoutes(c *gin.Context) {
 		return
 	}
 	c.Abort()
+}
+
+// storedOperation answers op through Options.Operations.
+func (s *Server) storedOperation(c *gin.Context, typ, id, op string) {
+	params := c.Request.URL.Query()
+	var body []byte
+	if c.Request.Method == http.MethodPost {
+		b, err := s.readBody(c, mimeFHIRJSON, mimeJSON)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		body = b
+		if len(bytes.TrimSpace(b)) > 0 {
+			ps, _, err := parametersOf(b)
+			if err != nil {
+				s.fail(c, err)
+				return
+			}
+			for k, vs := range ps {
+				params[k] = append(params[k], vs...)
+			}
+		}
+	}
+	status, out, ctype, ok, err := s.opts.Operations.Operation(c.Request.Context(), principal(c), typ, id, op, params, body)
+	switch {
+	case err != nil:
+		s.fail(c, err)
+	case !ok:
+		s.unknownOperation(c)
+	case ctype == "" || strings.HasPrefix(ctype, mimeFHIRJSON):
+		s.writeJSON(c, status, out)
+	default:
+		c.Data(status, ctype, out)
+	}
 }
 
 // conformanceBundle is a searchset of the conformance resources found.

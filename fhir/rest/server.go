@@ -70,6 +70,9 @@ type Options struct {
 	// resources read-only and the terminology operations.
 	Validator   fhir.Validator
 	Conformance fhir.Conformance
+	// Operations (optional) runs the operations on stored data (the WMT
+	// safety operations).
+	Operations fhir.Operations
 	// Policy decides what each caller may do and see (required).
 	Policy fhir.Policy
 	// Audit (optional) records every answered request; Auditor (optional)

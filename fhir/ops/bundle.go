@@ -1,0 +1,76 @@
+package ops
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/fmtbank/cmts/fhir"
+)
+
+// Bundle is the trace as p sees it: a Bundle of type collection with the
+// start first, then everything else found in the order reached, each
+// resource through the policy's trace view and its meta.source naming its
+// owning tenant (TenantSource); what p may not see is left out.
+func (o *Ops) Bundle(p *fhir.Principal, t *Trace) ([]byte, error) {
+	type entry struct {
+		Resource json.RawMessage `json:"resource"`
+	}
+	b := struct {
+		ResourceType string  `json:"resourceType"`
+		Type         string  `json:"type"`
+		Entry        []entry `json:"entry,omitempty"`
+	}{ResourceType: "Bundle", Type: "collection"}
+	for _, v := range t.Found {
+		body, ok, err := o.policy.TraceView(p, v)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		tagged, err := withSource(body, TenantSource+v.Tenant)
+		if err != nil {
+			return nil, err
+		}
+		b.Entry = append(b.Entry, entry{Resource: tagged})
+	}
+	return json.Marshal(b)
+}
+
+// withSource sets meta.source in a resource's JSON.
+func withSource(body []byte, source string) ([]byte, error) {
+	// Fast path: a stored resource has a top-level meta without a source
+	// (the server wrote versionId and lastUpdated); without contained
+	// resources its first "meta" key is the top-level one.
+	if i := bytes.Index(body, []byte(`"meta":{`)); i > 0 && !bytes.Contains(body, []byte(`"contained"`)) &&
+		!bytes.Contains(body, []byte(`"source"`)) {
+		src, _ := json.Marshal(source)
+		at := i + len(`"meta":{`)
+		out := make([]byte, 0, len(body)+len(src)+12)
+		out = append(out, body[:at]...)
+		out = append(out, `"source":`...)
+		out = append(out, src...)
+		if body[at] != '}' {
+			out = append(out, ',')
+		}
+		return append(out, body[at:]...), nil
+	}
+	var res map[string]json.RawMessage
+	if err := json.Unmarshal(body, &res); err != nil {
+		return nil, err
+	}
+	meta := map[string]json.RawMessage{}
+	if raw, ok := res["meta"]; ok {
+		if err := json.Unmarshal(raw, &meta); err != nil {
+			return nil, err
+		}
+	}
+	src, _ := json.Marshal(source)
+	meta["source"] = src
+	m, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	res["meta"] = m
+	return json.Marshal(res)
+}

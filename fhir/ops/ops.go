@@ -1,0 +1,102 @@
+// Package ops runs the WMT safety operations of wmt-ig.md ("Operations") on
+// stored data: look-back and recall ($trace, $recall). It reads the store
+// through the search index and decides nothing about access itself: every
+// resource it answers goes through the access policy (fhir.Policy), and the
+// REST layer reaches it through fhir.Operations.
+package ops
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/bundle"
+	"github.com/fmtbank/cmts/store"
+)
+
+// Ops runs the operations; it implements fhir.Operations.
+type Ops struct {
+	store  store.Store
+	policy fhir.Policy
+	writer *bundle.Writer
+	now    func() time.Time
+}
+
+var _ fhir.Operations = (*Ops)(nil)
+
+// Options configure the operations. Store and Policy are required; without
+// Writer the operations that write ($recall) are not offered.
+type Options struct {
+	Store store.Store
+	// Policy shows every resource answered (fhir.Policy.TraceView).
+	Policy fhir.Policy
+	// Writer stores what an operation changes, as a transaction with the
+	// server's validation, access policy and audit.
+	Writer *bundle.Writer
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// New returns the operations.
+func New(opts Options) *Ops {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Ops{store: opts.Store, policy: opts.Policy, writer: opts.Writer, now: opts.Now}
+}
+
+// Offers implements fhir.Operations.
+func (o *Ops) Offers(typ, name string, instance bool) bool {
+	switch name {
+	case "$trace":
+		return instance && (typ == "Specimen" || typ == "Patient")
+	case "$recall":
+		return o.writer != nil && instance && (typ == "Specimen" || typ == "Patient")
+	}
+	return false
+}
+
+// Operation implements fhir.Operations.
+func (o *Ops) Operation(ctx context.Context, p *fhir.Principal, typ, id, name string, params url.Values, body []byte) (int, []byte, string, bool, error) {
+	if !o.Offers(typ, name, id != "") {
+		return 0, nil, "", false, nil
+	}
+	switch name {
+	case "$trace":
+		t, err := o.Trace(ctx, p, typ, id)
+		if err != nil {
+			return 0, nil, "", true, err
+		}
+		out, err := o.Bundle(p, t)
+		return http.StatusOK, out, "", true, err
+	case "$recall":
+		var since time.Time
+		if s := params.Get("since"); s != "" {
+			var err error
+			if since, err = parseDate(s); err != nil {
+				return 0, nil, "", true, fhir.Invalid(fhir.IssueValue, "since must be a date: "+s, "since 必须是日期："+s)
+			}
+		}
+		t, err := o.Recall(ctx, p, typ, id, params.Get("reason"), since)
+		if err != nil {
+			return 0, nil, "", true, err
+		}
+		out, err := o.Bundle(p, t)
+		return http.StatusOK, out, "", true, err
+	}
+	return 0, nil, "", false, nil
+}
+
+// parseDate reads a FHIR date or dateTime.
+func parseDate(s string) (time.Time, error) {
+	var err error
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02", "2006-01", "2006"} {
+		var t time.Time
+		if t, err = time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, err
+}

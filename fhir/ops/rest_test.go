@@ -1,0 +1,111 @@
+package ops_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/bundle"
+	"github.com/fmtbank/cmts/fhir/ops"
+	"github.com/fmtbank/cmts/fhir/ops/opstest"
+	"github.com/fmtbank/cmts/fhir/rest"
+	"github.com/fmtbank/cmts/fhir/rest/resttest"
+	"github.com/fmtbank/cmts/store"
+	"github.com/fmtbank/cmts/store/sqlite"
+)
+
+func newStore(t testing.TB) store.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestOps runs the suite on the embedded store.
+func TestOps(t *testing.T) {
+	t.Parallel()
+	opstest.Run(t, newStore)
+}
+
+// as authenticates every request as one principal.
+type as struct{ p *fhir.Principal }
+
+func (a as) Authenticate(*http.Request) (*fhir.Principal, error) { return a.p, nil }
+
+// TestTraceOverREST: the router dispatches $trace to the operations and
+// leaves the operations they do not offer to the rest of the server.
+func TestTraceOverREST(t *testing.T) {
+	t.Parallel()
+	r := opstest.Cohort(t, newStore(t))
+	scopes := []string{"user/*.cruds"}
+	hosp1 := &fhir.Principal{Tenant: "h1", TenantKind: fhir.TenantHospital, Subject: "s",
+		Roles: []fhir.Role{fhir.RoleClinician}, Scopes: scopes, Grants: fhir.ParseScopes(scopes)}
+	c := resttest.Serve(t, r.St, func(o *rest.Options) {
+		o.Auth = as{hosp1}
+		o.Policy = r.Pol
+		o.Operations = ops.New(ops.Options{Store: r.St, Policy: r.Pol})
+	})
+	res := c.Do(http.MethodGet, "/Specimen/l2/$trace", nil)
+	if res.Status != http.StatusOK {
+		t.Fatalf("GET $trace: %d %s", res.Status, res.Body)
+	}
+	if b := res.JSON(t); b["type"] != "collection" || len(b["entry"].([]any)) != 4 {
+		t.Errorf("GET $trace: want a collection of 4 entries, got %s", res.Body)
+	}
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodGet, "/Patient/d1/$trace", http.StatusNotFound},
+		{http.MethodGet, "/Observation/o1/$trace", http.StatusNotFound},
+		{http.MethodGet, "/Specimen/l2/$nothing", http.StatusNotFound},
+		// No writer: $recall is not offered.
+		{http.MethodPost, "/Specimen/l2/$recall", http.StatusNotFound},
+	} {
+		if res := c.Do(tc.method, tc.path, nil); res.Status != tc.want {
+			t.Errorf("%s %s: want %d, got %d %s", tc.method, tc.path, tc.want, res.Status, res.Body)
+		}
+	}
+}
+
+// TestRecallOverREST: POST $recall with a Parameters body, by the bank
+// (200, the trace with the lots recalled) and by a hospital (403).
+func TestRecallOverREST(t *testing.T) {
+	t.Parallel()
+	r := opstest.Cohort(t, newStore(t))
+	codec, err := fhir.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := bundle.NewWriter(bundle.Options{Store: r.St, Codec: codec, Indexer: r.Engine, Guard: r.Pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(tenant string, kind fhir.TenantKind, role fhir.Role) *resttest.Client {
+		scopes := []string{"user/*.cruds"}
+		p := &fhir.Principal{Tenant: tenant, TenantKind: kind, Subject: "s", Roles: []fhir.Role{role},
+			Scopes: scopes, Grants: fhir.ParseScopes(scopes)}
+		return resttest.Serve(t, r.St, func(o *rest.Options) {
+			o.Auth = as{p}
+			o.Policy = r.Pol
+			o.Operations = ops.New(ops.Options{Store: r.St, Policy: r.Pol, Writer: w})
+		})
+	}
+	params := []byte(`{"resourceType":"Parameters","parameter":[{"name":"reason","valueString":"screening positive"}]}`)
+	ct := []string{"Content-Type", "application/fhir+json"}
+	if res := serve("h1", fhir.TenantHospital, fhir.RoleClinician).Do(http.MethodPost, "/Specimen/l1/$recall", params, ct...); res.Status != http.StatusForbidden {
+		t.Errorf("hospital: want 403, got %d %s", res.Status, res.Body)
+	}
+	res := serve("b1", fhir.TenantBank, fhir.RoleBankStaff).Do(http.MethodPost, "/Specimen/l1/$recall", params, ct...)
+	if res.Status != http.StatusOK {
+		t.Fatalf("bank: %d %s", res.Status, res.Body)
+	}
+	if n := strings.Count(string(res.Body), `"valueCode":"recalled"`); n != 2 {
+		t.Errorf("bank: want the trace with 2 lots recalled (l1, l2), got %d: %s", n, res.Body)
+	}
+}

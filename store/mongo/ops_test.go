@@ -1,0 +1,17 @@
+package mongo_test
+
+import (
+	"testing"
+
+	"github.com/fmtbank/cmts/fhir/ops/opstest"
+	"github.com/fmtbank/cmts/store"
+	"github.com/fmtbank/cmts/store/mongo/mongotest"
+)
+
+// TestOps runs the WMT operations suite (look-back and recall on small
+// hand-worked cohorts), the same as on the embedded store.
+func TestOps(t *testing.T) {
+	t.Parallel()
+	srv := mongotest.Start(t)
+	opstest.Run(t, func(t testing.TB) store.Store { return open(t, srv) })
+}
