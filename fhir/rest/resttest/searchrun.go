@@ -41,8 +41,9 @@ func RunSearchCases(t *testing.T, newStore NewStore) {
 // stored resource (FerretDB v1 filters the whole collection in Go), where a
 // case then costs what its own types hold rather than what the 655
 // StructureDefinitions, 1,316 ValueSets and 1,062 CodeSystems hold. The
-// groups run in parallel, the largest first, so that they do not end the
-// run alone.
+// bodies go to the store gzip-compressed (packed): the index entries it
+// searches are the same. The groups run in parallel, the largest first, so
+// that they do not end the run alone.
 func RunSearchCasesByType(t *testing.T, newStore NewStore) {
 	groups := searchCaseGroups(t)
 	all := fhirtest.ExampleFiles(t, "")
@@ -69,7 +70,9 @@ func RunSearchCasesByType(t *testing.T, newStore NewStore) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			c, st := openLoading(t, newStore)
+			// Packed bodies: FerretDB decodes every document, bodies
+			// included, for every query (see packed).
+			c, st := openLoading(t, func(t testing.TB) store.Store { return packed{newStore(t)} })
 			loadExamples(t, c, st, g.typeSet())
 			for _, tc := range g.cases {
 				runSearchCase(t, c, tc)
