@@ -28,9 +28,7 @@ import (
 func RunSearchCases(t *testing.T, newStore NewStore) {
 	c, st := openLoading(t, newStore)
 	loadExamples(t, c, st, nil)
-	for _, tc := range SearchCases {
-		runSearchCase(t, c, tc)
-	}
+	runSearchCases(t, c, SearchCases)
 }
 
 // RunSearchCasesByType runs every SearchCase too, but not over one store of
@@ -74,11 +72,28 @@ func RunSearchCasesByType(t *testing.T, newStore NewStore) {
 			// included, for every query (see packed).
 			c, st := openLoading(t, func(t testing.TB) store.Store { return packed{newStore(t)} })
 			loadExamples(t, c, st, g.typeSet())
-			for _, tc := range g.cases {
-				runSearchCase(t, c, tc)
-			}
+			runSearchCases(t, c, g.cases)
 		})
 	}
+}
+
+// runSearchCases runs cases as subtests of t against the server c, two at a
+// time: they only read, and on a backend that works for every query
+// (FerretDB decodes the whole collection) one group's queries then keep
+// two CPUs busy. The subtests are started from goroutines rather than made
+// parallel, so that a group's cases run as soon as it is loaded instead of
+// queueing behind every other group's for go test's -parallel slots.
+func runSearchCases(t *testing.T, c *Client, cases []SearchCase) {
+	sem := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	for _, tc := range cases {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			runSearchCase(t, c, tc)
+		})
+	}
+	wg.Wait()
 }
 
 // runSearchCase runs one case as a subtest of t against the server c.
