@@ -620,6 +620,7 @@ func testSearch(t *testing.T, s store.Store) {
 	r := loadRegistry(t, s)
 	for _, tc := range searchCases() {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // they only read s and r
 			tenant := tc.tenant
 			if tenant == "" {
 				tenant = "h1"

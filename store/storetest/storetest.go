@@ -58,8 +58,11 @@ func Run(t *testing.T, newStore NewStore) {
 			}
 		}},
 	}
+	// Each test has a store of its own, so they run in parallel: on a
+	// backend behind a network most of their time is round trips.
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := newStore(t)
 			t.Cleanup(func() { s.Close() })
 			tc.fn(t, s)

@@ -28,9 +28,7 @@ import (
 func RunSearchCases(t *testing.T, newStore NewStore) {
 	c, st := openLoading(t, newStore)
 	loadExamples(t, c, st, nil)
-	for _, tc := range SearchCases {
-		runSearchCase(t, c, tc)
-	}
+	runSearchCases(t, c, SearchCases)
 }
 
 // RunSearchCasesByType runs every SearchCase too, but not over one store of
@@ -41,41 +39,76 @@ func RunSearchCases(t *testing.T, newStore NewStore) {
 // stored resource (FerretDB v1 filters the whole collection in Go), where a
 // case then costs what its own types hold rather than what the 655
 // StructureDefinitions, 1,316 ValueSets and 1,062 CodeSystems hold. The
-// groups run in parallel, the largest first, so that they do not end the
-// run alone.
+// bodies go to the store gzip-compressed (packed): the index entries it
+// searches are the same. Two groups run at a time, the costliest first (by
+// what they load and how many queries read it), so that none ends the run
+// alone; they are started from goroutines rather than made parallel, so
+// that they do not queue for go test's -parallel slots behind the
+// package's other tests.
 func RunSearchCasesByType(t *testing.T, newStore NewStore) {
 	groups := searchCaseGroups(t)
 	all := fhirtest.ExampleFiles(t, "")
-	files := map[string]int{}
+	files, bytes := map[string]int{}, map[string]int64{}
 	for _, f := range all {
 		typ, _, _ := strings.Cut(filepath.Base(f), "-")
 		files[typ]++
+		if fi, err := os.Stat(f); err == nil {
+			bytes[typ] += fi.Size()
+		}
 	}
-	size := func(g searchGroup) int {
-		if g.types == nil {
-			return len(all)
+	// cost: a query decodes every document (a 20 KB body about as much as
+	// a document's index entries), and every case is a query or two.
+	cost := func(g searchGroup) int64 {
+		var docs int64
+		for typ, n := range files {
+			if g.types == nil || slices.Contains(g.types, typ) {
+				docs += int64(n) + bytes[typ]/20000
+			}
 		}
-		n := 0
-		for _, typ := range g.types {
-			n += files[typ]
-		}
-		return n
+		return docs * int64(len(g.cases)+2)
 	}
-	slices.SortStableFunc(groups, func(a, b searchGroup) int { return cmp.Compare(size(b), size(a)) })
-	for _, g := range groups {
-		name := strings.Join(g.types, "+")
-		if g.types == nil {
-			name = "all"
-		}
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			c, st := openLoading(t, newStore)
-			loadExamples(t, c, st, g.typeSet())
-			for _, tc := range g.cases {
-				runSearchCase(t, c, tc)
+	slices.SortStableFunc(groups, func(a, b searchGroup) int { return cmp.Compare(cost(b), cost(a)) })
+	work := make(chan searchGroup)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for g := range work {
+				name := strings.Join(g.types, "+")
+				if g.types == nil {
+					name = "all"
+				}
+				t.Run(name, func(t *testing.T) {
+					c, st := openLoading(t, func(t testing.TB) store.Store { return packed{newStore(t)} })
+					loadExamples(t, c, st, g.typeSet())
+					runSearchCases(t, c, g.cases)
+				})
 			}
 		})
 	}
+	for _, g := range groups {
+		work <- g
+	}
+	close(work)
+	wg.Wait()
+}
+
+// runSearchCases runs cases as subtests of t against the server c, two at a
+// time: they only read, and on a backend that works for every query
+// (FerretDB decodes the whole collection) one group's queries then keep
+// two CPUs busy. The subtests are started from goroutines rather than made
+// parallel, so that a group's cases run as soon as it is loaded instead of
+// queueing behind every other group's for go test's -parallel slots.
+func runSearchCases(t *testing.T, c *Client, cases []SearchCase) {
+	sem := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	for _, tc := range cases {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			runSearchCase(t, c, tc)
+		})
+	}
+	wg.Wait()
 }
 
 // runSearchCase runs one case as a subtest of t against the server c.
