@@ -67,16 +67,16 @@ func packWrite(w store.Write) store.Write {
 	return w
 }
 
-func (p packed) Read(ctx context.Context, tenant, typ, id string) (*store.Version, error) {
-	v, err := p.Store.Read(ctx, tenant, typ, id)
+func (p packed) Read(ctx context.Context, a store.Access, typ, id string) (*store.Version, error) {
+	v, err := p.Store.Read(ctx, a, typ, id)
 	if err == nil {
 		err = unpack(v)
 	}
 	return v, err
 }
 
-func (p packed) ReadVersion(ctx context.Context, tenant, typ, id string, vid int64) (*store.Version, error) {
-	v, err := p.Store.ReadVersion(ctx, tenant, typ, id, vid)
+func (p packed) ReadVersion(ctx context.Context, a store.Access, typ, id string, vid int64) (*store.Version, error) {
+	v, err := p.Store.ReadVersion(ctx, a, typ, id, vid)
 	if err == nil {
 		err = unpack(v)
 	}
