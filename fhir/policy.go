@@ -2,6 +2,7 @@ package fhir
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -31,6 +32,23 @@ const (
 	ActionBatch           Action = "batch"
 	ActionOperation       Action = "operation"
 )
+
+// ActionOf is the interaction an HTTP method asks for on a resource (a
+// Bundle entry's, or a request's that never reached a route): POST create,
+// PUT update, PATCH patch, DELETE delete, anything else read.
+func ActionOf(method string) Action {
+	switch method {
+	case http.MethodPost:
+		return ActionCreate
+	case http.MethodPut:
+		return ActionUpdate
+	case http.MethodPatch:
+		return ActionPatch
+	case http.MethodDelete:
+		return ActionDelete
+	}
+	return ActionRead
+}
 
 // Policy is the access policy decision point: access = tenant ∩ role ∩
 // SMART scope ∩ patient context (design.md), decided here and nowhere else.

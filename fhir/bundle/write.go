@@ -286,7 +286,7 @@ func forEach(n int, f func(i int)) {
 func (w *Writer) prepare(p *fhir.Principal, e *Entry, res *fhir.Resource, conds *[]store.Query) (*plan, error) {
 	pl := &plan{e: e, cond: -1}
 	if w.opts.Guard != nil {
-		if err := w.opts.Guard.Allow(p, actionOf(e.Method), e.Type); err != nil {
+		if err := w.opts.Guard.Allow(p, fhir.ActionOf(e.Method), e.Type); err != nil {
 			return nil, err
 		}
 	}
@@ -668,19 +668,6 @@ func (w *Writer) newWrite(ctx context.Context, p *fhir.Principal, res *fhir.Reso
 		return nil, err
 	}
 	return &store.Write{PrevVersion: prev, Version: v}, nil
-}
-
-// actionOf is the interaction an entry's method asks for.
-func actionOf(method string) fhir.Action {
-	switch method {
-	case http.MethodPost:
-		return fhir.ActionCreate
-	case http.MethodPatch:
-		return fhir.ActionPatch
-	case http.MethodDelete:
-		return fhir.ActionDelete
-	}
-	return fhir.ActionUpdate
 }
 
 // guard asks the Guard, if any, about storing next after cur.

@@ -283,7 +283,8 @@ func (s *Server) auditRequests(c *gin.Context) {
 	case r.Action == "" && c.FullPath() == "/fhir/metadata":
 		r.Action = fhir.ActionCapabilities
 	case r.Action == "":
-		r.Action = fallbackAction(c)
+		// Never reached a route (a bad URL, a refusal before routing).
+		r.Action = fhir.ActionOf(c.Request.Method)
 	}
 	switch r.Action {
 	case fhir.ActionCreate, fhir.ActionUpdate, fhir.ActionPatch, fhir.ActionDelete:
@@ -292,22 +293,6 @@ func (s *Server) auditRequests(c *gin.Context) {
 		}
 	}
 	s.opts.Audit.Requested(c.Request.Context(), r)
-}
-
-// fallbackAction names a request that never reached an interaction (a bad
-// URL, a refusal before routing) by its method.
-func fallbackAction(c *gin.Context) fhir.Action {
-	switch c.Request.Method {
-	case http.MethodPost:
-		return fhir.ActionCreate
-	case http.MethodPut:
-		return fhir.ActionUpdate
-	case http.MethodPatch:
-		return fhir.ActionPatch
-	case http.MethodDelete:
-		return fhir.ActionDelete
-	}
-	return fhir.ActionRead
 }
 
 // view is the body of v as the caller may see it (see fhir.Policy.View).
