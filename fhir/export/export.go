@@ -32,6 +32,8 @@ import (
 type Indexer interface {
 	Entries(resourceType string, body []byte) ([]store.IndexEntry, error)
 	References(resourceType string, body []byte, param string) ([]store.IndexEntry, error)
+	// Compile compiles a search of resourceType (a _typeFilter query).
+	Compile(resourceType string, params url.Values) (store.Expr, error)
 }
 
 // Options configure an Exporter. Store, Policy, Indexer, Types and Dir are
@@ -162,6 +164,10 @@ func (e *Exporter) Kickoff(ctx context.Context, p *fhir.Principal, k fhir.Export
 						return "", unsupported(name, t)
 					}
 				}
+			case "_typeFilter":
+				if err := e.typeFilter(p, j, v); err != nil && !k.Lenient {
+					return "", err
+				}
 			case "_since":
 				t, err := parseInstant(v)
 				if err != nil {
@@ -206,6 +212,66 @@ func (e *Exporter) Kickoff(ctx context.Context, p *fhir.Principal, k fhir.Export
 	default:
 	}
 	return j.ID, nil
+}
+
+// notInTypeFilter are the search result parameters a _typeFilter query may
+// not use: it selects resources, it does not shape a result.
+var notInTypeFilter = []string{"_include", "_revinclude", "_sort", "_count", "_summary", "_elements", "_total", "_contained", "_containedType"}
+
+// typeFilter checks the _typeFilter value v (comma-separated queries
+// Type?params) and records its queries in j.
+func (e *Exporter) typeFilter(p *fhir.Principal, j *job, v string) error {
+	for _, q := range strings.Split(v, ",") {
+		typ, query, _ := strings.Cut(strings.TrimSpace(q), "?")
+		params, err := url.ParseQuery(query)
+		if err != nil || !slices.Contains(e.opts.Types, typ) {
+			return unsupported("_typeFilter", q)
+		}
+		for name := range params {
+			if slices.Contains(notInTypeFilter, strings.SplitN(name, ":", 2)[0]) {
+				return unsupported("_typeFilter", q)
+			}
+		}
+		if _, err := e.opts.Indexer.Compile(typ, params); err != nil {
+			return err
+		}
+		if err := e.opts.Policy.CheckSearch(p, typ, params, nil); err != nil {
+			return err
+		}
+		if j.TypeFilters == nil {
+			j.TypeFilters = map[string][]string{}
+		}
+		j.TypeFilters[typ] = append(j.TypeFilters[typ], query)
+	}
+	return nil
+}
+
+// filter is the store condition on resources of t: the caller's narrowing
+// and, when j has _typeFilter queries for t, any one of them.
+func (e *Exporter) filter(j *job, t string, narrow store.Expr) (store.Expr, error) {
+	qs := j.TypeFilters[t]
+	if len(qs) == 0 {
+		return narrow, nil
+	}
+	var or store.Or
+	for _, q := range qs {
+		params, err := url.ParseQuery(q)
+		if err != nil {
+			return nil, err
+		}
+		x, err := e.opts.Indexer.Compile(t, params)
+		if err != nil {
+			return nil, err
+		}
+		if x == nil {
+			return narrow, nil // one query matches everything
+		}
+		or = append(or, x)
+	}
+	if narrow == nil {
+		return or, nil
+	}
+	return store.And{narrow, or}, nil
 }
 
 // parseInstant reads a FHIR instant (or dateTime with a zone).

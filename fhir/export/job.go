@@ -46,13 +46,15 @@ type job struct {
 	version int64
 	// Owner is who started the job (roles and scopes included): the job
 	// runs as them, and only they may see it.
-	Owner   fhir.Principal `json:"owner"`
-	Level   string         `json:"level"`
-	Group   string         `json:"group,omitempty"`
-	Types   []string       `json:"types,omitempty"`
-	Since   time.Time      `json:"since,omitzero"`
-	Request string         `json:"request"`
-	State   string         `json:"state"`
+	Owner fhir.Principal `json:"owner"`
+	Level string         `json:"level"`
+	Group string         `json:"group,omitempty"`
+	Types []string       `json:"types,omitempty"`
+	Since time.Time      `json:"since,omitzero"`
+	// TypeFilters are the _typeFilter queries by type (query strings).
+	TypeFilters map[string][]string `json:"typeFilters,omitempty"`
+	Request     string              `json:"request"`
+	State       string              `json:"state"`
 	// TransactionTime is when the job was accepted: the export shows the
 	// store as it was then.
 	TransactionTime time.Time `json:"transactionTime"`

@@ -141,6 +141,9 @@ func (e *Exporter) run(ctx context.Context, j *job) error {
 		if err != nil {
 			continue // the caller's scopes do not reach t
 		}
+		if narrow, err = e.filter(j, t, narrow); err != nil {
+			return err
+		}
 		keep := len(j.Types) == 0 || slices.Contains(j.Types, t)
 		n, err := e.exportType(ctx, j, p, t, narrow, patients, dir, keep)
 		if err != nil {

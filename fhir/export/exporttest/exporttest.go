@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Regulator", testRegulator},
 		{"Parameters", testParameters},
 		{"Since", testSince},
+		{"TypeFilter", testTypeFilter},
 		{"PatientExport", testPatientExport},
 		{"Cancel", testCancel},
 		{"OtherPrincipal", testOtherPrincipal},
@@ -353,7 +354,7 @@ func testParameters(t *testing.T, newStore NewStore) {
 	if g := ids(got["Patient"]); !slices.Equal([]string{"r1"}, g) {
 		t.Errorf("h1 Patient: want r1, got %v", g)
 	}
-	for _, q := range []string{"_outputFormat=text/csv", "_type=NoSuchType", "_typeFilter=Patient%3Fgender%3Dfemale", "_elements=id", "_since=yesterday"} {
+	for _, q := range []string{"_outputFormat=text/csv", "_type=NoSuchType", "_typeFilter=" + url.QueryEscape("Patient?_sort=name"), "_typeFilter=" + url.QueryEscape("Patient?nosuchparam=1"), "_elements=id", "_since=yesterday"} {
 		h := append(slices.Clone(kickoffHeaders), "Authorization", "Bearer h1")
 		res := e.c.Do(http.MethodGet, "/$export?"+q, nil, h...)
 		if res.Status != http.StatusBadRequest || res.JSON(t)["resourceType"] != "OperationOutcome" {
@@ -365,6 +366,20 @@ func testParameters(t *testing.T, newStore NewStore) {
 		h[3] = "respond-async, handling=lenient"
 		if res := e.c.Do(http.MethodGet, "/$export?"+q, nil, h...); res.Status != http.StatusAccepted {
 			t.Errorf("%s, lenient: want 202, got %d %s", q, res.Status, res.Body)
+		}
+	}
+}
+
+// testTypeFilter: _typeFilter narrows the types it names (any of its
+// queries per type), and leaves the others whole.
+func testTypeFilter(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore, setup{})
+	q := url.QueryEscape("Patient?_id=r2,Patient?_id=r4,Procedure?subject=Patient/r3")
+	m := e.poll("h2", e.kickoff("h2", "/$export?_type=Patient,Procedure,AdverseEvent&_typeFilter="+q))
+	got := e.download("h2", m, "output")
+	for typ, want := range map[string][]string{"Patient": {"r2", "r4"}, "Procedure": {"p3"}, "AdverseEvent": {"e3"}} {
+		if g := ids(got[typ]); !slices.Equal(want, g) {
+			t.Errorf("%s: want %v, got %v", typ, want, g)
 		}
 	}
 }
