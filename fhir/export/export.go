@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -133,7 +134,7 @@ func unsupported(name, value string) *fhir.Error {
 // Kickoff implements fhir.Exports.
 func (e *Exporter) Kickoff(ctx context.Context, p *fhir.Principal, k fhir.ExportKickoff) (string, error) {
 	allow := func() error { return e.opts.Policy.Allow(p, fhir.ActionSearchSystem, "") }
-	if k.Level == "Patient" {
+	if k.Level == "Patient" || k.Level == "Group" {
 		allow = func() error { return e.opts.Policy.Allow(p, fhir.ActionSearchType, "Patient") }
 	}
 	if err := allow(); err != nil {
@@ -143,7 +144,9 @@ func (e *Exporter) Kickoff(ctx context.Context, p *fhir.Principal, k fhir.Export
 	j := &job{Owner: *p, Level: k.Level, Group: k.Group, Request: k.Request, State: stateAccepted, TransactionTime: now}
 	j.Owner.Grants = nil
 	if k.Level == "Group" {
-		return "", fhir.NotSupported("Group-level $export is not supported yet", "暂不支持 Group 级别的 $export")
+		if _, err := e.members(ctx, p, k.Group); err != nil {
+			return "", err
+		}
 	}
 	for name, values := range k.Params {
 		for _, v := range values {
@@ -272,6 +275,42 @@ func (e *Exporter) filter(j *job, t string, narrow store.Expr) (store.Expr, erro
 		return or, nil
 	}
 	return store.And{narrow, or}, nil
+}
+
+// members are the Patient ids among the members of Group id as p reads
+// it. Errors: 404 when p cannot read the group; 400 for a group defined
+// by its characteristics (actual false), whose members are not listed.
+func (e *Exporter) members(ctx context.Context, p *fhir.Principal, id string) (map[string]bool, error) {
+	v, err := e.opts.Store.Read(ctx, e.opts.Policy.Access(p), "Group", id)
+	switch {
+	case errors.Is(err, store.ErrNotFound), err == nil && (v.Deleted || !e.opts.Policy.Readable(p, v)):
+		return nil, fhir.NotFound("Group", id)
+	case err != nil:
+		return nil, err
+	}
+	var g struct {
+		Actual *bool `json:"actual"`
+		Member []struct {
+			Entity struct {
+				Reference string `json:"reference"`
+			} `json:"entity"`
+			Inactive bool `json:"inactive"`
+		} `json:"member"`
+	}
+	if err := json.Unmarshal(v.Resource, &g); err != nil {
+		return nil, err
+	}
+	if g.Actual != nil && !*g.Actual {
+		return nil, fhir.Invalid(fhir.IssueNotSupported, "Group/"+id+" is defined by characteristics; only groups that list their members can be exported",
+			"Group/"+id+" 按特征定义；仅支持导出列出成员的 Group")
+	}
+	out := map[string]bool{}
+	for _, m := range g.Member {
+		if pid, ok := strings.CutPrefix(m.Entity.Reference, "Patient/"); ok && !m.Inactive {
+			out[pid] = true
+		}
+	}
+	return out, nil
 }
 
 // parseInstant reads a FHIR instant (or dateTime with a zone).

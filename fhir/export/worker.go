@@ -107,7 +107,7 @@ func (e *Exporter) types(j *job) []string {
 	if len(ts) == 0 {
 		ts = e.opts.Types
 	}
-	if j.Level == "Patient" {
+	if j.Level == "Patient" || j.Level == "Group" {
 		ts = slices.DeleteFunc(slices.Clone(ts), func(t string) bool {
 			return t != "Patient" && len(e.opts.Compartment(t)) == 0
 		})
@@ -132,9 +132,17 @@ func (e *Exporter) run(ctx context.Context, j *job) error {
 		return err
 	}
 	p := j.principal()
-	var patients map[string]bool
-	if j.Level == "Patient" {
+	// patients collects the Patients exported, for the compartments of a
+	// Patient or Group export; members limits them to a Group's.
+	var patients, members map[string]bool
+	if j.Level == "Patient" || j.Level == "Group" {
 		patients = map[string]bool{}
+	}
+	if j.Level == "Group" {
+		var err error
+		if members, err = e.members(ctx, p, j.Group); err != nil {
+			return err
+		}
 	}
 	for _, t := range e.types(j) {
 		narrow, err := e.opts.Policy.Narrow(p, t)
@@ -145,7 +153,7 @@ func (e *Exporter) run(ctx context.Context, j *job) error {
 			return err
 		}
 		keep := len(j.Types) == 0 || slices.Contains(j.Types, t)
-		n, err := e.exportType(ctx, j, p, t, narrow, patients, dir, keep)
+		n, err := e.exportType(ctx, j, p, t, narrow, patients, members, dir, keep)
 		if err != nil {
 			return err
 		}
@@ -215,9 +223,10 @@ func (o *ndjson) close() error {
 // exportType writes the resources of t that p sees, as they were at j's
 // transaction time, a page at a time. With patients set (a Patient export)
 // a Patient is recorded there and any other resource is kept only when it
-// is in the compartment of one of them. keep false reads without writing.
+// is in the compartment of one of them; with members set (a Group export)
+// only those Patients are. keep false reads without writing.
 func (e *Exporter) exportType(ctx context.Context, j *job, p *fhir.Principal, t string, narrow store.Expr,
-	patients map[string]bool, dir string, keep bool) (int, error) {
+	patients, members map[string]bool, dir string, keep bool) (int, error) {
 	out, err := create(filepath.Join(dir, t+".ndjson"))
 	if err != nil {
 		return 0, err
@@ -245,6 +254,9 @@ func (e *Exporter) exportType(ctx context.Context, j *job, p *fhir.Principal, t 
 			}
 			if patients != nil {
 				if t == "Patient" {
+					if members != nil && !members[v.ID] {
+						continue
+					}
 					patients[v.ID] = true
 				} else if !e.inCompartment(v, patients) {
 					continue

@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Since", testSince},
 		{"TypeFilter", testTypeFilter},
 		{"PatientExport", testPatientExport},
+		{"GroupExport", testGroupExport},
 		{"Cancel", testCancel},
 		{"OtherPrincipal", testOtherPrincipal},
 		{"TooMany", testTooMany},
@@ -430,6 +431,35 @@ func testPatientExport(t *testing.T, newStore NewStore) {
 	m = e.poll("h2", e.kickoff("h2", "/Patient/$export?_type=Procedure"))
 	if g := types(e.download("h2", m, "output")); !slices.Equal([]string{"Procedure"}, g) {
 		t.Errorf("_type=Procedure: got files of %v", g)
+	}
+}
+
+// testGroupExport: the Group's member Patients the caller sees and their
+// compartments; another tenant's group is unknown.
+func testGroupExport(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore, setup{})
+	body := []byte(`{"resourceType":"Group","id":"g1","type":"person","actual":true,"member":[` +
+		`{"entity":{"reference":"Patient/r2"}},{"entity":{"reference":"Patient/r3"}},{"entity":{"reference":"Patient/r4"},"inactive":true}]}`)
+	idx, err := e.r.Engine.Entries("Group", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.r.St.Put(context.Background(), store.Write{Version: store.Version{Tenant: "h2", Type: "Group", ID: "g1", VersionID: 1,
+		LastUpdated: time.Now().UTC(), Resource: body, Index: idx, Method: "PUT"}}); err != nil {
+		t.Fatal(err)
+	}
+	m := e.poll("h2", e.kickoff("h2", "/Group/g1/$export"))
+	got := e.download("h2", m, "output")
+	for typ, want := range map[string][]string{"Patient": {"r2", "r3"}, "Procedure": {"p2", "p3"}, "AdverseEvent": {"e3"}} {
+		if g := ids(got[typ]); !slices.Equal(want, g) {
+			t.Errorf("%s: want %v, got %v", typ, want, g)
+		}
+	}
+	h := append(slices.Clone(kickoffHeaders), "Authorization", "Bearer h1")
+	for _, path := range []string{"/Group/g1/$export", "/Group/nope/$export"} {
+		if res := e.c.Do(http.MethodGet, path, nil, h...); res.Status != http.StatusNotFound {
+			t.Errorf("h1 %s: want 404, got %d %s", path, res.Status, res.Body)
+		}
 	}
 }
 
