@@ -352,6 +352,16 @@ func testParameters(t *testing.T, newStore NewStore) {
 	if g := types(got); !slices.Equal([]string{"AdverseEvent", "Patient"}, g) {
 		t.Errorf("_type=Patient,AdverseEvent: got files of %v", g)
 	}
+	// POST with a Parameters body: the same parameters.
+	params := []byte(`{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Procedure"},` +
+		`{"name":"_outputFormat","valueString":"application/fhir+ndjson"}]}`)
+	res := e.c.Do(http.MethodPost, "/$export", params, append(slices.Clone(kickoffHeaders), "Authorization", "Bearer h1")...)
+	if res.Status != http.StatusAccepted {
+		t.Fatalf("POST $export: want 202, got %d %s", res.Status, res.Body)
+	}
+	if g := types(e.download("h1", e.poll("h1", res.Header.Get("Content-Location")), "output")); !slices.Equal([]string{"Procedure"}, g) {
+		t.Errorf("POST _type=Procedure: got files of %v", g)
+	}
 	if g := ids(got["Patient"]); !slices.Equal([]string{"r1"}, g) {
 		t.Errorf("h1 Patient: want r1, got %v", g)
 	}
