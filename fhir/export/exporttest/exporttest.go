@@ -253,6 +253,12 @@ func types(files map[string][]map[string]any) []string {
 
 func testKickoffRefused(t *testing.T, newStore NewStore) {
 	e := newEnv(t, newStore, setup{})
+	// The CapabilityStatement says the server does Bulk Data export.
+	cs := e.c.Do(http.MethodGet, "/metadata", nil)
+	if !bytes.Contains(cs.Body, []byte(`"instantiates":["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"]`)) ||
+		!bytes.Contains(cs.Body, []byte(`"definition":"http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"`)) {
+		t.Errorf("the CapabilityStatement does not name the Bulk Data export operation")
+	}
 	for _, tc := range []struct {
 		name   string
 		header []string
