@@ -55,7 +55,7 @@ func (s *Server) exportKickoff(c *gin.Context, typ, group string) {
 // while the job runs, 200 with the manifest and Expires once it is done.
 func (s *Server) exportStatus(c *gin.Context) {
 	if s.opts.Export == nil {
-		s.unknownOperation(c)
+		s.fail(c, errNoExport())
 		return
 	}
 	st, err := s.opts.Export.Status(c.Request.Context(), principal(c), c.Param("job"), s.base(c))
@@ -78,7 +78,7 @@ func (s *Server) exportStatus(c *gin.Context) {
 // exportCancel cancels a job: 202, and the status URL answers 404 after.
 func (s *Server) exportCancel(c *gin.Context) {
 	if s.opts.Export == nil {
-		s.unknownOperation(c)
+		s.fail(c, errNoExport())
 		return
 	}
 	if err := s.opts.Export.Cancel(c.Request.Context(), principal(c), c.Param("job")); err != nil {
@@ -92,7 +92,7 @@ func (s *Server) exportCancel(c *gin.Context) {
 // exportFile streams one NDJSON output file of a completed job.
 func (s *Server) exportFile(c *gin.Context) {
 	if s.opts.Export == nil {
-		s.unknownOperation(c)
+		s.fail(c, errNoExport())
 		return
 	}
 	f, err := s.opts.Export.Open(c.Request.Context(), principal(c), c.Param("job"), c.Param("file"))
@@ -107,4 +107,10 @@ func (s *Server) exportFile(c *gin.Context) {
 		// The status is out; the client sees a cut stream.
 		s.opts.Logger.Info("export download cut", "err", err)
 	}
+}
+
+// errNoExport answers the status and file URLs of a server without exports.
+func errNoExport() *fhir.Error {
+	return fhir.Invalid(fhir.IssueNotSupported, "This server does not run Bulk Data exports", "本服务器不提供批量数据导出").
+		WithStatus(http.StatusNotFound)
 }
