@@ -233,6 +233,31 @@ func (e *Exporter) exportType(ctx context.Context, j *job, p *fhir.Principal, t 
 	}
 	defer out.f.Close()
 	access := e.opts.Policy.Access(p)
+	// emit writes v, a version current at the transaction time, if the
+	// export holds it.
+	emit := func(v *store.Version) error {
+		if !j.Since.IsZero() && v.LastUpdated.Before(j.Since) || !e.opts.Policy.Readable(p, v) {
+			return nil
+		}
+		if patients != nil {
+			if t == "Patient" {
+				if members != nil && !members[v.ID] {
+					return nil
+				}
+				patients[v.ID] = true
+			} else if !e.inCompartment(v, patients) {
+				return nil
+			}
+		}
+		if !keep {
+			return nil
+		}
+		body, err := e.opts.Policy.View(p, v)
+		if err != nil || body == nil {
+			return err
+		}
+		return out.line(body)
+	}
 	var after *store.SearchCursor
 	for {
 		page, err := e.opts.Store.Search(ctx, store.Query{Access: access, Type: t, Filter: narrow, Count: e.opts.PageSize, After: after})
@@ -242,37 +267,14 @@ func (e *Exporter) exportType(ctx context.Context, j *job, p *fhir.Principal, t 
 		for _, v := range page.Versions {
 			if v.LastUpdated.After(j.TransactionTime) {
 				// Changed since the job was accepted: export the version
-				// current at that time, if any.
+				// current at that time, if any and if it matches.
 				if v, err = e.asOf(ctx, access, v, j.TransactionTime); err != nil {
 					return 0, err
-				} else if v == nil {
+				} else if v == nil || !e.matches(narrow, v) {
 					continue
 				}
 			}
-			if !j.Since.IsZero() && v.LastUpdated.Before(j.Since) || !e.opts.Policy.Readable(p, v) {
-				continue
-			}
-			if patients != nil {
-				if t == "Patient" {
-					if members != nil && !members[v.ID] {
-						continue
-					}
-					patients[v.ID] = true
-				} else if !e.inCompartment(v, patients) {
-					continue
-				}
-			}
-			if !keep {
-				continue
-			}
-			body, err := e.opts.Policy.View(p, v)
-			if err != nil {
-				return 0, err
-			}
-			if body == nil {
-				continue
-			}
-			if err := out.line(body); err != nil {
+			if err := emit(v); err != nil {
 				return 0, err
 			}
 		}
@@ -285,7 +287,60 @@ func (e *Exporter) exportType(ctx context.Context, j *job, p *fhir.Principal, t 
 		last := page.Versions[len(page.Versions)-1]
 		after = &store.SearchCursor{Type: last.Type, ID: last.ID}
 	}
+	// Resources deleted after the transaction time are not found by the
+	// search, but were there at that time.
+	seen := map[string]bool{}
+	q := store.HistoryQuery{Access: access, Type: t, Since: j.TransactionTime.Add(time.Microsecond), Count: e.opts.PageSize}
+	for {
+		page, err := e.opts.Store.History(ctx, q)
+		if err != nil {
+			return 0, err
+		}
+		for _, h := range page.Versions {
+			if !h.Deleted || seen[h.ID] {
+				continue
+			}
+			seen[h.ID] = true
+			cur, err := e.opts.Store.Read(ctx, access, t, h.ID)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return 0, err
+			}
+			if err != nil || !cur.Deleted {
+				continue // current again: the search met it
+			}
+			v, err := e.asOf(ctx, access, h, j.TransactionTime)
+			if err != nil {
+				return 0, err
+			}
+			if v != nil && e.matches(narrow, v) {
+				if err := emit(v); err != nil {
+					return 0, err
+				}
+			}
+		}
+		if page.Next == nil {
+			break
+		}
+		q.After = page.Next
+	}
 	return out.n, out.close()
+}
+
+// matches reports whether v (a past version, which the store's search did
+// not evaluate) satisfies filter; a filter that needs other resources
+// (chains) does not match, so that an export never holds more than it may.
+func (e *Exporter) matches(filter store.Expr, v *store.Version) bool {
+	if filter == nil {
+		return true
+	}
+	idx, err := e.opts.Indexer.Entries(v.Type, v.Resource)
+	if err != nil {
+		return false
+	}
+	w := *v
+	w.Index = idx
+	ok, err := store.Match(filter, &w, nil)
+	return err == nil && ok
 }
 
 // asOf is the version of v's resource current at tx (nil: none then, or

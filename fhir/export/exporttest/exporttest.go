@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Parameters", testParameters},
 		{"Since", testSince},
 		{"TypeFilter", testTypeFilter},
+		{"TransactionTime", testTransactionTime},
 		{"PatientExport", testPatientExport},
 		{"GroupExport", testGroupExport},
 		{"Cancel", testCancel},
@@ -383,6 +384,53 @@ func testParameters(t *testing.T, newStore NewStore) {
 		h[3] = "respond-async, handling=lenient"
 		if res := e.c.Do(http.MethodGet, "/$export?"+q, nil, h...); res.Status != http.StatusAccepted {
 			t.Errorf("%s, lenient: want 202, got %d %s", q, res.Status, res.Body)
+		}
+	}
+}
+
+// next writes the version after the current one of typ/id: body, or a
+// tombstone when body is nil.
+func next(t *testing.T, r *opstest.Registry, typ, id string, body []byte) {
+	t.Helper()
+	ctx := context.Background()
+	cur, err := r.St.Read(ctx, store.Access{Everyone: true}, typ, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := store.Version{Tenant: cur.Tenant, Type: typ, ID: id, VersionID: cur.VersionID + 1, LastUpdated: time.Now().UTC(),
+		Resource: body, Deleted: body == nil, Method: "PUT", Reach: cur.Reach}
+	if body != nil {
+		if v.Index, err = r.Engine.Entries(typ, body); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		v.Method = "DELETE"
+	}
+	if err := r.St.Put(ctx, store.Write{PrevVersion: cur.VersionID, Version: v}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testTransactionTime: the export shows the store as it was when the job
+// was accepted: a resource created after is absent, one changed after is
+// there as it was, one deleted after is there too.
+func testTransactionTime(t *testing.T, newStore NewStore) {
+	e := newEnv(t, newStore, setup{noWorker: true})
+	status := e.kickoff("h2", "/$export?_type=Patient")
+	time.Sleep(5 * time.Millisecond)
+	e.r.Recipient("h2", "r9")
+	next(t, e.r, "Patient", "r2", []byte(`{"resourceType":"Patient","id":"r2","name":[{"family":"Changed"}]}`))
+	next(t, e.r, "Patient", "r3", nil)
+	if err := e.ex.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := e.download("h2", e.poll("h2", status), "output")["Patient"]
+	if g := ids(got); !slices.Equal([]string{"r2", "r3", "r4"}, g) {
+		t.Errorf("Patients: want r2, r3, r4 as at the transaction time, got %v", g)
+	}
+	for _, r := range got {
+		if b, _ := json.Marshal(r); bytes.Contains(b, []byte("Changed")) {
+			t.Errorf("r2 exported as changed after the transaction time: %s", b)
 		}
 	}
 }
