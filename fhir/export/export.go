@@ -171,6 +171,12 @@ func (e *Exporter) Kickoff(ctx context.Context, p *fhir.Principal, k fhir.Export
 				if err := e.typeFilter(p, j, v); err != nil && !k.Lenient {
 					return "", err
 				}
+			case "_elements":
+				for _, el := range strings.Split(v, ",") {
+					if el = strings.TrimSpace(el); el != "" {
+						j.Elements = append(j.Elements, el)
+					}
+				}
 			case "_since":
 				t, err := parseInstant(v)
 				if err != nil {

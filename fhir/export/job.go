@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/fmtbank/cmts/fhir"
@@ -53,8 +54,11 @@ type job struct {
 	Since time.Time      `json:"since,omitzero"`
 	// TypeFilters are the _typeFilter queries by type (query strings).
 	TypeFilters map[string][]string `json:"typeFilters,omitempty"`
-	Request     string              `json:"request"`
-	State       string              `json:"state"`
+	// Elements are the _elements names ("name" for every type,
+	// "Patient.name" for one).
+	Elements []string `json:"elements,omitempty"`
+	Request  string   `json:"request"`
+	State    string   `json:"state"`
 	// TransactionTime is when the job was accepted: the export shows the
 	// store as it was then.
 	TransactionTime time.Time `json:"transactionTime"`
@@ -202,4 +206,16 @@ func (e *Exporter) jobs(ctx context.Context, limit int, states ...string) ([]*jo
 		last := page.Versions[len(page.Versions)-1]
 		after = &store.SearchCursor{Type: last.Type, ID: last.ID}
 	}
+}
+
+// elements are j's _elements names that apply to typ (nil: all elements).
+func (j *job) elements(typ string) []string {
+	var out []string
+	for _, el := range j.Elements {
+		before, _, dotted := strings.Cut(el, ".")
+		if !dotted || before == typ {
+			out = append(out, el)
+		}
+	}
+	return out
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/subset"
 	"github.com/fmtbank/cmts/store"
 )
 
@@ -233,6 +234,7 @@ func (e *Exporter) exportType(ctx context.Context, j *job, p *fhir.Principal, t 
 	}
 	defer out.f.Close()
 	access := e.opts.Policy.Access(p)
+	elements := j.elements(t)
 	// emit writes v, a version current at the transaction time, if the
 	// export holds it.
 	emit := func(v *store.Version) error {
@@ -255,6 +257,12 @@ func (e *Exporter) exportType(ctx context.Context, j *job, p *fhir.Principal, t 
 		body, err := e.opts.Policy.View(p, v)
 		if err != nil || body == nil {
 			return err
+		}
+		if len(elements) > 0 {
+			// After the view: _elements only takes away.
+			if body, err = subset.Elements(t, body, elements); err != nil {
+				return err
+			}
 		}
 		return out.line(body)
 	}

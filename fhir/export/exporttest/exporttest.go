@@ -359,6 +359,15 @@ func testParameters(t *testing.T, newStore NewStore) {
 	if g := types(got); !slices.Equal([]string{"AdverseEvent", "Patient"}, g) {
 		t.Errorf("_type=Patient,AdverseEvent: got files of %v", g)
 	}
+	// _elements: Patients with their gender only (and what is always kept).
+	m = e.poll("h1", e.kickoff("h1", "/$export?_type=Patient,Procedure&_elements=Patient.gender,status"))
+	got = e.download("h1", m, "output")
+	if p := got["Patient"]; len(p) != 1 || p[0]["gender"] != "female" || p[0]["name"] != nil || p[0]["birthDate"] != nil {
+		t.Errorf("_elements=Patient.gender: got %v", p)
+	}
+	if p := got["Procedure"]; len(p) != 1 || p[0]["status"] != "completed" || p[0]["performedDateTime"] != nil {
+		t.Errorf("_elements=status on Procedure: got %v", p)
+	}
 	// POST with a Parameters body: the same parameters.
 	params := []byte(`{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Procedure"},` +
 		`{"name":"_outputFormat","valueString":"application/fhir+ndjson"}]}`)
@@ -372,7 +381,7 @@ func testParameters(t *testing.T, newStore NewStore) {
 	if g := ids(got["Patient"]); !slices.Equal([]string{"r1"}, g) {
 		t.Errorf("h1 Patient: want r1, got %v", g)
 	}
-	for _, q := range []string{"_outputFormat=text/csv", "_type=NoSuchType", "_typeFilter=" + url.QueryEscape("Patient?_sort=name"), "_typeFilter=" + url.QueryEscape("Patient?nosuchparam=1"), "_elements=id", "_since=yesterday"} {
+	for _, q := range []string{"_outputFormat=text/csv", "_type=NoSuchType", "_typeFilter=" + url.QueryEscape("Patient?_sort=name"), "_typeFilter=" + url.QueryEscape("Patient?nosuchparam=1"), "_since=yesterday"} {
 		h := append(slices.Clone(kickoffHeaders), "Authorization", "Bearer h1")
 		res := e.c.Do(http.MethodGet, "/$export?"+q, nil, h...)
 		if res.Status != http.StatusBadRequest || res.JSON(t)["resourceType"] != "OperationOutcome" {
