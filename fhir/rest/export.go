@@ -103,9 +103,28 @@ func (s *Server) exportFile(c *gin.Context) {
 	defer f.Close()
 	c.Header("Content-Type", "application/fhir+ndjson")
 	c.Status(http.StatusOK)
-	if _, err := io.Copy(c.Writer, f); err != nil {
-		// The status is out; the client sees a cut stream.
-		s.opts.Logger.Info("export download cut", "err", err)
+	// A file may take longer than the server's write timeout: the deadline
+	// moves on with every chunk written, so only a client that stops
+	// reading is cut off.
+	rc := http.NewResponseController(c.Writer)
+	buf := make([]byte, 256<<10)
+	for {
+		n, rerr := f.Read(buf)
+		if n > 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(time.Minute))
+			if _, err := c.Writer.Write(buf[:n]); err != nil {
+				// The status is out; the client sees a cut stream.
+				s.opts.Logger.Info("export download cut", "err", err)
+				return
+			}
+		}
+		if rerr == io.EOF {
+			return
+		}
+		if rerr != nil {
+			s.opts.Logger.Error("export file unreadable", "err", rerr)
+			return
+		}
 	}
 }
 
