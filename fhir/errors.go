@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/fmtbank/cmts/store"
 	"golang.org/x/text/language"
@@ -39,6 +40,7 @@ const (
 	IssueTooCostly    IssueType = "too-costly"
 	IssueCodeInvalid  IssueType = "code-invalid"
 	IssueBusinessRule IssueType = "business-rule"
+	IssueThrottled    IssueType = "throttled"
 )
 
 // Message is a text in both languages the server speaks.
@@ -64,6 +66,8 @@ type Error struct {
 	Issues []Issue
 	// Cause is kept for logs and errors.Is; clients never see its text.
 	Cause error
+	// RetryAfter, when set, is answered as Retry-After (whole seconds).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -519,3 +519,8 @@ func (pol *Policy) TraceView(p *fhir.Principal, v *store.Version) ([]byte, bool,
 	}
 	return nil, false, nil
 }
+
+// PatientCompartment names the reference parameters that put a resource of
+// typ in a patient's compartment (the R4 CompartmentDefinition "patient";
+// a Patient is in its own); nil when typ is not in it.
+func PatientCompartment(typ string) []string { return slices.Clone(patientCompartment[typ]) }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/fmtbank/cmts/auth/policy"
 	"github.com/fmtbank/cmts/fhir"
 	"github.com/fmtbank/cmts/fhir/bundle"
+	"github.com/fmtbank/cmts/fhir/export"
 	"github.com/fmtbank/cmts/fhir/ops"
 	"github.com/fmtbank/cmts/fhir/rest"
 	"github.com/fmtbank/cmts/fhir/search"
@@ -59,6 +61,9 @@ type Config struct {
 	// RequireProfiles makes Patient, Procedure, Specimen and AdverseEvent
 	// writes claim one of the WMT profiles.
 	RequireProfiles bool
+	// ExportDir holds the Bulk Data $export files (default: export under
+	// --data). Every instance serving one store must see the same one.
+	ExportDir string
 }
 
 // Main is the server the binary runs; end-to-end tests run the same one.
@@ -68,6 +73,7 @@ type Main struct {
 
 	logger   *slog.Logger
 	store    store.Store
+	exporter *export.Exporter
 	listener net.Listener
 	server   *http.Server
 	uploads  *uploads
@@ -90,6 +96,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.BaseURL, "base-url", "", "public FHIR base URL for links (needed on a non-loopback address; default: the request's loopback host)")
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "no authentication (development only; loopback addresses only)")
 	fs.StringVar(&c.Trust, "trust", "", "JSON file of the trusted OpenID Providers and tenants (docs/auth.md)")
+	fs.StringVar(&c.ExportDir, "export-dir", "", "directory of the Bulk Data $export files (default: export under --data)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Int64Var(&c.MaxBody, "max-body", rest.DefaultMaxBody, "largest request body in bytes")
 	fs.IntVar(&c.Limits.Depth, "max-depth", fhir.DefaultDepth, "deepest nesting of JSON objects and arrays in a resource")
@@ -250,11 +257,20 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	exportDir := m.Config.ExportDir
+	if exportDir == "" {
+		exportDir = filepath.Join(m.Config.Data, "export")
+	}
+	if m.exporter, err = export.New(export.Options{Store: m.store, Policy: pol, Indexer: engine, Types: codec.ResourceTypes(),
+		Compartment: policy.PatientCompartment, Dir: exportDir, Logger: m.logger}); err != nil {
+		return err
+	}
 	api, err := rest.New(rest.Options{
 		Store: m.store, Codec: codec, Indexer: engine, Auth: authn, SMART: smart, Validator: guide, Conformance: guide,
 		BaseURL: m.Config.BaseURL, MaxBody: m.Config.MaxBody, Limits: m.Config.Limits, Logger: m.logger, Version: version,
 		MaxConcurrent: m.Config.MaxConcurrent, MaxBundleEntries: m.Config.MaxBundleEntries,
 		Policy: pol, Operations: ops.New(ops.Options{Store: m.store, Policy: pol, Writer: opsWriter}), Audit: m.audit, Auditor: hook,
+		Export: m.exporter,
 	})
 	if err != nil {
 		return err
@@ -319,6 +335,12 @@ func (m *Main) Run(ctx context.Context) error {
 	m.logger.Info("serving", "addr", m.listener.Addr().String(), "store", backend, "insecure_no_auth", m.Config.InsecureNoAuth)
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(m.listener) }()
+	// The export worker runs jobs accepted here or by another instance,
+	// and takes up those a stopped instance left.
+	wctx, stopWorker := context.WithCancel(context.Background())
+	workerDone := make(chan struct{})
+	go func() { defer close(workerDone); _ = m.exporter.Run(wctx) }()
+	defer func() { stopWorker(); <-workerDone }()
 	select {
 	case err := <-errc:
 		return err

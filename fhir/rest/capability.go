@@ -44,7 +44,16 @@ type csResource struct {
 	ConditionalUpdate bool            `json:"conditionalUpdate"`
 	ConditionalDelete string          `json:"conditionalDelete"`
 	SearchParam       []csSearchParam `json:"searchParam,omitempty"`
+	Operation         []csOperation   `json:"operation,omitempty"`
 }
+
+type csOperation struct {
+	Name       string `json:"name"`
+	Definition string `json:"definition"`
+}
+
+// The Bulk Data IG's operation definitions, named when Options.Export is set.
+const bulkData = "http://hl7.org/fhir/uv/bulkdata/"
 
 func (s *Server) capabilityStatement(base string) map[string]any {
 	typeLevel, systemLevel := []csInteraction{}, []csInteraction{}
@@ -67,6 +76,12 @@ func (s *Server) capabilityStatement(base string) map[string]any {
 			UpdateCreate: true, ConditionalCreate: true, ConditionalRead: "not-supported",
 			ConditionalUpdate: true, ConditionalDelete: "single",
 		}
+		switch {
+		case s.opts.Export != nil && t == "Patient":
+			r.Operation = []csOperation{{"export", bulkData + "OperationDefinition/patient-export"}}
+		case s.opts.Export != nil && t == "Group":
+			r.Operation = []csOperation{{"export", bulkData + "OperationDefinition/group-export"}}
+		}
 		for _, sp := range s.opts.Indexer.Params(t) {
 			r.SearchParam = append(r.SearchParam, csSearchParam{Name: sp.Code, Type: string(sp.Type), Documentation: sp.Doc})
 		}
@@ -76,7 +91,12 @@ func (s *Server) capabilityStatement(base string) map[string]any {
 	if version == "" {
 		version = "dev"
 	}
-	return map[string]any{
+	rest := map[string]any{
+		"mode":        "server",
+		"resource":    resources,
+		"interaction": systemLevel,
+	}
+	cs := map[string]any{
 		"resourceType": "CapabilityStatement",
 		"status":       "active",
 		"date":         s.now().Format(time.RFC3339),
@@ -90,10 +110,11 @@ func (s *Server) capabilityStatement(base string) map[string]any {
 		"fhirVersion": "4.0.1",
 		"format":      []string{"json"},
 		"patchFormat": []string{mimeJSONPatch},
-		"rest": []map[string]any{{
-			"mode":        "server",
-			"resource":    resources,
-			"interaction": systemLevel,
-		}},
+		"rest":        []map[string]any{rest},
 	}
+	if s.opts.Export != nil {
+		cs["instantiates"] = []string{bulkData + "CapabilityStatement/bulk-data"}
+		rest["operation"] = []csOperation{{"export", bulkData + "OperationDefinition/export"}}
+	}
+	return cs
 }

@@ -25,10 +25,13 @@ func (s *Server) profileRoutes(c *gin.Context) {
 		instance = id
 	case op == "" && strings.HasPrefix(id, "$"):
 		op = id
+	case op == "" && id == "" && strings.HasPrefix(typ, "$") && c.FullPath() == "/fhir/:type":
+		// A system-level operation (/fhir/$export): the router sees a type.
+		op, typ = typ, ""
 	default:
 		op = ""
 	}
-	if op != "" && !s.opts.Codec.IsResourceType(typ) {
+	if op != "" && typ != "" && !s.opts.Codec.IsResourceType(typ) {
 		s.fail(c, fhir.UnknownType(typ))
 		return
 	}
@@ -37,6 +40,11 @@ func (s *Server) profileRoutes(c *gin.Context) {
 			s.fail(c, err)
 			return
 		}
+	}
+	if op == "$export" && s.opts.Export != nil && (typ == "" && instance == "" || typ == "Patient" && instance == "" || typ == "Group" && instance != "") {
+		s.exportKickoff(c, typ, instance)
+		c.Abort()
+		return
 	}
 	if op == "$validate" && s.opts.Validator != nil {
 		s.validateOp(c, typ, instance)

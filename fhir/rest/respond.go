@@ -26,6 +26,11 @@ const (
 // negotiate checks _format and Accept: JSON is what we write; a request only
 // for XML (or anything else) gets 406 before any work is done.
 func (s *Server) negotiate(c *gin.Context) {
+	if c.FullPath() == "/fhir"+exportFilePath+"/:job/:file" {
+		// Bulk Data files are NDJSON, whatever the FHIR API speaks.
+		c.Next()
+		return
+	}
 	if f := param(c, "_format"); f != "" {
 		switch strings.ToLower(strings.TrimSpace(strings.SplitN(f, ";", 2)[0])) {
 		case "json", mimeJSON, mimeFHIRJSON:

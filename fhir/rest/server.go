@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,6 +74,9 @@ type Options struct {
 	// Operations (optional) runs the operations on stored data (the WMT
 	// safety operations).
 	Operations fhir.Operations
+	// Export (optional) runs Bulk Data $export jobs (system, Patient and
+	// Group level) and serves their status and file URLs.
+	Export fhir.Exports
 	// Policy decides what each caller may do and see (required).
 	Policy fhir.Policy
 	// Audit (optional) records every answered request; Auditor (optional)
@@ -186,6 +190,10 @@ func routeTable() []route {
 		{http.MethodDelete, "/:type/:id", "delete", "instance", (*Server).delete},
 		{http.MethodGet, "/:type/:id/_history", "history-instance", "instance", (*Server).historyInstance},
 		{http.MethodGet, "/:type/:id/_history/:vid", "vread", "instance", (*Server).vread},
+		// Bulk Data: the status and file URLs an $export kick-off hands out.
+		{http.MethodGet, exportStatusPath + "/:job", "", "system", (*Server).exportStatus},
+		{http.MethodDelete, exportStatusPath + "/:job", "", "system", (*Server).exportCancel},
+		{http.MethodGet, exportFilePath + "/:job/:file", "", "system", (*Server).exportFile},
 		// Operations ($validate, terminology) are answered by profileRoutes.
 		{http.MethodPost, "/:type/:id", "", "type", (*Server).unknownOperation},
 		{http.MethodGet, "/:type/:id/:op", "", "instance", (*Server).unknownOperation},
@@ -280,6 +288,8 @@ func (s *Server) auditRequests(c *gin.Context) {
 		r.Action, r.Operation = fhir.ActionOperation, c.Param("op")
 	case strings.HasPrefix(r.ID, "$"):
 		r.Action, r.Operation, r.ID = fhir.ActionOperation, r.ID, ""
+	case strings.HasPrefix(r.Type, "$"):
+		r.Action, r.Operation, r.Type = fhir.ActionOperation, r.Type, ""
 	case r.Action == "" && c.FullPath() == "/fhir/metadata":
 		r.Action = fhir.ActionCapabilities
 	case r.Action == "":
@@ -416,6 +426,9 @@ func (s *Server) fail(c *gin.Context, err error) {
 	}
 	if fe.Status == http.StatusUnauthorized {
 		c.Header("WWW-Authenticate", bearerChallenge(c.Request))
+	}
+	if fe.RetryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(int((fe.RetryAfter+time.Second-1)/time.Second)))
 	}
 	lang := fhir.NegotiateLanguage(c.GetHeader("Accept-Language"))
 	s.writeJSON(c, fe.Status, fhir.OperationOutcome(fe.Issues, lang))
