@@ -258,7 +258,7 @@ func matches(param, system, code string) bool {
 }
 
 type coding struct {
-	System string `json:"system"`
+	System string `json:"system,omitempty"`
 	Code   string `json:"code"`
 }
 

@@ -15,3 +15,12 @@ func TestOps(t *testing.T) {
 	srv := mongotest.Start(t)
 	opstest.Run(t, func(t testing.TB) store.Store { return open(t, srv) })
 }
+
+// TestAEReportTruth: $ae-report on a synthetic registry of 50 patients
+// equals the generator's truth on FerretDB too.
+func TestAEReportTruth(t *testing.T) {
+	t.Parallel()
+	srv := mongotest.Start(t)
+	r := opstest.NewRegistry(t, open(t, srv))
+	r.CheckTruth(t, r.Synth(50, 5))
+}
