@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -294,72 +293,35 @@ func (r reference) id(typ string) string {
 // one of them, under a, in pages.
 func (o *Ops) aeRead(ctx context.Context, p *fhir.Principal, a store.Access, q AEQuery) (*aeData, error) {
 	d := &aeData{byID: map[string]int{}, indicationSystem: map[string]string{}}
-	type procJSON struct {
-		Meta struct {
-			Profile []string `json:"profile"`
-		} `json:"meta"`
-		Status    string `json:"status"`
-		Extension []struct {
-			URL              string `json:"url"`
-			ValueCode        string `json:"valueCode"`
-			ValuePositiveInt *int   `json:"valuePositiveInt"`
-		} `json:"extension"`
-		Code              concept   `json:"code"`
-		Subject           reference `json:"subject"`
-		PerformedDateTime string    `json:"performedDateTime"`
-		PerformedPeriod   struct {
-			Start string `json:"start"`
-		} `json:"performedPeriod"`
-		ReasonReference []reference `json:"reasonReference"`
-	}
 	reasons := map[int]string{} // procedure index -> Condition id
 	err := o.scan(ctx, p, a, "Procedure", func(v *store.Version) error {
-		var pr procJSON
-		if err := json.Unmarshal(v.Resource, &pr); err != nil {
+		pr, err := decodeProcedure(v.Resource)
+		if err != nil {
 			return err
 		}
-		tt := pr.Code.code(csBase + "transplant-type")
+		tt := (concept{Coding: pr.code}).code(csBase + "transplant-type")
 		// A WMT procedure claims the profile or has a transplant type; one
 		// not done or entered in error is no procedure performed.
-		if (!slices.Contains(pr.Meta.Profile, profileBase+wmtProcedure) && tt == "") ||
-			pr.Status == "not-done" || pr.Status == "entered-in-error" {
+		if (!pr.wmtProfile && tt == "") || pr.status == "not-done" || pr.status == "entered-in-error" {
 			return nil
 		}
-		if !matches(q.Transplant, csBase+"transplant-type", tt) {
+		if !matches(q.Transplant, csBase+"transplant-type", tt) || !matches(q.Route, csBase+"route", pr.route) {
 			return nil
 		}
-		performed := pr.PerformedDateTime
-		if performed == "" {
-			performed = pr.PerformedPeriod.Start
-		}
-		at, _, err := dateBounds(performed)
+		at, _, err := dateBounds(pr.performed)
 		if err != nil || (!q.From.IsZero() && at.Before(q.From)) || (!q.To.IsZero() && !at.Before(q.To)) {
 			return nil
 		}
-		patient := pr.Subject.id("Patient")
-		if patient == "" {
+		if pr.subject == "" {
 			return nil
 		}
-		rec := aeProc{id: v.ID, patient: patient, at: at, course: "0"}
-		for _, e := range pr.Extension {
-			switch e.URL {
-			case routeURL:
-				rec.route = e.ValueCode
-			case courseURL:
-				if e.ValuePositiveInt != nil {
-					rec.course = strconv.Itoa(*e.ValuePositiveInt)
-				}
-			}
-		}
-		if !matches(q.Route, csBase+"route", rec.route) {
-			return nil
+		rec := aeProc{id: v.ID, patient: pr.subject, at: at, course: pr.course, route: pr.route}
+		if rec.course == "" {
+			rec.course = "0"
 		}
 		d.byID[v.ID] = len(d.procs)
-		for _, r := range pr.ReasonReference {
-			if id := r.id("Condition"); id != "" {
-				reasons[len(d.procs)] = id
-				break
-			}
+		if pr.reason != "" {
+			reasons[len(d.procs)] = pr.reason
 		}
 		d.procs = append(d.procs, rec)
 		return nil
@@ -375,21 +337,19 @@ func (o *Ops) aeRead(ctx context.Context, p *fhir.Principal, a store.Access, q A
 	codes := map[string]coding{}
 	for _, f := range idsExpr(condIDs) {
 		err := o.scanFilter(ctx, p, a, "Condition", f, func(v *store.Version) error {
-			var c struct {
-				Code concept `json:"code"`
-			}
-			if err := json.Unmarshal(v.Resource, &c); err != nil {
+			cs, err := decodeCondition(v.Resource)
+			if err != nil {
 				return err
 			}
 			cd := coding{}
-			for _, x := range c.Code.Coding {
+			for _, x := range cs {
 				if x.System == icd10System || x.System == otherIndicationSys {
 					cd = x
 					break
 				}
 			}
-			if cd.Code == "" && len(c.Code.Coding) > 0 {
-				cd = c.Code.Coding[0]
+			if cd.Code == "" && len(cs) > 0 {
+				cd = cs[0]
 			}
 			codes[v.ID] = cd
 			return nil
@@ -417,50 +377,20 @@ func (o *Ops) aeRead(ctx context.Context, p *fhir.Principal, a store.Access, q A
 		}
 		d.procs = kept
 	}
-	type eventJSON struct {
-		Extension []struct {
-			URL          string `json:"url"`
-			ValueInteger *int   `json:"valueInteger"`
-		} `json:"extension"`
-		Actuality     string  `json:"actuality"`
-		Event         concept `json:"event"`
-		Seriousness   concept `json:"seriousness"`
-		Severity      concept `json:"severity"`
-		SuspectEntity []struct {
-			Instance  reference `json:"instance"`
-			Causality []struct {
-				Assessment concept `json:"assessment"`
-			} `json:"causality"`
-		} `json:"suspectEntity"`
-	}
 	err = o.scan(ctx, p, a, "AdverseEvent", func(v *store.Version) error {
-		var e eventJSON
-		if err := json.Unmarshal(v.Resource, &e); err != nil {
+		e, err := decodeEvent(v.Resource)
+		if err != nil {
 			return err
 		}
-		if e.Actuality != "actual" {
+		if e.actuality != "actual" {
 			return nil
 		}
-		ev := aeEvent{severity: e.Severity.code(""), seriousness: e.Seriousness.code(""),
-			term: e.Event.code(csBase + "ae-term")}
-		for _, x := range e.Extension {
-			if x.URL == ctcaeURL && x.ValueInteger != nil {
-				ev.grade = strconv.Itoa(*x.ValueInteger)
+		ev := aeEvent{severity: (concept{Coding: e.severity}).code(""), seriousness: (concept{Coding: e.seriousness}).code(""),
+			term: (concept{Coding: e.term}).code(csBase + "ae-term"), grade: e.grade}
+		for _, s := range e.suspects {
+			if _, ok := d.byID[s.proc]; ok {
+				ev.suspects = append(ev.suspects, s)
 			}
-		}
-		for _, s := range e.SuspectEntity {
-			id := s.Instance.id("Procedure")
-			if _, ok := d.byID[id]; !ok {
-				continue
-			}
-			sp := aeSuspect{proc: id}
-			for _, c := range s.Causality {
-				if r := c.Assessment.code(csBase + "relatedness"); r != "" {
-					sp.relatedness = r
-					break
-				}
-			}
-			ev.suspects = append(ev.suspects, sp)
 		}
 		if len(ev.suspects) > 0 {
 			d.events = append(d.events, ev)
