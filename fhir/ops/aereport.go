@@ -17,17 +17,21 @@ import (
 // relies on.
 const (
 	// AEMeasure is the canonical of the Measure every $ae-report cites.
-	AEMeasure          = "http://fmtbank.org/fhir/Measure/ae-report"
-	csBase             = "http://fmtbank.org/fhir/CodeSystem/"
-	measurePopulation  = "http://terminology.hl7.org/CodeSystem/measure-population"
-	dataAbsentReason   = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
-	aeSeveritySystem   = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
-	aeSeriousSystem    = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
-	wmtProcedure       = "cmts-wmt-procedure"
-	courseURL          = profileBase + "course"
-	routeURL           = profileBase + "route"
-	ctcaeURL           = profileBase + "ctcae-grade"
-	maskBelow          = 5
+	AEMeasure         = "http://fmtbank.org/fhir/Measure/ae-report"
+	csBase            = "http://fmtbank.org/fhir/CodeSystem/"
+	measurePopulation = "http://terminology.hl7.org/CodeSystem/measure-population"
+	dataAbsentReason  = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+	aeSeveritySystem  = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
+	aeSeriousSystem   = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
+	wmtProcedure      = "cmts-wmt-procedure"
+	courseURL         = profileBase + "course"
+	routeURL          = profileBase + "route"
+	ctcaeURL          = profileBase + "ctcae-grade"
+	maskBelow         = 5
+	reportPageCount   = 2000
+	// scanConditionsOver is the number of indications above which all
+	// Conditions are read in one walk rather than by id.
+	scanConditionsOver = 2000
 	icd10System        = "http://hl7.org/fhir/sid/icd-10"
 	otherIndicationSys = csBase + "other-indication"
 )
@@ -335,8 +339,19 @@ func (o *Ops) aeRead(ctx context.Context, p *fhir.Principal, a store.Access, q A
 		condIDs = append(condIDs, id)
 	}
 	codes := map[string]coding{}
-	for _, f := range idsExpr(condIDs) {
+	filters := idsExpr(condIDs)
+	wanted := map[string]bool{}
+	if len(filters) > scanConditionsOver/maxOr {
+		filters = []store.Expr{nil}
+		for _, id := range condIDs {
+			wanted[id] = true
+		}
+	}
+	for _, f := range filters {
 		err := o.scanFilter(ctx, p, a, "Condition", f, func(v *store.Version) error {
+			if f == nil && !wanted[v.ID] {
+				return nil
+			}
 			cs, err := decodeCondition(v.Resource)
 			if err != nil {
 				return err
@@ -420,13 +435,36 @@ func (o *Ops) scanFilter(ctx context.Context, p *fhir.Principal, a store.Access,
 	case narrow != nil:
 		filter = narrow
 	}
-	q := store.Query{Access: a, Type: typ, Filter: filter, Count: internalPageCount}
-	for {
-		page, err := o.store.Search(ctx, q)
-		if err != nil {
-			return err
+	// The next page is read while this one is processed.
+	type result struct {
+		page *store.SearchPage
+		err  error
+	}
+	pages := make(chan result, 1)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		defer close(pages)
+		q := store.Query{Access: a, Type: typ, Filter: filter, Count: reportPageCount}
+		for {
+			page, err := o.store.Search(ctx, q)
+			select {
+			case pages <- result{page, err}:
+			case <-done:
+				return
+			}
+			if err != nil || !page.More || len(page.Versions) == 0 {
+				return
+			}
+			last := page.Versions[len(page.Versions)-1]
+			q.After = &store.SearchCursor{Type: last.Type, ID: last.ID}
 		}
-		for _, v := range page.Versions {
+	}()
+	for r := range pages {
+		if r.err != nil {
+			return r.err
+		}
+		for _, v := range r.page.Versions {
 			if v.Deleted || !o.policy.Readable(p, v) {
 				continue
 			}
@@ -434,12 +472,8 @@ func (o *Ops) scanFilter(ctx context.Context, p *fhir.Principal, a store.Access,
 				return err
 			}
 		}
-		if !page.More || len(page.Versions) == 0 {
-			return nil
-		}
-		last := page.Versions[len(page.Versions)-1]
-		q.After = &store.SearchCursor{Type: last.Type, ID: last.ID}
 	}
+	return nil
 }
 
 // set is a set of unit keys.
