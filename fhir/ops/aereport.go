@@ -115,6 +115,7 @@ func dateBounds(s string) (lo, hi time.Time, err error) {
 
 // aeProc is a WMT procedure as the report reads it.
 type aeProc struct {
+	// course is the unit key of the (recipient, course) pair.
 	id, patient, course string
 	route, indication   string
 	at                  time.Time
@@ -319,10 +320,7 @@ func (o *Ops) aeRead(ctx context.Context, p *fhir.Principal, a store.Access, q A
 		if pr.subject == "" {
 			return nil
 		}
-		rec := aeProc{id: v.ID, patient: pr.subject, at: at, course: pr.course, route: pr.route}
-		if rec.course == "" {
-			rec.course = "0"
-		}
+		rec := aeProc{id: v.ID, patient: pr.subject, at: at, course: pr.subject + "#" + pr.course, route: pr.route}
 		d.byID[v.ID] = len(d.procs)
 		if pr.reason != "" {
 			reasons[len(d.procs)] = pr.reason
@@ -526,7 +524,7 @@ func (d *aeData) count(lo, hi time.Time) *aeCounts {
 	}
 	in := func(pr *aeProc) bool { return !pr.at.Before(lo) && pr.at.Before(hi) }
 	keys := func(pr *aeProc) [3]string {
-		return [3]string{pr.patient, pr.patient + "#" + pr.course, pr.id}
+		return [3]string{pr.patient, pr.course, pr.id}
 	}
 	for i := range d.procs {
 		pr := &d.procs[i]
