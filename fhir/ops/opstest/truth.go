@@ -10,6 +10,7 @@ import (
 	"github.com/fmtbank/cmts/fhir"
 	"github.com/fmtbank/cmts/fhir/ops"
 	"github.com/fmtbank/cmts/profiles/synth"
+	"github.com/fmtbank/cmts/store"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -25,6 +26,38 @@ func (r *Registry) Synth(patients int, seed uint64) synth.Truth {
 		r.t.Fatal(err)
 	}
 	return g.Truth()
+}
+
+// SynthReport is Synth storing only what $ae-report reads (Procedures,
+// Conditions, AdverseEvents): on FerretDB the registry's donors, lots and
+// observations would take minutes to write.
+func (r *Registry) SynthReport(patients int, seed uint64) synth.Truth {
+	r.t.Helper()
+	g, err := synth.Generate(synth.Options{Patients: patients, Seed: seed})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := g.Write(context.Background(), synth.WriteOptions{Store: reportOnly{r.St}, Indexer: r.Engine}); err != nil {
+		r.t.Fatal(err)
+	}
+	return g.Truth()
+}
+
+// reportOnly stores only the versions of the types $ae-report reads.
+type reportOnly struct{ st store.Store }
+
+func (w reportOnly) Transact(ctx context.Context, conds []store.Query, decide func([][]*store.Version) ([]store.Write, error)) error {
+	return w.st.Transact(ctx, conds, func(m [][]*store.Version) ([]store.Write, error) {
+		ws, err := decide(m)
+		var keep []store.Write
+		for _, x := range ws {
+			switch x.Version.Type {
+			case "Procedure", "Condition", "AdverseEvent":
+				keep = append(keep, x)
+			}
+		}
+		return keep, err
+	})
 }
 
 // truthFigures are a report's figures keyed "group,stratifier,stratum",
