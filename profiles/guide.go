@@ -66,7 +66,7 @@ func describe(b []byte) (Resource, error) {
 		ID             string          `json:"id"`
 		URL            string          `json:"url"`
 		Name           string          `json:"name"`
-		Type           string          `json:"type"`
+		Type           json.RawMessage `json:"type"` // a string on a StructureDefinition
 		BaseDefinition string          `json:"baseDefinition"`
 		Base           json.RawMessage `json:"base"`
 	}
@@ -76,7 +76,9 @@ func describe(b []byte) (Resource, error) {
 	r := Resource{Type: head.ResourceType, ID: head.ID, URL: head.URL, Name: head.Name, JSON: b}
 	switch head.ResourceType {
 	case "StructureDefinition":
-		r.DefinedType = head.Type
+		if err := json.Unmarshal(head.Type, &r.DefinedType); err != nil {
+			return Resource{}, fmt.Errorf("type: %w", err)
+		}
 		r.Base = []string{head.BaseDefinition}
 	case "SearchParameter":
 		if err := json.Unmarshal(head.Base, &r.Base); err != nil {

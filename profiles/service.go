@@ -182,7 +182,7 @@ func dedupe(issues []fhir.Issue) []fhir.Issue {
 // Serves implements fhir.Conformance.
 func (s *Service) Serves(typ string) bool {
 	switch typ {
-	case "StructureDefinition", "CodeSystem", "ValueSet", "ConceptMap", "SearchParameter", "ImplementationGuide":
+	case "StructureDefinition", "CodeSystem", "ValueSet", "ConceptMap", "SearchParameter", "ImplementationGuide", "Measure":
 		return true
 	}
 	return false

@@ -1,5 +1,6 @@
 // Package ops runs the WMT safety operations of wmt-ig.md ("Operations") on
-// stored data: look-back and recall ($trace, $recall). It reads the store
+// stored data: look-back and recall ($trace, $recall) and the adverse-event
+// report ($ae-report). It reads the store
 // through the search index and decides nothing about access itself: every
 // resource it answers goes through the access policy (fhir.Policy), and the
 // REST layer reaches it through fhir.Operations.
@@ -9,6 +10,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/fmtbank/cmts/fhir"
@@ -54,6 +56,8 @@ func (o *Ops) Offers(typ, name string, instance bool) bool {
 		return instance && (typ == "Specimen" || typ == "Patient")
 	case "$recall":
 		return o.writer != nil && instance && (typ == "Specimen" || typ == "Patient")
+	case "$ae-report":
+		return !instance && typ == "AdverseEvent"
 	}
 	return false
 }
@@ -63,7 +67,24 @@ func (o *Ops) Operation(ctx context.Context, p *fhir.Principal, typ, id, name st
 	if !o.Offers(typ, name, id != "") {
 		return 0, nil, "", false, nil
 	}
+	csv := wantsCSV(params.Get("_format"))
+	if csv && name != "$ae-report" {
+		return 0, nil, "", true, fhir.NotAcceptable(params.Get("_format"))
+	}
 	switch name {
+	case "$ae-report":
+		q, err := ParseAEQuery(params)
+		if err != nil {
+			return 0, nil, "", true, err
+		}
+		out, err := o.AEReport(ctx, p, q, csv)
+		if err != nil {
+			return 0, nil, "", true, err
+		}
+		if csv {
+			return http.StatusOK, out, "text/csv; charset=utf-8", true, nil
+		}
+		return http.StatusOK, out, "", true, nil
 	case "$trace":
 		t, err := o.Trace(ctx, p, typ, id)
 		if err != nil {
@@ -87,6 +108,13 @@ func (o *Ops) Operation(ctx context.Context, p *fhir.Principal, typ, id, name st
 		return http.StatusOK, out, "", true, err
 	}
 	return 0, nil, "", false, nil
+}
+
+// wantsCSV reports whether a _format (the REST layer sets it from an Accept
+// of text/csv) asks for CSV.
+func wantsCSV(format string) bool {
+	f := strings.ToLower(strings.TrimSpace(strings.SplitN(format, ";", 2)[0]))
+	return f == "csv" || f == "text/csv"
 }
 
 // parseDate reads a FHIR date or dateTime.

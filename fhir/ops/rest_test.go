@@ -12,8 +12,10 @@ import (
 	"github.com/fmtbank/cmts/fhir/ops/opstest"
 	"github.com/fmtbank/cmts/fhir/rest"
 	"github.com/fmtbank/cmts/fhir/rest/resttest"
+	"github.com/fmtbank/cmts/profiles"
 	"github.com/fmtbank/cmts/store"
 	"github.com/fmtbank/cmts/store/sqlite"
+	"github.com/google/go-cmp/cmp"
 )
 
 func newStore(t testing.TB) store.Store {
@@ -107,5 +109,87 @@ func TestRecallOverREST(t *testing.T) {
 	}
 	if n := strings.Count(string(res.Body), `"valueCode":"recalled"`); n != 2 {
 		t.Errorf("bank: want the trace with 2 lots recalled (l1, l2), got %d: %s", n, res.Body)
+	}
+}
+
+// TestAEReportOverREST: $ae-report at type level answers the MeasureReport,
+// or the same figures as CSV when Accept or _format asks for text/csv
+// (which the other operations and interactions refuse, 406); the Measure
+// it cites is served with the guide.
+func TestAEReportOverREST(t *testing.T) {
+	t.Parallel()
+	r := opstest.NewRegistry(t, newStore(t))
+	opstest.AECohort(t, r)
+	scopes := []string{"user/*.rs"}
+	hosp1 := &fhir.Principal{Tenant: "h1", TenantKind: fhir.TenantHospital, Subject: "s",
+		Roles: []fhir.Role{fhir.RoleClinician}, Scopes: scopes, Grants: fhir.ParseScopes(scopes)}
+	defs, err := profiles.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := profiles.NewService(defs, r.St, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := resttest.Serve(t, r.St, func(o *rest.Options) {
+		o.Auth = as{hosp1}
+		o.Policy = r.Pol
+		o.Conformance = conf
+		o.Operations = ops.New(ops.Options{Store: r.St, Policy: r.Pol})
+	})
+	res := c.Do(http.MethodGet, "/AdverseEvent/$ae-report?start=2026-02-01&end=2026-03-31", nil)
+	if res.Status != http.StatusOK {
+		t.Fatalf("GET $ae-report: %d %s", res.Status, res.Body)
+	}
+	codec, err := fhir.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := codec.Parse(res.Body); err != nil {
+		t.Errorf("the MeasureReport is not valid R4: %v", err)
+	}
+	for _, q := range []string{"interval=month", "start=2030"} {
+		res := c.Do(http.MethodGet, "/AdverseEvent/$ae-report?"+q, nil)
+		if _, err := codec.Parse(res.Body); res.Status != http.StatusOK || err != nil {
+			t.Errorf("GET $ae-report?%s: %d %v", q, res.Status, err)
+		}
+	}
+	lines := opstest.Figures(t, res.Body)
+	if len(lines) == 0 || lines[0] != "2026-02-01,2026-03-31,patients,,,3,1" {
+		t.Errorf("GET $ae-report: first figures %q", lines)
+	}
+	want := "period_start,period_end,group,stratifier,stratum,denominator,numerator\r\n" + strings.Join(lines, "\r\n") + "\r\n"
+	for _, h := range [][]string{
+		{"Accept", "text/csv"},
+		{"Accept", "application/fhir+json;q=0.5, text/csv"},
+	} {
+		res := c.Do(http.MethodGet, "/AdverseEvent/$ae-report?start=2026-02-01&end=2026-03-31", nil, h...)
+		if res.Status != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/csv") {
+			t.Fatalf("%v: %d %s %s", h, res.Status, res.Header.Get("Content-Type"), res.Body)
+		}
+		if diff := cmp.Diff(want, string(res.Body)); diff != "" {
+			t.Errorf("%v: CSV (-want +got):\n%s", h, diff)
+		}
+	}
+	if res := c.Do(http.MethodGet, "/AdverseEvent/$ae-report?_format=csv&start=2026-02-01&end=2026-03-31", nil); string(res.Body) != want {
+		t.Errorf("_format=csv: %d %s", res.Status, res.Body)
+	}
+	for _, tc := range []struct {
+		path   string
+		header []string
+		want   int
+	}{
+		{"/Specimen/l1/$trace", []string{"Accept", "text/csv"}, http.StatusNotAcceptable},
+		{"/Patient", []string{"Accept", "text/csv"}, http.StatusNotAcceptable},
+		{"/AdverseEvent/$ae-report?interval=week", nil, http.StatusBadRequest},
+		{"/Patient/pa/$ae-report", nil, http.StatusNotFound},
+	} {
+		if res := c.Do(http.MethodGet, tc.path, nil, tc.header...); res.Status != tc.want {
+			t.Errorf("GET %s %v: want %d, got %d %s", tc.path, tc.header, tc.want, res.Status, res.Body)
+		}
+	}
+	res = c.Do(http.MethodGet, "/Measure/ae-report", nil)
+	if m := res.JSON(t); res.Status != http.StatusOK || m["url"] != ops.AEMeasure {
+		t.Errorf("GET Measure/ae-report: %d %s", res.Status, res.Body)
 	}
 }

@@ -46,12 +46,17 @@ func (s *Server) profileRoutes(c *gin.Context) {
 		c.Abort()
 		return
 	}
+	stored := op != "" && s.opts.Operations != nil && s.opts.Operations.Offers(typ, op, instance != "")
+	if wantsCSV(c) && !stored {
+		s.fail(c, fhir.NotAcceptable(mimeCSV))
+		return
+	}
 	if op == "$validate" && s.opts.Validator != nil {
 		s.validateOp(c, typ, instance)
 		c.Abort()
 		return
 	}
-	if op != "" && s.opts.Operations != nil && s.opts.Operations.Offers(typ, op, instance != "") {
+	if stored {
 		s.storedOperation(c, typ, instance, op)
 		c.Abort()
 		return
@@ -115,6 +120,10 @@ func (s *Server) profileRoutes(c *gin.Context) {
 // storedOperation answers op through Options.Operations.
 func (s *Server) storedOperation(c *gin.Context, typ, id, op string) {
 	params := c.Request.URL.Query()
+	if params.Get("_format") == "" && wantsCSV(c) {
+		// The operation sees what was asked for as _format.
+		params.Set("_format", mimeCSV)
+	}
 	var body []byte
 	if c.Request.Method == http.MethodPost {
 		b, err := s.readBody(c, mimeFHIRJSON, mimeJSON)
@@ -239,6 +248,10 @@ func parametersOf(body []byte) (url.Values, json.RawMessage, error) {
 func (s *Server) validateOp(c *gin.Context, typ, id string) {
 	p := principal(c)
 	params := c.Request.URL.Query()
+	if params.Get("_format") == "" && wantsCSV(c) {
+		// The operation sees what was asked for as _format.
+		params.Set("_format", mimeCSV)
+	}
 	var body []byte
 	if c.Request.Method == http.MethodPost {
 		b, err := s.readBody(c, mimeFHIRJSON, mimeJSON)

@@ -21,13 +21,20 @@ const (
 	mimeFHIRJSON  = "application/fhir+json"
 	mimeJSON      = "application/json"
 	mimeJSONPatch = "application/json-patch+json"
+	mimeCSV       = "text/csv"
 )
 
 // negotiate checks _format and Accept: JSON is what we write; a request only
-// for XML (or anything else) gets 406 before any work is done.
+// for XML (or anything else) gets 406 before any work is done. An operation
+// may also be asked for CSV (text/csv): the operation decides whether it
+// answers it (profileRoutes).
 func (s *Server) negotiate(c *gin.Context) {
 	if c.FullPath() == "/fhir"+exportFilePath+"/:job/:file" {
 		// Bulk Data files are NDJSON, whatever the FHIR API speaks.
+		c.Next()
+		return
+	}
+	if strings.Contains(c.Request.URL.Path, "/$") && wantsCSV(c) {
 		c.Next()
 		return
 	}
@@ -48,6 +55,31 @@ func (s *Server) negotiate(c *gin.Context) {
 		return
 	}
 	c.Next()
+}
+
+// wantsCSV reports whether the request asks for CSV: _format csv or
+// text/csv, or an Accept whose most preferred type (the first listed of the
+// highest quality) is text/csv.
+func wantsCSV(c *gin.Context) bool {
+	if f := param(c, "_format"); f != "" {
+		f = strings.ToLower(strings.TrimSpace(strings.SplitN(f, ";", 2)[0]))
+		return f == "csv" || f == mimeCSV
+	}
+	best, bestQ := "", -1.0
+	for _, part := range strings.Split(c.GetHeader("Accept"), ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if v, err := strconv.ParseFloat(params["q"], 64); err == nil {
+			q = v
+		}
+		if q > bestQ && q > 0 {
+			best, bestQ = mt, q
+		}
+	}
+	return best == mimeCSV
 }
 
 func acceptsJSON(accept string) bool {

@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("TraceDepth", func(t *testing.T) { testTraceDepth(t, newStore) })
 	t.Run("Recall", func(t *testing.T) { testRecall(t, newStore) })
 	t.Run("RecallTwice", func(t *testing.T) { testRecallTwice(t, newStore) })
+	t.Run("AEReport", func(t *testing.T) { testAEReport(t, newStore) })
 }
 
 const (

@@ -175,6 +175,9 @@ func generate(examplesDir string) (map[string][]byte, error) {
 			return nil, err
 		}
 	}
+	if err := add("Measure", "ae-report", "WMT adverse-event incidence and relatedness", "The Measure every $ae-report cites", aeReportMeasure()); err != nil {
+		return nil, err
+	}
 	if err := put("ig/ImplementationGuide-cmts-wmt.json", implementationGuide(listed)); err != nil {
 		return nil, err
 	}
