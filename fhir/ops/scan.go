@@ -228,6 +228,41 @@ type procFields struct {
 }
 
 // decodeProcedure reads a Procedure's procFields.
+// extension is what the reports read of one extension: its url, and its
+// value when a code (valueCode) or a whole number (valuePositiveInt,
+// valueInteger).
+type extension struct {
+	url, code string
+	n         int
+	hasN      bool
+}
+
+// extensions walks an extension array at i, handing each to use.
+func extensions(b []byte, i int, use func(extension)) (int, error) {
+	return array(b, i, func(at int) (int, error) {
+		var e extension
+		next, err := object(b, at, func(k []byte, at int) (int, error) {
+			switch string(k) {
+			case "url":
+				s, next, err := str(b, at)
+				e.url = s
+				return next, err
+			case "valueCode":
+				s, next, err := str(b, at)
+				e.code = s
+				return next, err
+			case "valuePositiveInt", "valueInteger":
+				v, ok, next, err := number(b, at)
+				e.n, e.hasN = v, ok
+				return next, err
+			}
+			return skipValue(b, at)
+		})
+		use(e)
+		return next, err
+	})
+}
+
 func decodeProcedure(b []byte) (procFields, error) {
 	var f procFields
 	var periodStart string
@@ -249,34 +284,13 @@ func decodeProcedure(b []byte) (procFields, error) {
 			f.status = s
 			return next, err
 		case "extension":
-			return array(b, at, func(at int) (int, error) {
-				var url, code string
-				var n int
-				var hasN bool
-				next, err := object(b, at, func(k []byte, at int) (int, error) {
-					switch string(k) {
-					case "url":
-						s, next, err := str(b, at)
-						url = s
-						return next, err
-					case "valueCode":
-						s, next, err := str(b, at)
-						code = s
-						return next, err
-					case "valuePositiveInt":
-						v, ok, next, err := number(b, at)
-						n, hasN = v, ok
-						return next, err
-					}
-					return skipValue(b, at)
-				})
+			return extensions(b, at, func(e extension) {
 				switch {
-				case url == routeURL:
-					f.route = code
-				case url == courseURL && hasN:
-					f.course = strconv.Itoa(n)
+				case e.url == routeURL:
+					f.route = e.code
+				case e.url == courseURL && e.hasN:
+					f.course = strconv.Itoa(e.n)
 				}
-				return next, err
 			})
 		case "code":
 			cs, next, err := codings(b, at)
@@ -348,27 +362,10 @@ func decodeEvent(b []byte) (eventFields, error) {
 			f.actuality = s
 			return next, err
 		case "extension":
-			return array(b, at, func(at int) (int, error) {
-				var url string
-				var n int
-				var hasN bool
-				next, err := object(b, at, func(k []byte, at int) (int, error) {
-					switch string(k) {
-					case "url":
-						s, next, err := str(b, at)
-						url = s
-						return next, err
-					case "valueInteger":
-						v, ok, next, err := number(b, at)
-						n, hasN = v, ok
-						return next, err
-					}
-					return skipValue(b, at)
-				})
-				if url == ctcaeURL && hasN {
-					f.grade = strconv.Itoa(n)
+			return extensions(b, at, func(e extension) {
+				if e.url == ctcaeURL && e.hasN {
+					f.grade = strconv.Itoa(e.n)
 				}
-				return next, err
 			})
 		case "event", "seriousness", "severity":
 			cs, next, err := codings(b, at)

@@ -248,10 +248,6 @@ func parametersOf(body []byte) (url.Values, json.RawMessage, error) {
 func (s *Server) validateOp(c *gin.Context, typ, id string) {
 	p := principal(c)
 	params := c.Request.URL.Query()
-	if params.Get("_format") == "" && wantsCSV(c) {
-		// The operation sees what was asked for as _format.
-		params.Set("_format", mimeCSV)
-	}
 	var body []byte
 	if c.Request.Method == http.MethodPost {
 		b, err := s.readBody(c, mimeFHIRJSON, mimeJSON)
