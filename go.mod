@@ -10,6 +10,7 @@ require (
 	github.com/google/fhir/go v0.7.4
 	github.com/google/go-cmp v0.7.0
 	go.mongodb.org/mongo-driver/v2 v2.10.0
+	golang.org/x/sync v0.24.0
 	golang.org/x/text v0.41.0
 	google.golang.org/protobuf v1.36.10
 	modernc.org/sqlite v1.62.0
@@ -54,7 +55,6 @@ require (
 	golang.org/x/crypto v0.54.0 // indirect
 	golang.org/x/net v0.56.0 // indirect
 	golang.org/x/oauth2 v0.36.0 // indirect
-	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect

@@ -9,7 +9,6 @@
 package deid
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -30,231 +29,444 @@ const (
 	LabelAbstracted = "ABSTRED"
 )
 
-var labelDisplay = map[string]string{LabelRedacted: "redacted", LabelAbstracted: "abstracted"}
-
-// JSON de-identifies one FHIR JSON resource (a Bundle's entries included)
-// and returns it re-encoded; numbers keep their exact text.
-func JSON(b []byte) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var res map[string]any
-	if err := dec.Decode(&res); err != nil {
-		return nil, fmt.Errorf("deid: %w", err)
-	}
-	if _, ok := res["resourceType"].(string); !ok {
-		return nil, fmt.Errorf("deid: not a FHIR resource (no resourceType)")
-	}
-	Resource(res)
-	var out bytes.Buffer
-	enc := json.NewEncoder(&out)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(res); err != nil {
-		return nil, fmt.Errorf("deid: %w", err)
-	}
-	return bytes.TrimSuffix(out.Bytes(), []byte("\n")), nil
+// labelJSON is each label's Coding as JSON.
+var labelJSON = map[string][]byte{
+	LabelRedacted:   []byte(`{"system":"` + SecuritySystem + `","code":"` + LabelRedacted + `","display":"redacted"}`),
+	LabelAbstracted: []byte(`{"system":"` + SecuritySystem + `","code":"` + LabelAbstracted + `","display":"abstracted"}`),
 }
 
-// Resource de-identifies a decoded FHIR resource in place, and every
-// resource inside it (contained resources, Bundle entries), each labelled
-// for what was changed in it. It reports whether anything was changed.
-func Resource(res map[string]any) bool {
-	var c changes
-	walkObject(res, &c)
-	if c.redacted {
-		label(res, LabelRedacted)
+// JSON de-identifies one FHIR JSON resource (a Bundle's entries and
+// contained resources included, each labelled for what was changed in it)
+// and returns it rewritten; what is kept keeps its exact text and order.
+func JSON(b []byte) ([]byte, error) {
+	start, end := skipWS(b, 0), len(b)
+	for end > start && ws(b[end-1]) {
+		end--
 	}
-	if c.abstracted {
-		label(res, LabelAbstracted)
+	obj := b[start:end]
+	if kind(obj) != '{' {
+		return nil, fmt.Errorf("deid: not a JSON object")
 	}
-	return c.redacted || c.abstracted
+	ms, err := members(obj)
+	if err != nil {
+		return nil, err
+	}
+	if !isResource(ms) {
+		return nil, fmt.Errorf("deid: not a FHIR resource (no resourceType)")
+	}
+	out, _, err := resource(make([]byte, 0, len(obj)), ms)
+	return out, err
 }
 
 type changes struct {
 	redacted, abstracted bool
 }
 
-// walkObject de-identifies one JSON object's members and recurses.
-func walkObject(obj map[string]any, c *changes) {
-	_, isResource := obj["resourceType"].(string)
-	for key, val := range obj {
-		switch {
-		case key == "telecom", key == "photo", key == "note", key == "presentedForm":
-			delete(obj, key)
-			c.redacted = true
-			continue
-		case key == "address" && isComplex(val):
-			delete(obj, key)
-			c.redacted = true
-			continue
-		case key == "name" && isHumanName(val):
-			delete(obj, key)
-			c.redacted = true
-			continue
-		case key == "text" && isResource:
-			// The narrative (Narrative, an object); CodeableConcept.text and
-			// the like are strings and stay.
-			if _, ok := val.(map[string]any); ok {
-				delete(obj, key)
-				c.redacted = true
-				continue
-			}
-		case key == "comment":
-			if _, ok := val.(string); ok {
-				delete(obj, key)
-				c.redacted = true
-				continue
-			}
-		case key == "display" && isReference(obj):
-			// A reference's display often is the person's name.
-			delete(obj, key)
-			c.redacted = true
-			continue
-		case key == "identifier":
-			if kept, changed := registryIdentifiers(val); changed {
-				c.redacted = true
-				if kept == nil {
-					delete(obj, key)
-				} else {
-					obj[key] = kept
-				}
-				continue
-			}
-		case key == "birthDate":
-			if s, ok := val.(string); ok && len(s) > 4 {
-				obj[key] = s[:4]
-				c.abstracted = true
-			}
-			continue
+// isResource reports whether an object's members make a resource (a
+// string resourceType).
+func isResource(ms []member) bool {
+	for _, m := range ms {
+		if m.key == "resourceType" {
+			return kind(m.val) == '"'
 		}
-		walkValue(val, c)
-	}
-}
-
-// walkValue recurses into a member's value; a nested resource (contained,
-// Bundle.entry.resource, Parameters.parameter.resource) is labelled for its
-// own changes.
-func walkValue(val any, c *changes) {
-	switch v := val.(type) {
-	case map[string]any:
-		if _, ok := v["resourceType"].(string); ok {
-			if Resource(v) {
-				// The container's view changed too.
-				c.redacted = true
-			}
-			return
-		}
-		walkObject(v, c)
-	case []any:
-		for _, e := range v {
-			walkValue(e, c)
-		}
-	}
-}
-
-// isComplex reports whether v is an object or an array of objects (an
-// Address, not a string such as Endpoint.address, a URL).
-func isComplex(v any) bool {
-	switch v := v.(type) {
-	case map[string]any:
-		return true
-	case []any:
-		for _, e := range v {
-			if _, ok := e.(map[string]any); !ok {
-				return false
-			}
-		}
-		return len(v) > 0
 	}
 	return false
 }
 
-// isHumanName reports whether v is a HumanName or a list of them (a person's
-// name), not the string name of an organisation, a device or a parameter.
-func isHumanName(v any) bool {
-	one := func(e any) bool {
-		m, ok := e.(map[string]any)
-		if !ok {
+// resource appends the de-identified resource made of ms to out, labelled
+// in its meta for what was changed, and reports whether anything was.
+func resource(out []byte, ms []member) ([]byte, bool, error) {
+	var c changes
+	start := len(out)
+	out, meta, err := object(out, ms, true, &c)
+	if err != nil {
+		return nil, false, err
+	}
+	var labels []string
+	if c.redacted {
+		labels = append(labels, LabelRedacted)
+	}
+	if c.abstracted {
+		labels = append(labels, LabelAbstracted)
+	}
+	if len(labels) == 0 {
+		return out, false, nil
+	}
+	var insert []byte
+	if meta.end > meta.start {
+		// The meta the resource has (always a non-empty value).
+		if insert, err = labelled(out[meta.start:meta.end], labels); err != nil {
+			return nil, false, err
+		}
+	} else {
+		// A new meta goes after id (or resourceType), where FHIR puts it.
+		l, _ := labelled([]byte("{}"), labels)
+		if meta.start == start+1 {
+			// Before every member (cannot happen for a resource, which
+			// starts with resourceType, but kept right).
+			insert = append([]byte(`"meta":`), l...)
+			if out[meta.start] != '}' {
+				insert = append(insert, ',')
+			}
+		} else {
+			insert = append([]byte(`,"meta":`), l...)
+		}
+	}
+	tail := append(insert, out[meta.end:]...)
+	return append(out[:meta.start], tail...), true, nil
+}
+
+// span is where a resource's meta value is in the output, or (start ==
+// end) where a meta member would be inserted.
+type span struct{ start, end int }
+
+// object appends the de-identified object of ms to out (a resource's when
+// inResource, then also telling where its meta is).
+func object(out []byte, ms []member, inResource bool, c *changes) ([]byte, span, error) {
+	ref := isReference(ms)
+	n := 0
+	put := func(key string) {
+		if n > 0 {
+			out = append(out, ',')
+		}
+		n++
+		out = appendKey(out, key)
+	}
+	out = append(out, '{')
+	meta := span{len(out), len(out)}
+	seenMeta := false
+	for _, m := range ms {
+		switch m.key {
+		case "telecom", "photo", "note", "presentedForm":
+			c.redacted = true
+			continue
+		case "address":
+			if isComplex(m.val) {
+				c.redacted = true
+				continue
+			}
+		case "name":
+			if isHumanName(m.val) {
+				c.redacted = true
+				continue
+			}
+		case "text":
+			// The narrative (Narrative, an object); CodeableConcept.text
+			// and the like are strings and stay.
+			if inResource && kind(m.val) == '{' {
+				c.redacted = true
+				continue
+			}
+		case "comment":
+			if kind(m.val) == '"' {
+				c.redacted = true
+				continue
+			}
+		case "display":
+			// A reference's display often is the person's name.
+			if ref {
+				c.redacted = true
+				continue
+			}
+		case "identifier":
+			ours, changed, err := registryIdentifiers(m.val)
+			if err != nil {
+				return nil, meta, err
+			}
+			if changed {
+				c.redacted = true
+				if ours != nil {
+					put(m.key)
+					out = append(out, ours...)
+				}
+				continue
+			}
+		case "birthDate":
+			put(m.key)
+			if s, ok := stringValue(m.val); ok && len(s) > 4 {
+				year, _ := json.Marshal(s[:4])
+				out = append(out, year...)
+				c.abstracted = true
+			} else {
+				out = append(out, m.val...)
+			}
+			continue
+		}
+		put(m.key)
+		at := len(out)
+		var err error
+		if out, err = value(out, m.val, c); err != nil {
+			return nil, meta, err
+		}
+		if inResource {
+			switch m.key {
+			case "meta":
+				meta, seenMeta = span{at, len(out)}, true
+			case "resourceType", "id":
+				if !seenMeta {
+					meta = span{len(out), len(out)}
+				}
+			}
+		}
+	}
+	return append(out, '}'), meta, nil
+}
+
+// value appends the de-identified value raw to out; a nested resource
+// (contained, Bundle.entry.resource, Parameters.parameter.resource) is
+// labelled for its own changes, and its container counts as changed too.
+func value(out []byte, raw []byte, c *changes) ([]byte, error) {
+	switch kind(raw) {
+	case '{':
+		ms, err := members(raw)
+		if err != nil {
+			return nil, err
+		}
+		if isResource(ms) {
+			out, changed, err := resource(out, ms)
+			if changed {
+				c.redacted = true
+			}
+			return out, err
+		}
+		out, _, err = object(out, ms, false, c)
+		return out, err
+	case '[':
+		es, err := elements(raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, '[')
+		for i, e := range es {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			if out, err = value(out, e, c); err != nil {
+				return nil, err
+			}
+		}
+		return append(out, ']'), nil
+	}
+	return append(out, raw...), nil
+}
+
+// writeObject appends the object of ms to out.
+func writeObject(out []byte, ms []member) []byte {
+	out = append(out, '{')
+	for i, m := range ms {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendKey(out, m.key)
+		out = append(out, m.val...)
+	}
+	return append(out, '}')
+}
+
+// appendKey appends a member's key and colon.
+func appendKey(out []byte, key string) []byte {
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(key)
+			out = append(out, q...)
+			return append(out, ':')
+		}
+	}
+	out = append(out, '"')
+	out = append(out, key...)
+	return append(out, '"', ':')
+}
+
+// isComplex reports whether raw is an object or a non-empty array of
+// objects (an Address, not a string such as Endpoint.address, a URL).
+func isComplex(raw []byte) bool {
+	switch kind(raw) {
+	case '{':
+		return true
+	case '[':
+		es, err := elements(raw)
+		if err != nil || len(es) == 0 {
 			return false
 		}
-		for _, k := range []string{"family", "given", "text", "prefix", "suffix", "use", "period"} {
-			if _, ok := m[k]; ok {
+		for _, e := range es {
+			if kind(e) != '{' {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// humanNameKeys are the elements only a HumanName has among the types an
+// element called name can have.
+var humanNameKeys = map[string]bool{"family": true, "given": true, "text": true, "prefix": true, "suffix": true, "use": true, "period": true}
+
+// isHumanName reports whether raw is a HumanName or a list holding one (a
+// person's name), not the string name of an organisation, a device or a
+// parameter.
+func isHumanName(raw []byte) bool {
+	one := func(e []byte) bool {
+		if kind(e) != '{' {
+			return false
+		}
+		ms, err := members(e)
+		if err != nil {
+			return false
+		}
+		for _, m := range ms {
+			if humanNameKeys[m.key] {
 				return true
 			}
 		}
 		return false
 	}
-	if list, ok := v.([]any); ok {
-		for _, e := range list {
+	if kind(raw) == '[' {
+		es, err := elements(raw)
+		if err != nil {
+			return false
+		}
+		for _, e := range es {
 			if one(e) {
 				return true
 			}
 		}
 		return false
 	}
-	return one(v)
+	return one(raw)
 }
 
-// isReference reports whether obj is a Reference (reference, identifier or
-// type, and no code as a Coding has).
-func isReference(obj map[string]any) bool {
-	if _, ok := obj["code"]; ok {
+// isReference reports whether an object is a Reference (reference,
+// identifier or type, and no code as a Coding has).
+func isReference(ms []member) bool {
+	ref := false
+	for _, m := range ms {
+		switch m.key {
+		case "code":
+			return false
+		case "reference", "identifier", "type":
+			ref = true
+		}
+	}
+	return ref
+}
+
+// registryIdentifiers keeps the identifiers of the registry's own systems,
+// from an Identifier or a list of them; ours is nil when none remain.
+func registryIdentifiers(raw []byte) (ours []byte, changed bool, err error) {
+	isOurs := func(e []byte) bool {
+		if kind(e) != '{' {
+			return false
+		}
+		ms, err := members(e)
+		if err != nil {
+			return false
+		}
+		for _, m := range ms {
+			if m.key == "system" {
+				sys, _ := stringValue(m.val)
+				return strings.HasPrefix(sys, RegistrySystemPrefix)
+			}
+		}
 		return false
 	}
-	for _, k := range []string{"reference", "identifier", "type"} {
-		if _, ok := obj[k]; ok {
+	switch kind(raw) {
+	case '[':
+		es, err := elements(raw)
+		if err != nil {
+			return nil, false, err
+		}
+		var keep [][]byte
+		for _, e := range es {
+			if isOurs(e) {
+				keep = append(keep, e)
+			}
+		}
+		switch len(keep) {
+		case len(es):
+			return raw, false, nil
+		case 0:
+			return nil, true, nil
+		}
+		out := []byte{'['}
+		for i, e := range keep {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, e...)
+		}
+		return append(out, ']'), true, nil
+	case '{':
+		if isOurs(raw) {
+			return raw, false, nil
+		}
+		return nil, true, nil
+	}
+	return raw, false, nil
+}
+
+// labelled returns the meta object raw with the security labels added,
+// each once.
+func labelled(raw []byte, labels []string) ([]byte, error) {
+	if kind(raw) != '{' {
+		return nil, errSyntax
+	}
+	ms, err := members(raw)
+	if err != nil {
+		return nil, err
+	}
+	at := -1
+	var sec [][]byte
+	for i, m := range ms {
+		if m.key == "security" && kind(m.val) == '[' {
+			at = i
+			if sec, err = elements(m.val); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, code := range labels {
+		if hasLabel(sec, code) {
+			continue
+		}
+		l := labelJSON[code]
+		sec = append(sec, l)
+	}
+	list := []byte{'['}
+	for i, s := range sec {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = append(list, s...)
+	}
+	list = append(list, ']')
+	if at < 0 {
+		ms = append(ms, member{key: "security", val: list})
+	} else {
+		ms[at].val = list
+	}
+	return writeObject(nil, ms), nil
+}
+
+// hasLabel reports whether the security list holds our label code.
+func hasLabel(sec [][]byte, code string) bool {
+	for _, s := range sec {
+		ms, err := members(s)
+		if err != nil {
+			continue
+		}
+		var sys, c string
+		for _, m := range ms {
+			switch m.key {
+			case "system":
+				sys, _ = stringValue(m.val)
+			case "code":
+				c, _ = stringValue(m.val)
+			}
+		}
+		if sys == SecuritySystem && c == code {
 			return true
 		}
 	}
 	return false
-}
-
-// registryIdentifiers keeps the identifiers of the registry's own systems,
-// from an Identifier or a list of them; kept is nil when none remain.
-func registryIdentifiers(v any) (kept any, changed bool) {
-	isOurs := func(e any) bool {
-		m, ok := e.(map[string]any)
-		if !ok {
-			return false
-		}
-		sys, _ := m["system"].(string)
-		return strings.HasPrefix(sys, RegistrySystemPrefix)
-	}
-	switch v := v.(type) {
-	case []any:
-		var out []any
-		for _, e := range v {
-			if isOurs(e) {
-				out = append(out, e)
-			}
-		}
-		if len(out) == len(v) {
-			return v, false
-		}
-		if len(out) == 0 {
-			return nil, true
-		}
-		return out, true
-	case map[string]any:
-		if isOurs(v) {
-			return v, false
-		}
-		return nil, true
-	}
-	return v, false
-}
-
-// label adds a security label to the resource's meta, once.
-func label(res map[string]any, code string) {
-	meta, _ := res["meta"].(map[string]any)
-	if meta == nil {
-		meta = map[string]any{}
-		res["meta"] = meta
-	}
-	sec, _ := meta["security"].([]any)
-	for _, s := range sec {
-		if m, ok := s.(map[string]any); ok && m["system"] == SecuritySystem && m["code"] == code {
-			return
-		}
-	}
-	meta["security"] = append(sec, map[string]any{"system": SecuritySystem, "code": code, "display": labelDisplay[code]})
 }

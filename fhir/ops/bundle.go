@@ -12,14 +12,10 @@ import (
 // resource through the policy's trace view and its meta.source naming its
 // owning tenant (TenantSource); what p may not see is left out.
 func (o *Ops) Bundle(p *fhir.Principal, t *Trace) ([]byte, error) {
-	type entry struct {
-		Resource json.RawMessage `json:"resource"`
-	}
-	b := struct {
-		ResourceType string  `json:"resourceType"`
-		Type         string  `json:"type"`
-		Entry        []entry `json:"entry,omitempty"`
-	}{ResourceType: "Bundle", Type: "collection"}
+	// Written directly: json.Marshal would re-validate and compact every
+	// entry's resource, which the store and the view already give compact.
+	out := []byte(`{"resourceType":"Bundle","type":"collection"`)
+	n := 0
 	for _, v := range t.Found {
 		body, ok, err := o.policy.TraceView(p, v)
 		if err != nil {
@@ -32,9 +28,20 @@ func (o *Ops) Bundle(p *fhir.Principal, t *Trace) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		b.Entry = append(b.Entry, entry{Resource: tagged})
+		if n == 0 {
+			out = append(out, `,"entry":[`...)
+		} else {
+			out = append(out, ',')
+		}
+		n++
+		out = append(out, `{"resource":`...)
+		out = append(out, tagged...)
+		out = append(out, '}')
 	}
-	return json.Marshal(b)
+	if n > 0 {
+		out = append(out, ']')
+	}
+	return append(out, '}'), nil
 }
 
 // withSource sets meta.source in a resource's JSON.

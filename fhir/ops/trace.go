@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"golang.org/x/sync/errgroup"
 	"slices"
 	"strings"
 
@@ -120,25 +121,23 @@ func (o *Ops) forward(ctx context.Context, a store.Access, t *Trace, from []*sto
 	// events are found through the procedures in the store (_has, chain),
 	// not by listing the procedures' ids.
 	used := refsTo(paramProductLot, "Specimen", ids(specimens))
-	procs, err := o.search(ctx, a, "Procedure", used)
-	if err != nil {
-		return err
-	}
-	t.add(procs...)
 	var treated, suspected []store.Expr
 	for _, u := range used {
 		treated = append(treated, store.Has{Type: "Procedure", Param: "subject", Filter: u})
 		suspected = append(suspected, store.Chain{Param: paramSubstance, TargetType: "Procedure", Filter: u})
 	}
-	patients, err := o.search(ctx, a, "Patient", treated)
-	if err != nil {
+	// The three are independent reads: run side by side, added in a fixed
+	// order so the trace reads the same every time.
+	var procs, patients, events []*store.Version
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { procs, err = o.search(gctx, a, "Procedure", used); return err })
+	g.Go(func() (err error) { patients, err = o.search(gctx, a, "Patient", treated); return err })
+	g.Go(func() (err error) { events, err = o.search(gctx, a, "AdverseEvent", suspected); return err })
+	if err := g.Wait(); err != nil {
 		return err
 	}
+	t.add(procs...)
 	t.add(patients...)
-	events, err := o.search(ctx, a, "AdverseEvent", suspected)
-	if err != nil {
-		return err
-	}
 	t.add(events...)
 	return nil
 }
