@@ -119,6 +119,9 @@ type aeProc struct {
 	id, patient, course string
 	route, indication   string
 	at                  time.Time
+	// unit numbers the patient and the course among the report's, so that
+	// counting sets numbers, not strings (with the procedure's own index).
+	unit [2]int
 }
 
 // aeSuspect is one suspect procedure of an event and the relatedness
@@ -390,6 +393,7 @@ func (o *Ops) aeRead(ctx context.Context, p *fhir.Principal, a store.Access, q A
 		}
 		d.procs = kept
 	}
+	d.number()
 	err = o.scan(ctx, p, a, "AdverseEvent", func(v *store.Version) error {
 		e, err := decodeEvent(v.Resource)
 		if err != nil {
@@ -414,6 +418,22 @@ func (o *Ops) aeRead(ctx context.Context, p *fhir.Principal, a store.Access, q A
 		return nil, err
 	}
 	return d, nil
+}
+
+// number numbers the patients and the courses of the procedures.
+func (d *aeData) number() {
+	seen := [2]map[string]int{{}, {}}
+	for i := range d.procs {
+		pr := &d.procs[i]
+		for g, k := range [2]string{pr.patient, pr.course} {
+			n, ok := seen[g][k]
+			if !ok {
+				n = len(seen[g])
+				seen[g][k] = n
+			}
+			pr.unit[g] = n
+		}
+	}
 }
 
 // scan calls each for every current resource of typ p may see under a.
@@ -474,37 +494,56 @@ func (o *Ops) scanFilter(ctx context.Context, p *fhir.Principal, a store.Access,
 	return nil
 }
 
-// set is a set of unit keys.
-type set map[string]struct{}
-
-func (s set) add(k string) { s[k] = struct{}{} }
-
-// unitCounts are one unit group's units, overall and per stratum.
-type unitCounts struct {
-	den, num   set
-	sden, snum map[string]map[string]set // stratifier -> value -> units
+// bits is a set of unit numbers.
+type bits struct {
+	w []uint64
+	n int
 }
 
-func newUnitCounts() *unitCounts {
-	return &unitCounts{den: set{}, num: set{}, sden: map[string]map[string]set{}, snum: map[string]map[string]set{}}
+func (b *bits) add(i int) {
+	if w := i / 64; w >= len(b.w) {
+		b.w = append(b.w, make([]uint64, w+1-len(b.w))...)
+	}
+	if m := uint64(1) << (i % 64); b.w[i/64]&m == 0 {
+		b.w[i/64] |= m
+		b.n++
+	}
 }
 
-func addStratum(m map[string]map[string]set, by, value, unit string) {
+// size is the number in the set (nil: none).
+func (b *bits) size() int {
+	if b == nil {
+		return 0
+	}
+	return b.n
+}
+
+// unitBits are one unit group's units, overall and per stratum.
+type unitBits struct {
+	den, num   bits
+	sden, snum map[string]map[string]*bits // stratifier -> value -> units
+}
+
+func addUnit(m map[string]map[string]*bits, by, value string, unit int) {
 	if value == "" {
 		return
 	}
-	if m[by] == nil {
-		m[by] = map[string]set{}
+	vs := m[by]
+	if vs == nil {
+		vs = map[string]*bits{}
+		m[by] = vs
 	}
-	if m[by][value] == nil {
-		m[by][value] = set{}
+	b := vs[value]
+	if b == nil {
+		b = &bits{}
+		vs[value] = b
 	}
-	m[by][value].add(unit)
+	b.add(unit)
 }
 
 // aeCounts are one report's figures.
 type aeCounts struct {
-	units  [3]*unitCounts
+	units  [3]*unitBits
 	events int
 	strata map[string]map[string]int
 }
@@ -520,22 +559,23 @@ type aeCounts struct {
 func (d *aeData) count(lo, hi time.Time) *aeCounts {
 	c := &aeCounts{strata: map[string]map[string]int{}}
 	for i := range c.units {
-		c.units[i] = newUnitCounts()
+		c.units[i] = &unitBits{sden: map[string]map[string]*bits{}, snum: map[string]map[string]*bits{}}
 	}
 	in := func(pr *aeProc) bool { return !pr.at.Before(lo) && pr.at.Before(hi) }
-	keys := func(pr *aeProc) [3]string {
-		return [3]string{pr.patient, pr.course, pr.id}
+	keys := func(i int) [3]int {
+		pr := &d.procs[i]
+		return [3]int{pr.unit[0], pr.unit[1], i}
 	}
 	for i := range d.procs {
 		pr := &d.procs[i]
 		if !in(pr) {
 			continue
 		}
-		for g, k := range keys(pr) {
+		for g, k := range keys(i) {
 			u := c.units[g]
 			u.den.add(k)
-			addStratum(u.sden, "route", pr.route, k)
-			addStratum(u.sden, "indication", pr.indication, k)
+			addUnit(u.sden, "route", pr.route, k)
+			addUnit(u.sden, "indication", pr.indication, k)
 		}
 	}
 	for _, s := range eventStratifiers {
@@ -544,7 +584,8 @@ func (d *aeData) count(lo, hi time.Time) *aeCounts {
 	for _, e := range d.events {
 		closest := ""
 		for _, s := range e.suspects {
-			pr := &d.procs[d.byID[s.proc]]
+			pi := d.byID[s.proc]
+			pr := &d.procs[pi]
 			if !in(pr) {
 				continue
 			}
@@ -554,13 +595,13 @@ func (d *aeData) count(lo, hi time.Time) *aeCounts {
 			if closest == "" {
 				closest = "\x00" // counted, relatedness not assessed
 			}
-			for g, k := range keys(pr) {
+			for g, k := range keys(pi) {
 				u := c.units[g]
 				u.num.add(k)
-				addStratum(u.snum, "relatedness", s.relatedness, k)
-				addStratum(u.snum, "severity", e.severity, k)
-				addStratum(u.snum, "route", pr.route, k)
-				addStratum(u.snum, "indication", pr.indication, k)
+				addUnit(u.snum, "relatedness", s.relatedness, k)
+				addUnit(u.snum, "severity", e.severity, k)
+				addUnit(u.snum, "route", pr.route, k)
+				addUnit(u.snum, "indication", pr.indication, k)
 			}
 		}
 		if closest == "" {
@@ -693,7 +734,7 @@ func (c *aeCounts) measureReport(pr [2]time.Time, mask bool, d *aeData, now stri
 	for g, name := range unitGroups {
 		u := c.units[g]
 		grp := mrGroup{Code: word(name), Population: []mrPopulation{
-			population("denominator", show(len(u.den), mask)), population("numerator", show(len(u.num), mask))}}
+			population("denominator", show(u.den.size(), mask)), population("numerator", show(u.num.size(), mask))}}
 		for _, by := range unitStratifiers {
 			st := mrStratifier{Code: []mrConcept{word(by)}}
 			values := map[string]bool{}
@@ -704,12 +745,12 @@ func (c *aeCounts) measureReport(pr [2]time.Time, mask bool, d *aeData, now stri
 				values[v] = true
 			}
 			for _, v := range stratumValues(values) {
-				den := len(u.sden[by][v])
+				den := u.sden[by][v].size()
 				if by == "relatedness" || by == "severity" {
-					den = len(u.den)
+					den = u.den.size()
 				}
 				st.Stratum = append(st.Stratum, mrStratum{Value: d.stratumValue(by, v), Population: []mrPopulation{
-					population("denominator", show(den, mask)), population("numerator", show(len(u.snum[by][v]), mask))}})
+					population("denominator", show(den, mask)), population("numerator", show(u.snum[by][v].size(), mask))}})
 			}
 			grp.Stratifier = append(grp.Stratifier, st)
 		}
