@@ -235,9 +235,15 @@ func compileSearch(q store.Query, count int, estimate *estimates) (searchSQL, er
 	case len(q.Sort) > 0:
 		from = `SELECT * FROM (` + from + `)`
 	}
+	join := ` JOIN versions v2 ON v2.type = c2.type AND v2.id = c2.id AND v2.vid = c2.vid`
+	if q.Heads {
+		// current holds all a head has: no seek into versions per match.
+		cols = strings.Replace(cols, "v2.body, v2.method, v2.reach", "NULL, '', c2.reach", 1)
+		join = ""
+	}
 	page := frag{
 		sql: `SELECT ` + cols + ` FROM (` + from + ` ORDER BY ` + strings.Join(inner, ", ") + ` LIMIT ? OFFSET ?) p` +
-			` JOIN current c2 ON c2.pk = p.pk JOIN versions v2 ON v2.type = c2.type AND v2.id = c2.id AND v2.vid = c2.vid` +
+			` JOIN current c2 ON c2.pk = p.pk` + join +
 			` ORDER BY ` + strings.Join(outer, ", "),
 		args: append(fromArgs, count+1, max(q.Offset, 0)),
 	}
