@@ -17,21 +17,18 @@ import (
 // relies on.
 const (
 	// AEMeasure is the canonical of the Measure every $ae-report cites.
-	AEMeasure         = "http://fmtbank.org/fhir/Measure/ae-report"
-	csBase            = "http://fmtbank.org/fhir/CodeSystem/"
-	measurePopulation = "http://terminology.hl7.org/CodeSystem/measure-population"
-	dataAbsentReason  = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
-	aeSeveritySystem  = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
-	aeSeriousSystem   = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
-	wmtProcedure      = "cmts-wmt-procedure"
-	courseURL         = profileBase + "course"
-	routeURL          = profileBase + "route"
-	ctcaeURL          = profileBase + "ctcae-grade"
-	maskBelow         = 5
-	reportPageCount   = 2000
-	// scanConditionsOver is the number of indications above which all
-	// Conditions are read in one walk rather than by id.
-	scanConditionsOver = 2000
+	AEMeasure          = "http://fmtbank.org/fhir/Measure/ae-report"
+	csBase             = "http://fmtbank.org/fhir/CodeSystem/"
+	measurePopulation  = "http://terminology.hl7.org/CodeSystem/measure-population"
+	dataAbsentReason   = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+	aeSeveritySystem   = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
+	aeSeriousSystem    = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
+	wmtProcedure       = "cmts-wmt-procedure"
+	courseURL          = profileBase + "course"
+	routeURL           = profileBase + "route"
+	ctcaeURL           = profileBase + "ctcae-grade"
+	maskBelow          = 5
+	reportPageCount    = 2000
 	icd10System        = "http://hl7.org/fhir/sid/icd-10"
 	otherIndicationSys = csBase + "other-indication"
 )
@@ -301,12 +298,8 @@ func (r reference) id(typ string) string {
 // one of them, under a, in pages.
 func (o *Ops) aeRead(ctx context.Context, p *fhir.Principal, a store.Access, q AEQuery) (*aeData, error) {
 	d := &aeData{byID: map[string]int{}, indicationSystem: map[string]string{}}
-	reasons := map[int]string{} // procedure index -> Condition id
-	err := o.scan(ctx, p, a, "Procedure", func(v *store.Version) error {
-		pr, err := decodeProcedure(v.Resource)
-		if err != nil {
-			return err
-		}
+	var reasons []string // by procedure index: the Condition id
+	err := scanDecoded(ctx, o, p, a, "Procedure", decodeProcedure, func(v *store.Version, pr procFields) error {
 		tt := (concept{Coding: pr.code}).code(csBase + "transplant-type")
 		// A WMT procedure claims the profile or has a transplant type; one
 		// not done or entered in error is no procedure performed.
@@ -325,9 +318,7 @@ func (o *Ops) aeRead(ctx context.Context, p *fhir.Principal, a store.Access, q A
 		}
 		rec := aeProc{id: v.ID, patient: pr.subject, at: at, course: pr.subject + "#" + pr.course, route: pr.route}
 		d.byID[v.ID] = len(d.procs)
-		if pr.reason != "" {
-			reasons[len(d.procs)] = pr.reason
-		}
+		reasons = append(reasons, pr.reason)
 		d.procs = append(d.procs, rec)
 		return nil
 	})
@@ -335,44 +326,32 @@ func (o *Ops) aeRead(ctx context.Context, p *fhir.Principal, a store.Access, q A
 		return nil, err
 	}
 	// The indications: each Condition once, by id.
-	var condIDs []string
+	codes := make(map[string]coding, len(reasons))
+	wanted := make(map[string]bool, len(reasons))
 	for _, id := range reasons {
-		condIDs = append(condIDs, id)
-	}
-	codes := map[string]coding{}
-	filters := idsExpr(condIDs)
-	wanted := map[string]bool{}
-	if len(filters) > scanConditionsOver/maxOr {
-		filters = []store.Expr{nil}
-		for _, id := range condIDs {
+		if id != "" {
 			wanted[id] = true
 		}
 	}
-	for _, f := range filters {
-		err := o.scanFilter(ctx, p, a, "Condition", f, func(v *store.Version) error {
-			if f == nil && !wanted[v.ID] {
-				return nil
-			}
-			cs, err := decodeCondition(v.Resource)
-			if err != nil {
-				return err
-			}
-			cd := coding{}
-			for _, x := range cs {
-				if x.System == icd10System || x.System == otherIndicationSys {
-					cd = x
-					break
-				}
-			}
-			if cd.Code == "" && len(cs) > 0 {
-				cd = cs[0]
-			}
-			codes[v.ID] = cd
+	err = scanDecoded(ctx, o, p, a, "Condition", decodeCondition, func(v *store.Version, cs []coding) error {
+		if !wanted[v.ID] {
 			return nil
-		})
-		if err != nil {
-			return nil, err
 		}
+		cd := coding{}
+		for _, x := range cs {
+			if x.System == icd10System || x.System == otherIndicationSys {
+				cd = x
+				break
+			}
+		}
+		if cd.Code == "" && len(cs) > 0 {
+			cd = cs[0]
+		}
+		codes[v.ID] = cd
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for i, id := range reasons {
 		cd := codes[id]
@@ -394,11 +373,7 @@ func (o *Ops) aeRead(ctx context.Context, p *fhir.Principal, a store.Access, q A
 		d.procs = kept
 	}
 	d.number()
-	err = o.scan(ctx, p, a, "AdverseEvent", func(v *store.Version) error {
-		e, err := decodeEvent(v.Resource)
-		if err != nil {
-			return err
-		}
+	err = scanDecoded(ctx, o, p, a, "AdverseEvent", decodeEvent, func(v *store.Version, e eventFields) error {
 		if e.actuality != "actual" {
 			return nil
 		}
@@ -422,7 +397,7 @@ func (o *Ops) aeRead(ctx context.Context, p *fhir.Principal, a store.Access, q A
 
 // number numbers the patients and the courses of the procedures.
 func (d *aeData) number() {
-	seen := [2]map[string]int{{}, {}}
+	seen := [2]map[string]int{make(map[string]int, len(d.procs)), make(map[string]int, len(d.procs))}
 	for i := range d.procs {
 		pr := &d.procs[i]
 		for g, k := range [2]string{pr.patient, pr.course} {
@@ -434,11 +409,6 @@ func (d *aeData) number() {
 			pr.unit[g] = n
 		}
 	}
-}
-
-// scan calls each for every current resource of typ p may see under a.
-func (o *Ops) scan(ctx context.Context, p *fhir.Principal, a store.Access, typ string, each func(*store.Version) error) error {
-	return o.scanFilter(ctx, p, a, typ, nil, each)
 }
 
 // scanFilter is scan of the resources matching filter (nil: all).
@@ -453,21 +423,37 @@ func (o *Ops) scanFilter(ctx context.Context, p *fhir.Principal, a store.Access,
 	case narrow != nil:
 		filter = narrow
 	}
-	// The next page is read while this one is processed.
+	q := store.Query{Access: a, Type: typ, Filter: filter, Count: reportPageCount}
+	return o.pages(ctx, q, func(page []*store.Version, _ *store.SearchCursor) error {
+		for _, v := range page {
+			if v.Deleted || !o.policy.Readable(p, v) {
+				continue
+			}
+			if err := each(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// pages calls each with every page of q in turn and the cursor it was read
+// after (nil for the first); the next page is read while one is processed.
+func (o *Ops) pages(ctx context.Context, q store.Query, each func(page []*store.Version, after *store.SearchCursor) error) error {
 	type result struct {
-		page *store.SearchPage
-		err  error
+		page  *store.SearchPage
+		after *store.SearchCursor
+		err   error
 	}
 	pages := make(chan result, 1)
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
 		defer close(pages)
-		q := store.Query{Access: a, Type: typ, Filter: filter, Count: reportPageCount}
 		for {
 			page, err := o.store.Search(ctx, q)
 			select {
-			case pages <- result{page, err}:
+			case pages <- result{page, q.After, err}:
 			case <-done:
 				return
 			}
@@ -482,13 +468,8 @@ func (o *Ops) scanFilter(ctx context.Context, p *fhir.Principal, a store.Access,
 		if r.err != nil {
 			return r.err
 		}
-		for _, v := range r.page.Versions {
-			if v.Deleted || !o.policy.Readable(p, v) {
-				continue
-			}
-			if err := each(v); err != nil {
-				return err
-			}
+		if err := each(r.page.Versions, r.after); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -24,6 +24,8 @@ type Ops struct {
 	policy fhir.Policy
 	writer *bundle.Writer
 	now    func() time.Time
+	// views are the reports' decoded resources (facts.go).
+	views views
 }
 
 var _ fhir.Operations = (*Ops)(nil)

@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS versions (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS versions_history ON versions (tenant, lu DESC, type, id, vid DESC);
 CREATE INDEX IF NOT EXISTS versions_type_history ON versions (tenant, type, lu DESC, id, vid DESC);
+-- a type's history over every tenant since a time (what changed since a
+-- report last looked; the regulator's type history)
+CREATE INDEX IF NOT EXISTS versions_type_lu ON versions (type, lu DESC);
 -- idx holds the search index entries of current versions, clustered by
 -- resource (pk) so that the entries of one resource sit together: a search
 -- probes a candidate's entries in one seek, and an update replaces them
@@ -92,6 +95,9 @@ CREATE INDEX IF NOT EXISTS idx_high ON idx (param, high, low, kind, grp) WHERE k
 -- component be answered from the index too)
 -- _id searches across types
 CREATE INDEX IF NOT EXISTS current_id ON current (id);
+-- a search over every tenant (the regulator's, a report's) walks one type
+-- in page order here, not the whole table once per page
+CREATE INDEX IF NOT EXISTS current_type ON current (type, id);
 `
 
 // sharedSchema is applied after migrate (the columns it names may be new):

@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Recall", func(t *testing.T) { testRecall(t, newStore) })
 	t.Run("RecallTwice", func(t *testing.T) { testRecallTwice(t, newStore) })
 	t.Run("AEReport", func(t *testing.T) { testAEReport(t, newStore) })
+	t.Run("AEReportAfterChanges", func(t *testing.T) { testAEReportAfterChanges(t, newStore) })
 }
 
 const (
