@@ -331,45 +331,9 @@ func (o *Ops) aeRead(ctx context.Context, p *fhir.Principal, a store.Access, q A
 	if err != nil {
 		return nil, err
 	}
-	// The indications: each Condition once, by id.
-	var condIDs []string
-	for _, id := range reasons {
-		condIDs = append(condIDs, id)
-	}
-	codes := map[string]coding{}
-	filters := idsExpr(condIDs)
-	wanted := map[string]bool{}
-	if len(filters) > scanConditionsOver/maxOr {
-		filters = []store.Expr{nil}
-		for _, id := range condIDs {
-			wanted[id] = true
-		}
-	}
-	for _, f := range filters {
-		err := o.scanFilter(ctx, p, a, "Condition", f, func(v *store.Version) error {
-			if f == nil && !wanted[v.ID] {
-				return nil
-			}
-			cs, err := decodeCondition(v.Resource)
-			if err != nil {
-				return err
-			}
-			cd := coding{}
-			for _, x := range cs {
-				if x.System == icd10System || x.System == otherIndicationSys {
-					cd = x
-					break
-				}
-			}
-			if cd.Code == "" && len(cs) > 0 {
-				cd = cs[0]
-			}
-			codes[v.ID] = cd
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
+	codes, err := o.indications(ctx, p, a, reasons)
+	if err != nil {
+		return nil, err
 	}
 	for i, id := range reasons {
 		cd := codes[id]
@@ -414,6 +378,52 @@ func (o *Ops) aeRead(ctx context.Context, p *fhir.Principal, a store.Access, q A
 		return nil, err
 	}
 	return d, nil
+}
+
+// indications reads the Conditions named in reasons (any key to a
+// Condition id), each once, and answers each one's indication coding: its
+// ICD-10 or other-indication coding, else its first.
+func (o *Ops) indications(ctx context.Context, p *fhir.Principal, a store.Access, reasons map[int]string) (map[string]coding, error) {
+	var condIDs []string
+	for _, id := range reasons {
+		condIDs = append(condIDs, id)
+	}
+	codes := map[string]coding{}
+	filters := idsExpr(condIDs)
+	wanted := map[string]bool{}
+	if len(filters) > scanConditionsOver/maxOr {
+		filters = []store.Expr{nil}
+		for _, id := range condIDs {
+			wanted[id] = true
+		}
+	}
+	for _, f := range filters {
+		err := o.scanFilter(ctx, p, a, "Condition", f, func(v *store.Version) error {
+			if f == nil && !wanted[v.ID] {
+				return nil
+			}
+			cs, err := decodeCondition(v.Resource)
+			if err != nil {
+				return err
+			}
+			cd := coding{}
+			for _, x := range cs {
+				if x.System == icd10System || x.System == otherIndicationSys {
+					cd = x
+					break
+				}
+			}
+			if cd.Code == "" && len(cs) > 0 {
+				cd = cs[0]
+			}
+			codes[v.ID] = cd
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return codes, nil
 }
 
 // scan calls each for every current resource of typ p may see under a.
