@@ -113,7 +113,7 @@ func decideAid(birthDate string, hardship *bool, on time.Time) Eligibility {
 				age = strconv.Itoa(youngest) + "-" + age
 			}
 			en = append(en, "aged "+age+" on "+day+", neither under 16 nor over 60")
-			zh = append(zh, day+" 时 "+age+" 周岁，既非未满16周岁，也非60周岁以上（年满61周岁）")
+			zh = append(zh, day+" 时 "+age+" 周岁，既非未满16周岁，也非超过60周岁（年满61周岁）")
 		}
 	}
 	switch {
@@ -128,7 +128,7 @@ func decideAid(birthDate string, hardship *bool, on time.Time) Eligibility {
 	age := ageOn(lo, on)
 	band, bandZh := "under 16", "未满16周岁"
 	if age > aidOver {
-		band, bandZh = "over 60", "60周岁以上（年满61周岁）"
+		band, bandZh = "over 60", "超过60周岁"
 	}
 	a := strconv.Itoa(age)
 	if y := ageOn(hi, on); y != age {
