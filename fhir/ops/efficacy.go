@@ -30,6 +30,10 @@ const (
 	defaultResponse = "clinical-response"
 )
 
+// booleanMeasures are the efficacy-measure codes valued by valueBoolean
+// (the others are scores).
+var booleanMeasures = map[string]bool{"clinical-response": true, "clinical-remission": true, "cdi-cure": true}
+
 // efficacyPopulations in report order.
 var efficacyPopulations = [4]string{popDenominator, popResponse, popRemission, popNotAssessed}
 
@@ -62,6 +66,10 @@ func (o *Ops) ParseEfficacyQuery(params url.Values) (EfficacyQuery, error) {
 					"measure 必须是 "+measureSystem+" 的代码："+m)
 			}
 			m = c
+		}
+		if !booleanMeasures[m] {
+			return q, fhir.Invalid(fhir.IssueValue, "measure must be a boolean efficacy-measure (clinical-response, clinical-remission, cdi-cure): "+m,
+				"measure 必须是布尔型疗效指标（clinical-response、clinical-remission、cdi-cure）："+m)
 		}
 		q.Measure = m
 	}

@@ -234,7 +234,13 @@ func (o *Ops) readCourses(ctx context.Context, p *fhir.Principal, a store.Access
 	for i, fp := range followUpPoints {
 		point[fp.code] = i
 	}
-	err = o.scanFilter(ctx, p, a, "Observation", store.Missing{Param: paramFollowUp, Missing: false}, func(v *store.Version) error {
+	// One equality per code rather than "has a follow-up" (a prefix
+	// match, which FerretDB evaluates slowly).
+	anyPoint := make(store.Or, len(followUpPoints))
+	for i, fp := range followUpPoints {
+		anyPoint[i] = store.Token{Param: paramFollowUp, Code: fp.code}
+	}
+	err = o.scanFilter(ctx, p, a, "Observation", anyPoint, func(v *store.Version) error {
 		e, err := decodeEfficacy(v.Resource)
 		if err != nil {
 			return err
@@ -389,6 +395,9 @@ func (o *Ops) FollowUpDue(ctx context.Context, p *fhir.Principal, on time.Time, 
 		var b strings.Builder
 		b.WriteString("patient,recipient_code,tenant,course,procedure,follow_up,window_start,window_end,status\r\n")
 		for _, k := range patients {
+			if _, ok := views[k]; !ok {
+				continue
+			}
 			for _, v := range byPatient[k] {
 				b.WriteString(strings.Join([]string{csvField(v.c.patient), csvField(recipientCode(views[k])), csvField(v.c.tenant),
 					csvField(v.c.number), csvField(v.c.last), followUpPoints[v.point].code, v.start.Format(time.DateOnly),

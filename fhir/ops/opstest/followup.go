@@ -309,7 +309,7 @@ func testEfficacyReport(t *testing.T, newStore NewStore) {
 			}
 		})
 	}
-	for _, bad := range []url.Values{{"on": {"tomorrow"}}, {"start": {"x"}}, {"measure": {"http://loinc.org|1234-5"}}} {
+	for _, bad := range []url.Values{{"on": {"tomorrow"}}, {"start": {"x"}}, {"measure": {"http://loinc.org|1234-5"}}, {"measure": {"mayo-score"}}} {
 		var fe *fhir.Error
 		if _, _, err := operation(o, h1, "Observation", "", "$efficacy-report", bad); !errors.As(err, &fe) || fe.Status != 400 {
 			t.Errorf("%v: want 400, got %v", bad, err)
