@@ -325,31 +325,7 @@ func (o *Ops) aeRead(ctx context.Context, p *fhir.Principal, a store.Access, q A
 	if err != nil {
 		return nil, err
 	}
-	// The indications: each Condition once, by id.
-	codes := make(map[string]coding, len(reasons))
-	wanted := make(map[string]bool, len(reasons))
-	for _, id := range reasons {
-		if id != "" {
-			wanted[id] = true
-		}
-	}
-	err = scanDecoded(ctx, o, p, a, "Condition", decodeCondition, func(v *store.Version, cs []coding) error {
-		if !wanted[v.ID] {
-			return nil
-		}
-		cd := coding{}
-		for _, x := range cs {
-			if x.System == icd10System || x.System == otherIndicationSys {
-				cd = x
-				break
-			}
-		}
-		if cd.Code == "" && len(cs) > 0 {
-			cd = cs[0]
-		}
-		codes[v.ID] = cd
-		return nil
-	})
+	codes, err := o.indications(ctx, p, a, reasons)
 	if err != nil {
 		return nil, err
 	}
@@ -409,6 +385,37 @@ func (d *aeData) number() {
 			pr.unit[g] = n
 		}
 	}
+}
+
+// indications reads the Conditions of ids, each once, and answers each
+// one's indication coding: its ICD-10 or other-indication coding, else its
+// first.
+func (o *Ops) indications(ctx context.Context, p *fhir.Principal, a store.Access, ids []string) (map[string]coding, error) {
+	codes := make(map[string]coding, len(ids))
+	wanted := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if id != "" {
+			wanted[id] = true
+		}
+	}
+	err := scanDecoded(ctx, o, p, a, "Condition", decodeCondition, func(v *store.Version, cs []coding) error {
+		if !wanted[v.ID] {
+			return nil
+		}
+		cd := coding{}
+		for _, x := range cs {
+			if x.System == icd10System || x.System == otherIndicationSys {
+				cd = x
+				break
+			}
+		}
+		if cd.Code == "" && len(cs) > 0 {
+			cd = cs[0]
+		}
+		codes[v.ID] = cd
+		return nil
+	})
+	return codes, err
 }
 
 // scanFilter is scan of the resources matching filter (nil: all).

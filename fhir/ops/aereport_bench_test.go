@@ -27,6 +27,34 @@ import (
 //
 // The figures are checked against the generator's truth before timing.
 func BenchmarkAEReport(b *testing.B) {
+	r, truth := benchRegistry(b)
+	r.CheckTruth(b, truth)
+	o := ops.New(ops.Options{Store: r.St, Policy: r.Pol})
+	scopes := []string{"user/*.rs"}
+	nhc := &fhir.Principal{Tenant: "nhc", TenantKind: fhir.TenantAuthority, Subject: "s",
+		Roles: []fhir.Role{fhir.RoleRegulator}, Scopes: scopes, Grants: fhir.ParseScopes(scopes)}
+	q, err := ops.ParseAEQuery(url.Values{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cpu0 := cpuTime()
+	k := 0
+	for b.Loop() {
+		k++
+		if _, err := o.AEReport(context.Background(), nhc, q, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(k), "cpu-ns/op")
+}
+
+// benchRegistry is the synthetic registry of the report benchmarks
+// (CMTS_BENCH_PATIENTS, default 10,000, seed 1) on the embedded store, kept
+// in CMTS_BENCH_DIR when set, and its truth. A truth file written before
+// the follow-up figures existed is completed from the generator (the same
+// seed gives the same registry).
+func benchRegistry(b *testing.B) (*opstest.Registry, synth.Truth) {
+	b.Helper()
 	n := 10000
 	if v := os.Getenv("CMTS_BENCH_PATIENTS"); v != "" {
 		var err error
@@ -63,20 +91,47 @@ func BenchmarkAEReport(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	r.CheckTruth(b, truth)
+	if len(truth.EfficacyReport) == 0 {
+		g, err := synth.Generate(synth.Options{Patients: n, Seed: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		truth = g.Truth()
+	}
+	return r, truth
+}
+
+// BenchmarkEfficacyReport is the regulator's $efficacy-report and
+// $follow-up-due over the registry of BenchmarkAEReport, their figures
+// (and every recipient's $aid-eligibility) checked against the
+// generator's truth first.
+//
+//	CMTS_BENCH_DIR=/tmp/cmts-bench go test ./fhir/ops -run '^$' -bench 'EfficacyReport|FollowUpDue' -benchtime 5x
+func BenchmarkEfficacyReport(b *testing.B) {
+	r, truth := benchRegistry(b)
+	r.CheckFollowUpTruth(b, truth)
+	benchOperation(b, r, "Observation", "$efficacy-report", url.Values{"on": {truth.On}})
+}
+
+// BenchmarkFollowUpDue is the regulator's $follow-up-due over the same
+// registry (every tenant's missed visits, de-identified).
+func BenchmarkFollowUpDue(b *testing.B) {
+	r, truth := benchRegistry(b)
+	benchOperation(b, r, "Patient", "$follow-up-due", url.Values{"on": {truth.On}})
+}
+
+func benchOperation(b *testing.B, r *opstest.Registry, typ, name string, params url.Values) {
+	b.Helper()
 	o := ops.New(ops.Options{Store: r.St, Policy: r.Pol})
 	scopes := []string{"user/*.rs"}
 	nhc := &fhir.Principal{Tenant: "nhc", TenantKind: fhir.TenantAuthority, Subject: "s",
 		Roles: []fhir.Role{fhir.RoleRegulator}, Scopes: scopes, Grants: fhir.ParseScopes(scopes)}
-	q, err := ops.ParseAEQuery(url.Values{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	ctx := context.Background()
 	cpu0 := cpuTime()
 	k := 0
 	for b.Loop() {
 		k++
-		if _, err := o.AEReport(ctx, nhc, q, false); err != nil {
+		if _, _, _, _, err := o.Operation(ctx, nhc, typ, "", name, params, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

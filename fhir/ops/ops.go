@@ -1,6 +1,8 @@
 // Package ops runs the WMT safety operations of wmt-ig.md ("Operations") on
-// stored data: look-back and recall ($trace, $recall) and the adverse-event
-// report ($ae-report). It reads the store
+// stored data: look-back and recall ($trace, $recall), the adverse-event
+// report ($ae-report), the efficacy report ($efficacy-report), the list of
+// follow-up visits due ($follow-up-due) and free-WMT eligibility
+// ($aid-eligibility). It reads the store
 // through the search index and decides nothing about access itself: every
 // resource it answers goes through the access policy (fhir.Policy), and the
 // REST layer reaches it through fhir.Operations.
@@ -60,6 +62,12 @@ func (o *Ops) Offers(typ, name string, instance bool) bool {
 		return o.writer != nil && instance && (typ == "Specimen" || typ == "Patient")
 	case "$ae-report":
 		return !instance && typ == "AdverseEvent"
+	case "$efficacy-report":
+		return !instance && typ == "Observation"
+	case "$follow-up-due":
+		return !instance && typ == "Patient"
+	case "$aid-eligibility":
+		return instance && typ == "Patient"
 	}
 	return false
 }
@@ -70,7 +78,7 @@ func (o *Ops) Operation(ctx context.Context, p *fhir.Principal, typ, id, name st
 		return 0, nil, "", false, nil
 	}
 	csv := wantsCSV(params.Get("_format"))
-	if csv && name != "$ae-report" {
+	if csv && name != "$ae-report" && name != "$efficacy-report" && name != "$follow-up-due" {
 		return 0, nil, "", true, fhir.NotAcceptable(params.Get("_format"))
 	}
 	switch name {
@@ -87,6 +95,31 @@ func (o *Ops) Operation(ctx context.Context, p *fhir.Principal, typ, id, name st
 			return http.StatusOK, out, "text/csv; charset=utf-8", true, nil
 		}
 		return http.StatusOK, out, "", true, nil
+	case "$efficacy-report":
+		q, err := o.ParseEfficacyQuery(params)
+		if err != nil {
+			return 0, nil, "", true, err
+		}
+		out, err := o.EfficacyReport(ctx, p, q, csv)
+		return answer(out, csv, err)
+	case "$follow-up-due":
+		on, err := o.onParam(params)
+		if err != nil {
+			return 0, nil, "", true, err
+		}
+		out, err := o.FollowUpDue(ctx, p, on, csv)
+		return answer(out, csv, err)
+	case "$aid-eligibility":
+		on, err := o.onParam(params)
+		if err != nil {
+			return 0, nil, "", true, err
+		}
+		e, err := o.AidEligibility(ctx, p, id, on)
+		if err != nil {
+			return 0, nil, "", true, err
+		}
+		out, err := e.parameters()
+		return answer(out, false, err)
 	case "$trace":
 		t, err := o.Trace(ctx, p, typ, id)
 		if err != nil {
@@ -110,6 +143,18 @@ func (o *Ops) Operation(ctx context.Context, p *fhir.Principal, typ, id, name st
 		return http.StatusOK, out, "", true, err
 	}
 	return 0, nil, "", false, nil
+}
+
+// answer is an operation's successful answer (JSON, or CSV when csv), or
+// its error.
+func answer(out []byte, csv bool, err error) (int, []byte, string, bool, error) {
+	switch {
+	case err != nil:
+		return 0, nil, "", true, err
+	case csv:
+		return http.StatusOK, out, "text/csv; charset=utf-8", true, nil
+	}
+	return http.StatusOK, out, "", true, nil
 }
 
 // wantsCSV reports whether a _format (the REST layer sets it from an Accept

@@ -193,3 +193,80 @@ func TestAEReportOverREST(t *testing.T) {
 		t.Errorf("GET Measure/ae-report: %d %s", res.Status, res.Body)
 	}
 }
+
+// TestFollowUpOverREST: the follow-up operations through the router: each
+// answer valid R4, CSV by Accept for the efficacy report and the visit
+// list (406 for the eligibility), 400 for a bad date, 404 for a recipient
+// of another hospital; the efficacy report's Measure is served.
+func TestFollowUpOverREST(t *testing.T) {
+	t.Parallel()
+	r := opstest.NewRegistry(t, newStore(t))
+	opstest.FollowUpCohort(t, r)
+	yes := true
+	r.RecipientBorn("h1", "old", "1960-01-01", &yes)
+	scopes := []string{"user/*.rs"}
+	hosp1 := &fhir.Principal{Tenant: "h1", TenantKind: fhir.TenantHospital, Subject: "s",
+		Roles: []fhir.Role{fhir.RoleClinician}, Scopes: scopes, Grants: fhir.ParseScopes(scopes)}
+	defs, err := profiles.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := profiles.NewService(defs, r.St, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := resttest.Serve(t, r.St, func(o *rest.Options) {
+		o.Auth = as{hosp1}
+		o.Policy = r.Pol
+		o.Conformance = conf
+		o.Operations = ops.New(ops.Options{Store: r.St, Policy: r.Pol})
+	})
+	codec, err := fhir.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/Observation/$efficacy-report?on=2026-07-01", "/Observation/$efficacy-report?start=2030",
+		"/Patient/$follow-up-due?on=2026-07-01", "/Patient/old/$aid-eligibility?on=2026-07-01"} {
+		res := c.Do(http.MethodGet, path, nil)
+		if res.Status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, res.Status, res.Body)
+		}
+		if _, err := codec.Parse(res.Body); err != nil {
+			t.Errorf("GET %s: not valid R4: %v\n%s", path, err, res.Body)
+		}
+	}
+	res := c.Do(http.MethodGet, "/Observation/$efficacy-report?on=2026-07-01", nil)
+	_, lines := opstest.EfficacyFigures(t, res.Body)
+	if len(lines) == 0 || lines[0] != "w1,,,5,3,0,1" {
+		t.Errorf("$efficacy-report: first figures %q", lines)
+	}
+	if res := c.Do(http.MethodGet, "/Patient/old/$aid-eligibility?on=2026-07-01", nil); !strings.Contains(string(res.Body), `"valueBoolean":true`) {
+		t.Errorf("$aid-eligibility of a recipient aged 66 with hardship: %s", res.Body)
+	}
+	for _, path := range []string{"/Observation/$efficacy-report?on=2026-07-01", "/Patient/$follow-up-due?on=2026-07-01"} {
+		res := c.Do(http.MethodGet, path, nil, "Accept", "text/csv")
+		if res.Status != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/csv") || strings.Count(string(res.Body), "\r\n") < 5 {
+			t.Errorf("GET %s as CSV: %d %s %s", path, res.Status, res.Header.Get("Content-Type"), res.Body)
+		}
+	}
+	for _, tc := range []struct {
+		path   string
+		header []string
+		want   int
+	}{
+		{"/Patient/old/$aid-eligibility", []string{"Accept", "text/csv"}, http.StatusNotAcceptable},
+		{"/Patient/old/$aid-eligibility?on=2026-02-30", nil, http.StatusBadRequest},
+		{"/Patient/fd/$aid-eligibility", nil, http.StatusNotFound},
+		{"/Patient/$follow-up-due?on=soon", nil, http.StatusBadRequest},
+		{"/Observation/$efficacy-report?on=soon", nil, http.StatusBadRequest},
+		{"/Observation/oa1/$efficacy-report", nil, http.StatusNotFound},
+	} {
+		if res := c.Do(http.MethodGet, tc.path, nil, tc.header...); res.Status != tc.want {
+			t.Errorf("GET %s %v: want %d, got %d %s", tc.path, tc.header, tc.want, res.Status, res.Body)
+		}
+	}
+	res = c.Do(http.MethodGet, "/Measure/efficacy-report", nil)
+	if m := res.JSON(t); res.Status != http.StatusOK || m["url"] != ops.EfficacyMeasure {
+		t.Errorf("GET Measure/efficacy-report: %d %s", res.Status, res.Body)
+	}
+}

@@ -17,3 +17,16 @@ func TestAEReportTruth(t *testing.T) {
 	r := opstest.NewRegistry(t, newStore(t))
 	r.CheckTruth(t, r.Synth(300, 3))
 }
+
+// TestFollowUpTruth: on a synthetic registry of 300 patients every figure
+// of $efficacy-report (each hospital, and the regulator masked), the
+// visits $follow-up-due lists and the recipients $aid-eligibility admits
+// equal the generator's truth.
+func TestFollowUpTruth(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("writes a registry of 300 patients")
+	}
+	r := opstest.NewRegistry(t, newStore(t))
+	r.CheckFollowUpTruth(t, r.Synth(300, 3))
+}

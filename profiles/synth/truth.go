@@ -2,6 +2,7 @@ package synth
 
 import (
 	"strconv"
+	"time"
 )
 
 // Truth is what the registry holds, counted from the generator's own model:
@@ -29,8 +30,20 @@ type Truth struct {
 	// measure.
 	Efficacy []EfficacyTruth `json:"efficacy"`
 	// AidEligible counts recipients who may apply for free WMT on Now
-	// (under 16 or over 60 then, and financial hardship).
-	AidEligible int `json:"aidEligible"`
+	// (under 16 or over 60 then, in whole years, and financial hardship);
+	// AidEligibleByHospital per hospital.
+	AidEligible           int            `json:"aidEligible"`
+	AidEligibleByHospital map[string]int `json:"aidEligibleByHospital"`
+	// On is the day the follow-up figures are counted on: Now's date in
+	// Beijing (2026-07-01).
+	On string `json:"on"`
+	// EfficacyReport is $efficacy-report on On over every course (each
+	// time point, then its indications); EfficacyReportByHospital what each
+	// hospital gets for its own.
+	EfficacyReport           []EfficacyFigures            `json:"efficacyReport"`
+	EfficacyReportByHospital map[string][]EfficacyFigures `json:"efficacyReportByHospital"`
+	// FollowUpDue is $follow-up-due on On, per hospital.
+	FollowUpDue map[string]FollowUpDueTruth `json:"followUpDue"`
 }
 
 // DonorTruth counts donor candidates and those who qualified.
@@ -141,14 +154,22 @@ func (g *Registry) Truth() Truth {
 		t.ByHospital[hosp.ID] = g.aeReport(func(i int, _ *proc) bool { return g.recipients[i].hospital == h })
 	}
 	t.Efficacy = g.efficacyTruth()
-	for _, rc := range g.recipients {
-		age := now.Year() - rc.birth.Year()
-		if now.YearDay() < rc.birth.In(beijing).YearDay() {
-			age--
-		}
-		if rc.hardship && (age < 16 || age > 60) {
+	on := calendarDay(now)
+	t.On = on.Format(time.DateOnly)
+	t.AidEligibleByHospital = map[string]int{}
+	t.EfficacyReportByHospital = map[string][]EfficacyFigures{}
+	t.FollowUpDue = map[string]FollowUpDueTruth{}
+	for i, rc := range g.recipients {
+		if g.aidEligible(i, on) {
 			t.AidEligible++
+			t.AidEligibleByHospital[hospitals[rc.hospital].ID]++
 		}
+	}
+	t.EfficacyReport = g.efficacyReport(on, func(int) bool { return true })
+	for h, hosp := range hospitals {
+		mine := func(i int) bool { return g.recipients[i].hospital == h }
+		t.EfficacyReportByHospital[hosp.ID] = g.efficacyReport(on, mine)
+		t.FollowUpDue[hosp.ID] = g.followUpDue(on, mine)
 	}
 	return t
 }

@@ -25,3 +25,13 @@ func TestAEReportTruth(t *testing.T) {
 	r := opstest.NewRegistry(t, open(t, srv))
 	r.CheckTruth(t, r.SynthReport(50, 5))
 }
+
+// TestFollowUpTruth: $efficacy-report, $follow-up-due and $aid-eligibility
+// on a synthetic registry of 100 patients (what they read of it) equal the
+// generator's truth on FerretDB too.
+func TestFollowUpTruth(t *testing.T) {
+	t.Parallel()
+	srv := mongotest.Start(t)
+	r := opstest.NewRegistry(t, open(t, srv))
+	r.CheckFollowUpTruth(t, r.SynthFollowUp(100, 5))
+}

@@ -35,6 +35,9 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("RecallTwice", func(t *testing.T) { testRecallTwice(t, newStore) })
 	t.Run("AEReport", func(t *testing.T) { testAEReport(t, newStore) })
 	t.Run("AEReportAfterChanges", func(t *testing.T) { testAEReportAfterChanges(t, newStore) })
+	t.Run("EfficacyReport", func(t *testing.T) { testEfficacyReport(t, newStore) })
+	t.Run("FollowUpDue", func(t *testing.T) { testFollowUpDue(t, newStore) })
+	t.Run("AidEligibility", func(t *testing.T) { testAidEligibility(t, newStore) })
 }
 
 const (

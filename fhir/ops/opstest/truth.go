@@ -1,6 +1,7 @@
 package opstest
 
 import (
+	"bytes"
 	"context"
 	"net/url"
 	"strconv"
@@ -153,5 +154,155 @@ func (r *Registry) CheckTruth(t testing.TB, truth synth.Truth) {
 	}
 	if len(byYear) != len(truth.ByYear) {
 		t.Errorf("the regulator: reports for years %v, the truth for %d years", byYear, len(truth.ByYear))
+	}
+}
+
+// SynthFollowUp is Synth storing only what the follow-up operations read
+// (Procedures, Conditions, recipients and efficacy Observations): on
+// FerretDB the rest would take minutes to write.
+func (r *Registry) SynthFollowUp(patients int, seed uint64) synth.Truth {
+	r.t.Helper()
+	g, err := synth.Generate(synth.Options{Patients: patients, Seed: seed})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	keep := func(v *store.Version) bool {
+		switch v.Type {
+		case "Procedure", "Condition":
+			return true
+		case "Patient":
+			return bytes.Contains(v.Resource, []byte("cmts-recipient"))
+		case "Observation":
+			return bytes.Contains(v.Resource, []byte("cmts-efficacy"))
+		}
+		return false
+	}
+	if err := g.Write(context.Background(), synth.WriteOptions{Store: only{r.St, keep}, Indexer: r.Engine}); err != nil {
+		r.t.Fatal(err)
+	}
+	return g.Truth()
+}
+
+// only stores only the versions keep returns true for.
+type only struct {
+	st   store.Store
+	keep func(*store.Version) bool
+}
+
+func (w only) Transact(ctx context.Context, conds []store.Query, decide func([][]*store.Version) ([]store.Write, error)) error {
+	return w.st.Transact(ctx, conds, func(m [][]*store.Version) ([]store.Write, error) {
+		ws, err := decide(m)
+		var keep []store.Write
+		for _, x := range ws {
+			if w.keep(&x.Version) {
+				keep = append(keep, x)
+			}
+		}
+		return keep, err
+	})
+}
+
+// efficacyTruth keys the truth's rows as EfficacyFigures' lines:
+// "follow-up,stratifier,stratum" to "denominator,response,remission,due".
+func efficacyTruth(rows []synth.EfficacyFigures) map[string]string {
+	out := map[string]string{}
+	for _, x := range rows {
+		k := x.FollowUp + ",,"
+		if x.Indication != "" {
+			k = x.FollowUp + ",indication," + x.Indication
+		}
+		out[k] = strings.Join([]string{strconv.Itoa(x.Denominator), strconv.Itoa(x.Response), strconv.Itoa(x.Remission),
+			strconv.Itoa(x.DueNotAssessed)}, ",")
+	}
+	return out
+}
+
+func efficacyLines(lines []string) map[string]string {
+	out := map[string]string{}
+	for _, l := range lines {
+		f := strings.Split(l, ",")
+		out[strings.Join(f[:3], ",")] = strings.Join(f[3:], ",")
+	}
+	return out
+}
+
+// CheckFollowUpTruth checks the follow-up operations on a synthetic
+// registry (Synth or SynthFollowUp) against the generator's truth, on the
+// truth's day: $efficacy-report for each hospital and for the regulator
+// (counts from 1 to 4 masked), $follow-up-due's visits for each hospital,
+// and $aid-eligibility of every recipient.
+func (r *Registry) CheckFollowUpTruth(t testing.TB, truth synth.Truth) {
+	t.Helper()
+	o := ops.New(ops.Options{Store: r.St, Policy: r.Pol})
+	on := url.Values{"on": {truth.On}}
+	if len(truth.EfficacyReport) == 0 || truth.EfficacyReport[0].Denominator == 0 {
+		t.Fatalf("the truth holds no efficacy figures: %+v", truth.EfficacyReport)
+	}
+	report := func(p *fhir.Principal) map[string]string {
+		t.Helper()
+		body, _, err := operation(o, p, "Observation", "", "$efficacy-report", on)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, lines := EfficacyFigures(t, body)
+		return efficacyLines(lines)
+	}
+	for h, want := range truth.EfficacyReportByHospital {
+		if diff := cmp.Diff(efficacyTruth(want), report(principal(h, fhir.TenantHospital, fhir.RoleClinician))); diff != "" {
+			t.Errorf("$efficacy-report, hospital %s (-want +got):\n%s", h, diff)
+		}
+	}
+	nhc := principal("nhc", fhir.TenantAuthority, fhir.RoleRegulator)
+	if diff := cmp.Diff(masked(efficacyTruth(truth.EfficacyReport)), report(nhc)); diff != "" {
+		t.Errorf("$efficacy-report, the regulator (-want +got):\n%s", diff)
+	}
+	for h, want := range truth.FollowUpDue {
+		p := principal(h, fhir.TenantHospital, fhir.RoleClinician)
+		body, _, err := operation(o, p, "Patient", "", "$follow-up-due", on)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got synth.FollowUpDueTruth
+		for _, l := range followUpLines(t, body) {
+			switch {
+			case !strings.HasPrefix(l, " "):
+				got.Recipients++
+			case strings.Contains(l, " open "):
+				got.Open++
+			case strings.Contains(l, " overdue "):
+				got.Overdue++
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("$follow-up-due, hospital %s (-want +got):\n%s", h, diff)
+		}
+	}
+	for h, want := range truth.AidEligibleByHospital {
+		p := principal(h, fhir.TenantHospital, fhir.RoleClinician)
+		got := 0
+		q := store.Query{Access: store.Tenant(h), Type: "Patient", Count: 1000}
+		for {
+			page, err := r.St.Search(context.Background(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range page.Versions {
+				body, _, err := operation(o, p, "Patient", v.ID, "$aid-eligibility", on)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(string(body), `"valueBoolean":true`) {
+					got++
+				}
+			}
+			if !page.More || len(page.Versions) == 0 {
+				break
+			}
+			last := page.Versions[len(page.Versions)-1]
+			q.After = &store.SearchCursor{Type: last.Type, ID: last.ID}
+		}
+		if got != want {
+			t.Errorf("$aid-eligibility, hospital %s: %d eligible, the truth %d", h, got, want)
+		}
 	}
 }

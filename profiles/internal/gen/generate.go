@@ -178,6 +178,9 @@ func generate(examplesDir string) (map[string][]byte, error) {
 	if err := add("Measure", "ae-report", "WMT adverse-event incidence and relatedness", "The Measure every $ae-report cites", aeReportMeasure()); err != nil {
 		return nil, err
 	}
+	if err := add("Measure", "efficacy-report", "WMT response and remission at follow-up", "The Measure every $efficacy-report cites", efficacyReportMeasure()); err != nil {
+		return nil, err
+	}
 	if err := put("ig/ImplementationGuide-cmts-wmt.json", implementationGuide(listed)); err != nil {
 		return nil, err
 	}
