@@ -262,7 +262,7 @@ func (m *Main) Open(ctx context.Context) error {
 		exportDir = filepath.Join(m.Config.Data, "export")
 	}
 	if m.exporter, err = export.New(export.Options{Store: m.store, Policy: pol, Indexer: engine, Types: codec.ResourceTypes(),
-		Compartment: policy.PatientCompartment, Dir: exportDir, Logger: m.logger}); err != nil {
+		Compartment: policy.PatientCompartment, Files: export.Dir(exportDir), Logger: m.logger}); err != nil {
 		return err
 	}
 	api, err := rest.New(rest.Options{

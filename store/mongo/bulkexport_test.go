@@ -3,6 +3,7 @@ package mongo_test
 import (
 	"testing"
 
+	"github.com/fmtbank/cmts/fhir/export"
 	"github.com/fmtbank/cmts/fhir/export/exporttest"
 	"github.com/fmtbank/cmts/store"
 	"github.com/fmtbank/cmts/store/mongo/mongotest"
@@ -13,5 +14,6 @@ import (
 func TestBulkExport(t *testing.T) {
 	t.Parallel()
 	srv := mongotest.Start(t)
-	exporttest.Run(t, func(t testing.TB) store.Store { return open(t, srv) })
+	exporttest.Run(t, func(t testing.TB) store.Store { return open(t, srv) },
+		func(t testing.TB, _ store.Store) export.Files { return export.Dir(t.TempDir()) })
 }
