@@ -203,7 +203,9 @@ func (e *Exporter) run(ctx context.Context, j *job) error {
 			j.Errors = append(j.Errors, file{Type: "OperationOutcome", Name: errorName(t), Count: errs})
 		}
 		j.Finished = append(j.Finished, t)
-		if err := e.renew(ctx, j, fmt.Sprintf("%s: %d", t, out), true); err != nil {
+		// A checkpoint after each file: saving after every type (most of
+		// the R4 types have nothing) would cost a write per type.
+		if err := e.renew(ctx, j, fmt.Sprintf("%s: %d", t, out), out > 0 || errs > 0); err != nil {
 			return err
 		}
 	}
