@@ -59,7 +59,9 @@ type Options struct {
 	// to remove (default 1 s); also the Retry-After a running job answers.
 	Poll time.Duration
 	// Stale is how long a running job's lease lasts without the worker
-	// renewing it; after it any worker restarts the job (default 1 min).
+	// renewing it; after it any worker takes the job up, resuming after
+	// its last finished type (default 1 min). A worker that is stopped
+	// releases its job at once.
 	Stale time.Duration
 	// PageSize is the number of resources read from the store at a time
 	// (default 500): memory stays flat in the size of the export.
