@@ -94,7 +94,13 @@ func (e *Exporter) Step(ctx context.Context) error {
 			}
 		default:
 			e.opts.Logger.Error("export job failed", "job", j.ID, "err", err)
-			j.State, j.Error, j.Expires = stateFailed, "internal error", e.opts.Now().Add(e.opts.TTL)
+			// A request the job can no longer answer (its Group deleted)
+			// says why; anything else is not the client's to read.
+			msg := "internal error"
+			if partial(err) {
+				msg = err.Error()
+			}
+			j.State, j.Error, j.Expires = stateFailed, msg, e.opts.Now().Add(e.opts.TTL)
 			if err := e.save(ctx, j); err != nil && !errors.Is(err, store.ErrConflict) {
 				return err
 			}

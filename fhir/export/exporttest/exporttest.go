@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore NewStore, newFiles NewFiles) {
 		{"StopMidExport", testStopMidExport},
 		{"ErrorFiles", testErrorFiles},
 		{"GroupCharacteristics", testGroupCharacteristics},
+		{"GroupGone", testGroupGone},
 		{"Expiry", testExpiry},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -83,3 +83,20 @@ func testGroupCharacteristics(t *testing.T, b backend) {
 		}
 	}
 }
+
+// testGroupGone: a Group deleted between the kick-off and the run fails
+// the job; the status URL answers 500 with an OperationOutcome saying so.
+func testGroupGone(t *testing.T, b backend) {
+	e := newEnv(t, b, setup{noWorker: true})
+	putGroup(t, e, "h2", "g1", `{"resourceType":"Group","id":"g1","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/r2"}}]}`)
+	status := e.kickoff("h2", "/Group/g1/$export?_type=Patient")
+	next(t, e.r, "Group", "g1", nil)
+	if err := e.ex.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res := e.c.Do(http.MethodGet, status, nil, "Authorization", "Bearer h2")
+	if res.Status != http.StatusInternalServerError || res.JSON(t)["resourceType"] != "OperationOutcome" ||
+		!strings.Contains(string(res.Body), "Group/g1") {
+		t.Errorf("status of a job whose Group is gone: want 500 naming Group/g1, got %d %s", res.Status, res.Body)
+	}
+}
