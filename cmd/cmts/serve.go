@@ -61,9 +61,14 @@ type Config struct {
 	// RequireProfiles makes Patient, Procedure, Specimen and AdverseEvent
 	// writes claim one of the WMT profiles.
 	RequireProfiles bool
-	// ExportDir holds the Bulk Data $export files (default: export under
-	// --data). Every instance serving one store must see the same one.
+	// ExportDir holds the Bulk Data $export files when set; otherwise
+	// they are kept in the store's own place: GridFS on MongoDB, export
+	// under --data on the embedded store. Every instance serving one store
+	// must see the same one.
 	ExportDir string
+	// ExportLease is how long an export job whose worker died (a kill, a
+	// crash) waits before another worker takes it up.
+	ExportLease time.Duration
 }
 
 // Main is the server the binary runs; end-to-end tests run the same one.
@@ -96,7 +101,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.BaseURL, "base-url", "", "public FHIR base URL for links (needed on a non-loopback address; default: the request's loopback host)")
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "no authentication (development only; loopback addresses only)")
 	fs.StringVar(&c.Trust, "trust", "", "JSON file of the trusted OpenID Providers and tenants (docs/auth.md)")
-	fs.StringVar(&c.ExportDir, "export-dir", "", "directory of the Bulk Data $export files (default: export under --data)")
+	fs.StringVar(&c.ExportDir, "export-dir", "", "directory of the Bulk Data $export files (default: GridFS on MongoDB, export under --data on the embedded store)")
+	fs.DurationVar(&c.ExportLease, "export-lease", time.Minute, "how long an export job whose server died waits before another takes it up")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.Int64Var(&c.MaxBody, "max-body", rest.DefaultMaxBody, "largest request body in bytes")
 	fs.IntVar(&c.Limits.Depth, "max-depth", fhir.DefaultDepth, "deepest nesting of JSON objects and arrays in a resource")
@@ -161,7 +167,7 @@ func (c *Config) check() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"--read-timeout", c.ReadTimeout}, {"--write-timeout", c.WriteTimeout}, {"--idle-timeout", c.IdleTimeout}} {
+	}{{"--read-timeout", c.ReadTimeout}, {"--write-timeout", c.WriteTimeout}, {"--idle-timeout", c.IdleTimeout}, {"--export-lease", c.ExportLease}} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s must be positive, not %v", d.name, d.v)
 		}
@@ -257,12 +263,15 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	exportDir := m.Config.ExportDir
-	if exportDir == "" {
-		exportDir = filepath.Join(m.Config.Data, "export")
+	var files export.Files = export.Dir(filepath.Join(m.Config.Data, "export"))
+	if ms, ok := m.store.(*mongo.Store); ok {
+		files = ms.ExportFiles()
+	}
+	if m.Config.ExportDir != "" {
+		files = export.Dir(m.Config.ExportDir)
 	}
 	if m.exporter, err = export.New(export.Options{Store: m.store, Policy: pol, Indexer: engine, Types: codec.ResourceTypes(),
-		Compartment: policy.PatientCompartment, Dir: exportDir, Logger: m.logger}); err != nil {
+		Compartment: policy.PatientCompartment, Files: files, Stale: m.Config.ExportLease, Logger: m.logger}); err != nil {
 		return err
 	}
 	api, err := rest.New(rest.Options{

@@ -40,7 +40,7 @@ func BenchmarkExport(b *testing.B) {
 			Scopes: scopes, Grants: fhir.ParseScopes(scopes)}
 		b.Run(fmt.Sprintf("export/n=%d", n), func(b *testing.B) {
 			ex, err := New(Options{Store: st, Policy: r.Pol, Indexer: r.Engine, Types: codec.ResourceTypes(),
-				Compartment: policy.PatientCompartment, Dir: b.TempDir()})
+				Compartment: policy.PatientCompartment, Files: Dir(b.TempDir())})
 			if err != nil {
 				b.Fatal(err)
 			}

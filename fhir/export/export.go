@@ -2,8 +2,9 @@
 // implements fhir.Exports for the REST layer and a worker that runs the
 // jobs. Jobs are records in the store (see JobTenant), so any server
 // instance on the same store answers for them and a job a restart
-// interrupted is taken up again; their NDJSON files are kept under a
-// directory. What a job exports is what its caller may see: the store
+// interrupted is taken up again where it stopped; their NDJSON files are
+// kept by a Files (GridFS on MongoDB, a directory on the embedded store).
+// What a job exports is what its caller may see: the store
 // scope, each resource and its body come from the access policy.
 package export
 
@@ -11,14 +12,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -37,8 +35,8 @@ type Indexer interface {
 	Compile(resourceType string, params url.Values) (store.Expr, error)
 }
 
-// Options configure an Exporter. Store, Policy, Indexer, Types and Dir are
-// required.
+// Options configure an Exporter. Store, Policy, Indexer, Types and Files
+// are required.
 type Options struct {
 	Store   store.Store
 	Policy  fhir.Policy
@@ -50,8 +48,8 @@ type Options struct {
 	// in a patient's compartment (none: typ is not in it); a Patient
 	// export covers those types.
 	Compartment func(typ string) []string
-	// Dir holds the jobs' files, one directory per job.
-	Dir string
+	// Files keeps the jobs' files; every instance on Store must share it.
+	Files Files
 	// MaxJobs bounds the jobs a tenant may have accepted or running at once
 	// (default 2); one more is answered 429.
 	MaxJobs int
@@ -61,7 +59,9 @@ type Options struct {
 	// to remove (default 1 s); also the Retry-After a running job answers.
 	Poll time.Duration
 	// Stale is how long a running job's lease lasts without the worker
-	// renewing it; after it any worker restarts the job (default 1 min).
+	// renewing it; after it any worker takes the job up, resuming after
+	// its last finished type (default 1 min). A worker that is stopped
+	// releases its job at once.
 	Stale time.Duration
 	// PageSize is the number of resources read from the store at a time
 	// (default 500): memory stays flat in the size of the export.
@@ -90,8 +90,8 @@ func New(opts Options) (*Exporter, error) {
 		return nil, errors.New("export: no indexer")
 	case len(opts.Types) == 0:
 		return nil, errors.New("export: no resource types")
-	case opts.Dir == "":
-		return nil, errors.New("export: no directory for the files")
+	case opts.Files == nil:
+		return nil, errors.New("export: no place for the files")
 	}
 	if opts.Compartment == nil {
 		opts.Compartment = func(string) []string { return nil }
@@ -117,9 +117,6 @@ func New(opts Options) (*Exporter, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
-		return nil, err
-	}
 	return &Exporter{opts: opts, wake: make(chan struct{}, 1)}, nil
 }
 
@@ -144,7 +141,7 @@ func (e *Exporter) Kickoff(ctx context.Context, p *fhir.Principal, k fhir.Export
 	j := &job{Owner: *p, Level: k.Level, Group: k.Group, Request: k.Request, State: stateAccepted, TransactionTime: now}
 	j.Owner.Grants = nil
 	if k.Level == "Group" {
-		if _, err := e.members(ctx, p, k.Group); err != nil {
+		if _, err := e.cohort(ctx, p, k.Group); err != nil {
 			return "", err
 		}
 	}
@@ -283,42 +280,6 @@ func (e *Exporter) filter(j *job, t string, narrow store.Expr) (store.Expr, erro
 	return store.And{narrow, or}, nil
 }
 
-// members are the Patient ids among the members of Group id as p reads
-// it. Errors: 404 when p cannot read the group; 400 for a group defined
-// by its characteristics (actual false), whose members are not listed.
-func (e *Exporter) members(ctx context.Context, p *fhir.Principal, id string) (map[string]bool, error) {
-	v, err := e.opts.Store.Read(ctx, e.opts.Policy.Access(p), "Group", id)
-	switch {
-	case errors.Is(err, store.ErrNotFound), err == nil && (v.Deleted || !e.opts.Policy.Readable(p, v)):
-		return nil, fhir.NotFound("Group", id)
-	case err != nil:
-		return nil, err
-	}
-	var g struct {
-		Actual *bool `json:"actual"`
-		Member []struct {
-			Entity struct {
-				Reference string `json:"reference"`
-			} `json:"entity"`
-			Inactive bool `json:"inactive"`
-		} `json:"member"`
-	}
-	if err := json.Unmarshal(v.Resource, &g); err != nil {
-		return nil, err
-	}
-	if g.Actual != nil && !*g.Actual {
-		return nil, fhir.Invalid(fhir.IssueNotSupported, "Group/"+id+" is defined by characteristics; only groups that list their members can be exported",
-			"Group/"+id+" 按特征定义；仅支持导出列出成员的 Group")
-	}
-	out := map[string]bool{}
-	for _, m := range g.Member {
-		if pid, ok := strings.CutPrefix(m.Entity.Reference, "Patient/"); ok && !m.Inactive {
-			out[pid] = true
-		}
-	}
-	return out, nil
-}
-
 // parseInstant reads a FHIR instant (or dateTime with a zone).
 func parseInstant(s string) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05Z07:00", "2006-01-02"} {
@@ -399,6 +360,9 @@ func manifest(j *job, base string) ([]byte, error) {
 	for _, f := range j.Output {
 		m.Output = append(m.Output, u(f))
 	}
+	for _, f := range j.Errors {
+		m.Error = append(m.Error, u(f))
+	}
 	for _, f := range j.Deleted {
 		m.Deleted = append(m.Deleted, u(f))
 	}
@@ -421,7 +385,9 @@ func (e *Exporter) Cancel(ctx context.Context, p *fhir.Principal, id string) err
 		if err != nil {
 			return err
 		}
-		return os.RemoveAll(e.jobDir(id))
+		// A worker still writing stops at its next lease renewal and
+		// removes what it wrote after this (see Step).
+		return e.opts.Files.Remove(ctx, id)
 	}
 }
 
@@ -432,20 +398,15 @@ func (e *Exporter) Open(ctx context.Context, p *fhir.Principal, id, name string)
 		return nil, err
 	}
 	if j.State == stateDone {
-		for _, f := range slices.Concat(j.Output, j.Deleted) {
+		for _, f := range slices.Concat(j.Output, j.Errors, j.Deleted) {
 			if f.Name == name {
-				return os.Open(filepath.Join(e.jobDir(id), name))
+				r, err := e.opts.Files.Open(ctx, id, name)
+				if errors.Is(err, ErrNoFile) {
+					break
+				}
+				return r, err
 			}
 		}
 	}
 	return nil, fhir.Invalid(fhir.IssueNotFound, "No such export file", "导出文件不存在").WithStatus(http.StatusNotFound)
-}
-
-// jobDir is where job id keeps its files; ids are hex, made by newID, and
-// checked again here since the id comes from a URL.
-func (e *Exporter) jobDir(id string) string {
-	if strings.ContainsAny(id, `/\.`) || id == "" {
-		id = "_"
-	}
-	return filepath.Join(e.opts.Dir, id)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/fmtbank/cmts/fhir/export"
 	"github.com/fmtbank/cmts/fhir/export/exporttest"
 	"github.com/fmtbank/cmts/store"
 	"github.com/fmtbank/cmts/store/sqlite"
@@ -22,5 +23,5 @@ func newStore(t testing.TB) store.Store {
 // TestExport runs the $export suite on the embedded store.
 func TestExport(t *testing.T) {
 	t.Parallel()
-	exporttest.Run(t, newStore)
+	exporttest.Run(t, newStore, func(t testing.TB, _ store.Store) export.Files { return export.Dir(t.TempDir()) })
 }

@@ -66,7 +66,12 @@ type job struct {
 	Lease    time.Time `json:"lease,omitzero"`
 	Progress string    `json:"progress,omitempty"`
 	Output   []file    `json:"output,omitempty"`
-	Deleted  []file    `json:"deleted,omitempty"`
+	// Errors are the NDJSON OperationOutcome files of partial failures.
+	Errors  []file `json:"errors,omitempty"`
+	Deleted []file `json:"deleted,omitempty"`
+	// Finished are the types whose files are complete (and in Output and
+	// Errors): a worker taking up the job after a restart skips them.
+	Finished []string  `json:"finished,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	Expires  time.Time `json:"expires,omitzero"`
 }

@@ -7,8 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 	"slices"
 	"time"
 
@@ -18,10 +17,12 @@ import (
 )
 
 // Run is the worker: until ctx ends it runs accepted jobs, takes up jobs
-// whose worker stopped renewing its lease (a restart, a crash: the job
-// starts again from the beginning, its partial files discarded) and
-// removes expired jobs with their files. Several instances may run it on
-// one store: a job is claimed by a compare-and-swap write of its record.
+// whose worker stopped renewing its lease (a crash; a worker that is
+// stopped releases its lease at once) and removes expired jobs with their
+// files. A job taken up resumes after the last type whose files were
+// complete; the type it was writing starts again, its partial file
+// replaced. Several instances may run it on one store: a job is claimed by
+// a compare-and-swap write of its record.
 func (e *Exporter) Run(ctx context.Context) error {
 	t := time.NewTicker(e.opts.Poll)
 	defer t.Stop()
@@ -49,10 +50,12 @@ func (e *Exporter) Step(ctx context.Context) error {
 		if now.Before(j.Expires) {
 			continue
 		}
-		if err := e.remove(ctx, j); err != nil && !errors.Is(err, store.ErrConflict) {
+		// The files first: a record left by a failed removal is met
+		// again next time, files without a record would never be.
+		if err := e.opts.Files.Remove(ctx, j.ID); err != nil {
 			return err
 		}
-		if err := os.RemoveAll(e.jobDir(j.ID)); err != nil {
+		if err := e.remove(ctx, j); err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
 	}
@@ -64,18 +67,40 @@ func (e *Exporter) Step(ctx context.Context) error {
 		if j.State == stateRunning && e.opts.Now().Sub(j.Lease) < e.opts.Stale {
 			continue // another worker has it
 		}
-		j.State, j.Lease, j.Progress, j.Output, j.Deleted = stateRunning, e.opts.Now(), "", nil, nil
+		if j.State == stateRunning {
+			e.opts.Logger.Info("export job taken up", "job", j.ID, "finished_types", len(j.Finished))
+		}
+		j.State, j.Lease, j.Progress = stateRunning, e.opts.Now(), ""
 		if err := e.save(ctx, j); errors.Is(err, store.ErrConflict) {
 			continue // claimed or cancelled meanwhile
 		} else if err != nil {
 			return err
 		}
-		if err := e.run(ctx, j); err != nil {
-			if errors.Is(err, errLost) || ctx.Err() != nil {
-				continue
+		err := e.run(ctx, j)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			// Stopped (a shutdown): let the next worker take the job
+			// up at once rather than when the lease runs out.
+			e.release(ctx, j)
+			return nil
+		case errors.Is(err, errLost):
+			// Cancelled under us: what was written after the cancel
+			// removed the files is removed now.
+			if _, lerr := e.load(ctx, j.ID); errors.Is(lerr, errNoJob) {
+				if err := e.opts.Files.Remove(ctx, j.ID); err != nil {
+					return err
+				}
 			}
+		default:
 			e.opts.Logger.Error("export job failed", "job", j.ID, "err", err)
-			j.State, j.Error, j.Expires = stateFailed, "internal error", e.opts.Now().Add(e.opts.TTL)
+			// A request the job can no longer answer (its Group deleted)
+			// says why; anything else is not the client's to read.
+			msg := "internal error"
+			if partial(err) {
+				msg = err.Error()
+			}
+			j.State, j.Error, j.Expires = stateFailed, msg, e.opts.Now().Add(e.opts.TTL)
 			if err := e.save(ctx, j); err != nil && !errors.Is(err, store.ErrConflict) {
 				return err
 			}
@@ -84,11 +109,23 @@ func (e *Exporter) Step(ctx context.Context) error {
 	return nil
 }
 
+// release gives up j's lease (its worker is stopping), keeping what it
+// finished.
+func (e *Exporter) release(ctx context.Context, j *job) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	j.Lease = time.Time{}
+	if err := e.save(rctx, j); err != nil && !errors.Is(err, store.ErrConflict) {
+		e.opts.Logger.Warn("export job not released", "job", j.ID, "err", err)
+	}
+}
+
 // errLost: the job's record changed under the worker (cancelled, or
 // another worker took it over): stop and leave it.
 var errLost = errors.New("export: job lost")
 
-// renew extends j's lease and records its progress, when due.
+// renew extends j's lease and records its progress, when due (always when
+// force: a checkpoint).
 func (e *Exporter) renew(ctx context.Context, j *job, progress string, force bool) error {
 	if !force && e.opts.Now().Sub(j.Lease) < e.opts.Stale/4 {
 		return nil
@@ -123,52 +160,68 @@ func (e *Exporter) types(j *job) []string {
 	return ts
 }
 
-// run writes j's files and marks it done.
+// File names: one output and at most one error file per type.
+func outputName(t string) string { return t + ".ndjson" }
+func errorName(t string) string  { return "OperationOutcome-" + t + ".ndjson" }
+
+const deletedName = "deleted.ndjson"
+
+// run writes j's files and marks it done, recording each type in
+// j.Finished as its files are complete.
 func (e *Exporter) run(ctx context.Context, j *job) error {
-	dir := e.jobDir(j.ID)
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
 	p := j.principal()
 	// patients collects the Patients exported, for the compartments of a
-	// Patient or Group export; members limits them to a Group's.
-	var patients, members map[string]bool
+	// Patient or Group export; c limits them to a Group's.
+	var patients map[string]bool
+	var c *cohort
 	if j.Level == "Patient" || j.Level == "Group" {
 		patients = map[string]bool{}
 	}
 	if j.Level == "Group" {
 		var err error
-		if members, err = e.members(ctx, p, j.Group); err != nil {
+		if c, err = e.cohort(ctx, p, j.Group); err != nil {
 			return err
 		}
 	}
 	for _, t := range e.types(j) {
+		done := slices.Contains(j.Finished, t)
+		if done && (patients == nil || t != "Patient") {
+			continue
+		}
 		narrow, err := e.opts.Policy.Narrow(p, t)
 		if err != nil {
 			continue // the caller's scopes do not reach t
 		}
-		if narrow, err = e.filter(j, t, narrow); err != nil {
-			return err
-		}
-		keep := len(j.Types) == 0 || slices.Contains(j.Types, t)
-		n, err := e.exportType(ctx, j, p, t, narrow, patients, members, dir, keep)
+		// A finished Patient file is read again (not written) for the
+		// patients whose compartments the other types follow.
+		keep := !done && (len(j.Types) == 0 || slices.Contains(j.Types, t))
+		out, errs, err := e.exportType(ctx, j, p, t, narrow, patients, c, keep)
 		if err != nil {
 			return err
 		}
-		if n > 0 && keep {
-			j.Output = append(j.Output, file{Type: t, Name: t + ".ndjson", Count: n})
+		if done {
+			continue
+		}
+		if out > 0 {
+			j.Output = append(j.Output, file{Type: t, Name: outputName(t), Count: out})
+		}
+		if errs > 0 {
+			j.Errors = append(j.Errors, file{Type: "OperationOutcome", Name: errorName(t), Count: errs})
+		}
+		j.Finished = append(j.Finished, t)
+		// A checkpoint after each file: saving after every type (most of
+		// the R4 types have nothing) would cost a write per type.
+		if err := e.renew(ctx, j, fmt.Sprintf("%s: %d", t, out), out > 0 || errs > 0); err != nil {
+			return err
 		}
 	}
 	if !j.Since.IsZero() {
-		n, err := e.exportDeleted(ctx, j, p, dir)
+		n, err := e.exportDeleted(ctx, j, p)
 		if err != nil {
 			return err
 		}
 		if n > 0 {
-			j.Deleted = append(j.Deleted, file{Type: "Bundle", Name: "deleted.ndjson", Count: n})
+			j.Deleted = append(j.Deleted, file{Type: "Bundle", Name: deletedName, Count: n})
 		}
 	}
 	j.State, j.Expires, j.Progress = stateDone, e.opts.Now().Add(e.opts.TTL), ""
@@ -181,29 +234,29 @@ func (e *Exporter) run(ctx context.Context, j *job) error {
 	return nil
 }
 
-// ndjson is one output file being written.
+// ndjson is one file being written; it is created with its first line, so
+// that a type with nothing to export leaves no file.
 type ndjson struct {
-	f *os.File
-	w *bufio.Writer
-	n int
+	ctx       context.Context
+	files     Files
+	job, name string
+	f         io.WriteCloser
+	w         *bufio.Writer
+	n         int
 }
 
-func create(path string) (*ndjson, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	return &ndjson{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
+func (e *Exporter) ndjson(ctx context.Context, j *job, name string) *ndjson {
+	return &ndjson{ctx: ctx, files: e.opts.Files, job: j.ID, name: name}
 }
 
-// line writes one resource as one line.
+// line writes body, JSON on one line, as one line.
 func (o *ndjson) line(body []byte) error {
-	if bytes.ContainsAny(body, "\r\n") {
-		var b bytes.Buffer
-		if err := json.Compact(&b, body); err != nil {
+	if o.f == nil {
+		f, err := o.files.Create(o.ctx, o.job, o.name)
+		if err != nil {
 			return err
 		}
-		body = b.Bytes()
+		o.f, o.w = f, bufio.NewWriterSize(f, 64<<10)
 	}
 	if _, err := o.w.Write(body); err != nil {
 		return err
@@ -212,27 +265,95 @@ func (o *ndjson) line(body []byte) error {
 	return o.w.WriteByte('\n')
 }
 
-// close flushes the file, and removes it when it holds nothing.
-func (o *ndjson) close() error {
-	err := errors.Join(o.w.Flush(), o.f.Sync(), o.f.Close())
-	if err == nil && o.n == 0 {
-		err = os.Remove(o.f.Name())
+// oneLine is body, JSON, on one line.
+func oneLine(body []byte) ([]byte, error) {
+	if !bytes.ContainsAny(body, "\r\n") {
+		return body, nil
 	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, body); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// close completes the file (nothing when it has no line).
+func (o *ndjson) close() error {
+	if o.f == nil {
+		return nil
+	}
+	err := errors.Join(o.w.Flush(), o.f.Close())
+	o.f = nil
 	return err
 }
 
-// exportType writes the resources of t that p sees, as they were at j's
-// transaction time, a page at a time. With patients set (a Patient export)
-// a Patient is recorded there and any other resource is kept only when it
-// is in the compartment of one of them; with members set (a Group export)
-// only those Patients are. keep false reads without writing.
-func (e *Exporter) exportType(ctx context.Context, j *job, p *fhir.Principal, t string, narrow store.Expr,
-	patients, members map[string]bool, dir string, keep bool) (int, error) {
-	out, err := create(filepath.Join(dir, t+".ndjson"))
-	if err != nil {
-		return 0, err
+// partial reports whether err is a failure of one type or resource (the
+// export goes on, the error written to an error file) rather than of the
+// job (the store down, the worker stopping: the job stops).
+func partial(err error) bool {
+	if errors.Is(err, store.ErrInvalidQuery) {
+		return true
 	}
-	defer out.f.Close()
+	var fe *fhir.Error
+	return errors.As(err, &fe) && fe.Status >= 400 && fe.Status < 500
+}
+
+// outcome is one line of an error file: what failed, in both languages,
+// with the FHIR issues of err when it has them (never its text otherwise,
+// which may quote data).
+func outcome(en, zh string, err error) []byte {
+	issues := []fhir.Issue{{Code: fhir.IssueException, Message: fhir.Message{EN: en, ZH: zh}}}
+	var fe *fhir.Error
+	if errors.As(err, &fe) {
+		for _, is := range fe.Issues {
+			is.Severity = "error"
+			issues = append(issues, is)
+		}
+	}
+	return fhir.OperationOutcome(issues, fhir.English)
+}
+
+// exportType writes the resources of t that p sees, as they were at j's
+// transaction time, a page at a time, and answers how many it wrote and
+// how many errors it recorded. With patients set (a Patient export) a
+// Patient is recorded there and any other resource is kept only when it
+// is in the compartment of one of them; with c set (a Group export) only
+// the group's Patients are. keep false reads without writing.
+//
+// A resource that cannot be rendered is left out and an OperationOutcome
+// written in its place to the type's error file; so is the type itself
+// when its search fails (a _typeFilter the store cannot evaluate), and
+// then none of its resources is listed.
+func (e *Exporter) exportType(ctx context.Context, j *job, p *fhir.Principal, t string, narrow store.Expr,
+	patients map[string]bool, c *cohort, keep bool) (int, int, error) {
+	out, errs := e.ndjson(ctx, j, outputName(t)), e.ndjson(ctx, j, errorName(t))
+	defer out.close()
+	defer errs.close()
+	// failed ends the type on a partial failure err, recorded in the
+	// error file.
+	failed := func(err error) (int, int, error) {
+		e.opts.Logger.Warn("export type failed", "job", j.ID, "type", t, "err", err)
+		if keep {
+			if err := errs.line(outcome("The resources of type "+t+" could not be exported", "无法导出 "+t+" 类型的资源", err)); err != nil {
+				return 0, 0, err
+			}
+		}
+		return 0, errs.n, errs.close()
+	}
+	filter, err := e.filter(j, t, narrow)
+	if err != nil {
+		if partial(err) {
+			return failed(err)
+		}
+		return 0, 0, err
+	}
+	if c != nil && t == "Patient" && c.filter != nil {
+		if filter == nil {
+			filter = c.filter
+		} else {
+			filter = store.And{filter, c.filter}
+		}
+	}
 	access := e.opts.Policy.Access(p)
 	elements := j.elements(t)
 	// emit writes v, a version current at the transaction time, if the
@@ -243,7 +364,7 @@ func (e *Exporter) exportType(ctx context.Context, j *job, p *fhir.Principal, t 
 		}
 		if patients != nil {
 			if t == "Patient" {
-				if members != nil && !members[v.ID] {
+				if c != nil && c.members != nil && !c.members[v.ID] {
 					return nil
 				}
 				patients[v.ID] = true
@@ -255,39 +376,47 @@ func (e *Exporter) exportType(ctx context.Context, j *job, p *fhir.Principal, t 
 			return nil
 		}
 		body, err := e.opts.Policy.View(p, v)
-		if err != nil || body == nil {
-			return err
-		}
-		if len(elements) > 0 {
+		if err == nil && body != nil && len(elements) > 0 {
 			// After the view: _elements only takes away.
-			if body, err = subset.Elements(t, body, elements); err != nil {
-				return err
-			}
+			body, err = subset.Elements(t, body, elements)
+		}
+		if err == nil && body != nil {
+			body, err = oneLine(body)
+		}
+		switch {
+		case err != nil:
+			e.opts.Logger.Warn("export resource failed", "job", j.ID, "type", t, "id", v.ID, "err", err)
+			return errs.line(outcome(t+"/"+v.ID+" could not be exported", "无法导出 "+t+"/"+v.ID, err))
+		case body == nil:
+			return nil
 		}
 		return out.line(body)
 	}
 	var after *store.SearchCursor
 	for {
-		page, err := e.opts.Store.Search(ctx, store.Query{Access: access, Type: t, Filter: narrow, Count: e.opts.PageSize, After: after})
+		page, err := e.opts.Store.Search(ctx, store.Query{Access: access, Type: t, Filter: filter, Count: e.opts.PageSize, After: after})
 		if err != nil {
-			return 0, err
+			if partial(err) {
+				return failed(err)
+			}
+			return 0, 0, err
 		}
 		for _, v := range page.Versions {
 			if v.LastUpdated.After(j.TransactionTime) {
 				// Changed since the job was accepted: export the version
 				// current at that time, if any and if it matches.
 				if v, err = e.asOf(ctx, access, v, j.TransactionTime); err != nil {
-					return 0, err
-				} else if v == nil || !e.matches(narrow, v) {
+					return 0, 0, err
+				} else if v == nil || !e.matches(filter, v) {
 					continue
 				}
 			}
 			if err := emit(v); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		}
 		if err := e.renew(ctx, j, fmt.Sprintf("%s: %d", t, out.n), false); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if !page.More || len(page.Versions) == 0 {
 			break
@@ -302,7 +431,7 @@ func (e *Exporter) exportType(ctx context.Context, j *job, p *fhir.Principal, t 
 	for {
 		page, err := e.opts.Store.History(ctx, q)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		for _, h := range page.Versions {
 			if !h.Deleted || seen[h.ID] {
@@ -311,18 +440,18 @@ func (e *Exporter) exportType(ctx context.Context, j *job, p *fhir.Principal, t 
 			seen[h.ID] = true
 			cur, err := e.opts.Store.Read(ctx, access, t, h.ID)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return 0, err
+				return 0, 0, err
 			}
 			if err != nil || !cur.Deleted {
 				continue // current again: the search met it
 			}
 			v, err := e.asOf(ctx, access, h, j.TransactionTime)
 			if err != nil {
-				return 0, err
+				return 0, 0, err
 			}
-			if v != nil && e.matches(narrow, v) {
+			if v != nil && e.matches(filter, v) {
 				if err := emit(v); err != nil {
-					return 0, err
+					return 0, 0, err
 				}
 			}
 		}
@@ -331,7 +460,7 @@ func (e *Exporter) exportType(ctx context.Context, j *job, p *fhir.Principal, t 
 		}
 		q.After = page.Next
 	}
-	return out.n, out.close()
+	return out.n, errs.n, errors.Join(out.close(), errs.close())
 }
 
 // matches reports whether v (a past version, which the store's search did
@@ -395,12 +524,9 @@ func (e *Exporter) inCompartment(v *store.Version, patients map[string]bool) boo
 // exportDeleted writes, for a _since export, one transaction Bundle line
 // with a DELETE entry for each resource of j's types deleted between
 // _since and the transaction time that p could have seen.
-func (e *Exporter) exportDeleted(ctx context.Context, j *job, p *fhir.Principal, dir string) (int, error) {
-	out, err := create(filepath.Join(dir, "deleted.ndjson"))
-	if err != nil {
-		return 0, err
-	}
-	defer out.f.Close()
+func (e *Exporter) exportDeleted(ctx context.Context, j *job, p *fhir.Principal) (int, error) {
+	out := e.ndjson(ctx, j, deletedName)
+	defer out.close()
 	types := e.types(j)
 	// seen holds the resources met so far: history runs newest first, so
 	// the first version met at or before tx is the state at tx.

@@ -1,8 +1,10 @@
 // Package exporttest is the Bulk Data $export suite every store backend
-// runs: the kick-off, status, manifest and file rules as Inferno's Bulk
-// Data test kit checks them, and the ones it leaves out (_type, _since with
-// deleted, 429, tenant and role scoping, de-identification for the
-// regulator, a job taken up by another worker after a restart).
+// runs with its own place for the files: the kick-off, status, manifest
+// and file rules as Inferno's Bulk Data test kit checks them, and the ones
+// it leaves out (_type, _typeFilter, _since with deleted, 429, tenant and
+// role scoping, de-identification for the regulator, error files, Groups
+// defined by characteristics, a job taken up after a crash or a stop and
+// resumed without duplicates, expired jobs removed with their files).
 package exporttest
 
 import (
@@ -30,11 +32,16 @@ import (
 // NewStore opens a fresh, empty store for one test.
 type NewStore func(t testing.TB) store.Store
 
-// Run runs the suite on stores made by newStore.
-func Run(t *testing.T, newStore NewStore) {
+// NewFiles is the place of the export files that goes with st (the one
+// the server would use with that store).
+type NewFiles func(t testing.TB, st store.Store) export.Files
+
+// Run runs the suite on stores made by newStore, with the files where
+// newFiles keeps them.
+func Run(t *testing.T, newStore NewStore, newFiles NewFiles) {
 	for _, tc := range []struct {
 		name string
-		run  func(*testing.T, NewStore)
+		run  func(*testing.T, backend)
 	}{
 		{"KickoffRefused", testKickoffRefused},
 		{"SystemExport", testSystemExport},
@@ -49,10 +56,16 @@ func Run(t *testing.T, newStore NewStore) {
 		{"OtherPrincipal", testOtherPrincipal},
 		{"TooMany", testTooMany},
 		{"Restart", testRestart},
+		{"CrashMidExport", testCrashMidExport},
+		{"StopMidExport", testStopMidExport},
+		{"ErrorFiles", testErrorFiles},
+		{"GroupCharacteristics", testGroupCharacteristics},
+		{"GroupGone", testGroupGone},
+		{"Expiry", testExpiry},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.run(t, newStore)
+			tc.run(t, backend{newStore, newFiles})
 		})
 	}
 }
@@ -84,28 +97,42 @@ var principals = tokens{
 	"b1":    principal("b1", "carol", fhir.TenantBank, fhir.RoleBankStaff),
 }
 
+// backend is the store and files under test.
+type backend struct {
+	newStore NewStore
+	newFiles NewFiles
+}
+
 // env is a server over the suite's cohort (opstest.Cohort) with an
 // exporter whose worker runs unless asked otherwise.
 type env struct {
-	t   *testing.T
-	c   *resttest.Client
-	r   *opstest.Registry
-	ex  *export.Exporter
-	dir string
+	t     *testing.T
+	c     *resttest.Client
+	r     *opstest.Registry
+	ex    *export.Exporter
+	files export.Files
 }
 
 type setup struct {
 	noWorker bool
 	maxJobs  int
-	st       store.Store
-	dir      string
+	// st and files: another env's (a second server on the same store).
+	st    store.Store
+	files export.Files
+	// wrap, when set, is the store as the exporter sees it.
+	wrap func(store.Store) store.Store
+	// pol, idx, when set, wrap the policy and indexer the exporter uses.
+	pol      func(fhir.Policy) fhir.Policy
+	idx      func(export.Indexer) export.Indexer
+	pageSize int
+	now      func() time.Time
 }
 
-func newEnv(t *testing.T, newStore NewStore, s setup) *env {
+func newEnv(t *testing.T, b backend, s setup) *env {
 	t.Helper()
 	st := s.st
 	if st == nil {
-		st = newStore(t)
+		st = b.newStore(t)
 	}
 	var r *opstest.Registry
 	if s.st == nil {
@@ -117,12 +144,23 @@ func newEnv(t *testing.T, newStore NewStore, s setup) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := s.dir
-	if dir == "" {
-		dir = t.TempDir()
+	files := s.files
+	if files == nil {
+		files = b.newFiles(t, st)
 	}
-	ex, err := export.New(export.Options{Store: st, Policy: r.Pol, Indexer: r.Engine, Types: codec.ResourceTypes(),
-		Compartment: policy.PatientCompartment, Dir: dir, MaxJobs: s.maxJobs, Poll: 20 * time.Millisecond})
+	exStore, exPol, exIdx := st, fhir.Policy(r.Pol), export.Indexer(r.Engine)
+	if s.wrap != nil {
+		exStore = s.wrap(st)
+	}
+	if s.pol != nil {
+		exPol = s.pol(exPol)
+	}
+	if s.idx != nil {
+		exIdx = s.idx(exIdx)
+	}
+	ex, err := export.New(export.Options{Store: exStore, Policy: exPol, Indexer: exIdx, Types: codec.ResourceTypes(),
+		Compartment: policy.PatientCompartment, Files: files, MaxJobs: s.maxJobs, Poll: 20 * time.Millisecond,
+		PageSize: s.pageSize, Now: s.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +176,7 @@ func newEnv(t *testing.T, newStore NewStore, s setup) *env {
 		o.Indexer = r.Engine
 		o.Export = ex
 	})
-	return &env{t: t, c: c, r: r, ex: ex, dir: dir}
+	return &env{t: t, c: c, r: r, ex: ex, files: files}
 }
 
 var kickoffHeaders = []string{"Accept", "application/fhir+json", "Prefer", "respond-async"}
@@ -252,8 +290,8 @@ func types(files map[string][]map[string]any) []string {
 	return out
 }
 
-func testKickoffRefused(t *testing.T, newStore NewStore) {
-	e := newEnv(t, newStore, setup{})
+func testKickoffRefused(t *testing.T, b backend) {
+	e := newEnv(t, b, setup{})
 	// The CapabilityStatement says the server does Bulk Data export.
 	cs := e.c.Do(http.MethodGet, "/metadata", nil)
 	if !bytes.Contains(cs.Body, []byte(`"instantiates":["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"]`)) ||
@@ -282,8 +320,8 @@ func testKickoffRefused(t *testing.T, newStore NewStore) {
 // testSystemExport: a hospital's system export holds its own tenant's
 // resources and the shared lots, nothing of other tenants; the manifest
 // has the five keys.
-func testSystemExport(t *testing.T, newStore NewStore) {
-	e := newEnv(t, newStore, setup{})
+func testSystemExport(t *testing.T, b backend) {
+	e := newEnv(t, b, setup{})
 	status := e.kickoff("h2", "/$export")
 	m := e.poll("h2", status)
 	for _, k := range []string{"transactionTime", "request", "requiresAccessToken", "output", "error"} {
@@ -322,8 +360,8 @@ func testSystemExport(t *testing.T, newStore NewStore) {
 
 // testRegulator: the regulator's export spans every tenant, de-identified
 // (no names, no national ids in any line), without the banks' donors.
-func testRegulator(t *testing.T, newStore NewStore) {
-	e := newEnv(t, newStore, setup{})
+func testRegulator(t *testing.T, b backend) {
+	e := newEnv(t, b, setup{})
 	m := e.poll("gov", e.kickoff("gov", "/$export"))
 	got := e.download("gov", m, "output")
 	if g := ids(got["Patient"]); !slices.Equal([]string{"r1", "r2", "r3", "r4"}, g) {
@@ -349,10 +387,10 @@ func testRegulator(t *testing.T, newStore NewStore) {
 	}
 }
 
-func testParameters(t *testing.T, newStore NewStore) {
-	e := newEnv(t, newStore, setup{maxJobs: 100})
+func testParameters(t *testing.T, b backend) {
+	e := newEnv(t, b, setup{maxJobs: 100})
 	for _, f := range []string{"application/fhir+ndjson", "application/ndjson", "ndjson"} {
-		e.kickoff("h1", "/$export?_outputFormat="+url.QueryEscape(f))
+		e.kickoff("h1", "/$export?_type=Patient&_outputFormat="+url.QueryEscape(f))
 	}
 	m := e.poll("h1", e.kickoff("h1", "/$export?_type=Patient,AdverseEvent"))
 	got := e.download("h1", m, "output")
@@ -423,8 +461,8 @@ func next(t *testing.T, r *opstest.Registry, typ, id string, body []byte) {
 // testTransactionTime: the export shows the store as it was when the job
 // was accepted: a resource created after is absent, one changed after is
 // there as it was, one deleted after is there too.
-func testTransactionTime(t *testing.T, newStore NewStore) {
-	e := newEnv(t, newStore, setup{noWorker: true})
+func testTransactionTime(t *testing.T, b backend) {
+	e := newEnv(t, b, setup{noWorker: true})
 	status := e.kickoff("h2", "/$export?_type=Patient")
 	time.Sleep(5 * time.Millisecond)
 	e.r.Recipient("h2", "r9")
@@ -446,8 +484,8 @@ func testTransactionTime(t *testing.T, newStore NewStore) {
 
 // testTypeFilter: _typeFilter narrows the types it names (any of its
 // queries per type), and leaves the others whole.
-func testTypeFilter(t *testing.T, newStore NewStore) {
-	e := newEnv(t, newStore, setup{})
+func testTypeFilter(t *testing.T, b backend) {
+	e := newEnv(t, b, setup{})
 	q := url.QueryEscape("Patient?_id=r2,Patient?_id=r4,Procedure?subject=Patient/r3")
 	m := e.poll("h2", e.kickoff("h2", "/$export?_type=Patient,Procedure,AdverseEvent&_typeFilter="+q))
 	got := e.download("h2", m, "output")
@@ -460,8 +498,8 @@ func testTypeFilter(t *testing.T, newStore NewStore) {
 
 // testSince: _since keeps what changed after it and lists what was
 // deleted in between.
-func testSince(t *testing.T, newStore NewStore) {
-	e := newEnv(t, newStore, setup{})
+func testSince(t *testing.T, b backend) {
+	e := newEnv(t, b, setup{})
 	time.Sleep(5 * time.Millisecond)
 	since := time.Now().UTC()
 	time.Sleep(5 * time.Millisecond)
@@ -483,16 +521,16 @@ func testSince(t *testing.T, newStore NewStore) {
 	if len(deleted["Bundle"]) != 1 {
 		t.Fatalf("deleted: want one Bundle, got %v", deleted)
 	}
-	b, _ := json.Marshal(deleted["Bundle"][0])
-	if !bytes.Contains(b, []byte(`"method":"DELETE","url":"Patient/r4"`)) {
-		t.Errorf("deleted: want DELETE Patient/r4, got %s", b)
+	body, _ := json.Marshal(deleted["Bundle"][0])
+	if !bytes.Contains(body, []byte(`"method":"DELETE","url":"Patient/r4"`)) {
+		t.Errorf("deleted: want DELETE Patient/r4, got %s", body)
 	}
 }
 
 // testPatientExport: the patients the caller sees and what is in their
 // compartments; a donor's lots (subject: the donor) are not.
-func testPatientExport(t *testing.T, newStore NewStore) {
-	e := newEnv(t, newStore, setup{})
+func testPatientExport(t *testing.T, b backend) {
+	e := newEnv(t, b, setup{})
 	m := e.poll("h2", e.kickoff("h2", "/Patient/$export"))
 	got := e.download("h2", m, "output")
 	if g := types(got); !slices.Equal([]string{"AdverseEvent", "Patient", "Procedure"}, g) {
@@ -509,8 +547,8 @@ func testPatientExport(t *testing.T, newStore NewStore) {
 
 // testGroupExport: the Group's member Patients the caller sees and their
 // compartments; another tenant's group is unknown.
-func testGroupExport(t *testing.T, newStore NewStore) {
-	e := newEnv(t, newStore, setup{})
+func testGroupExport(t *testing.T, b backend) {
+	e := newEnv(t, b, setup{})
 	body := []byte(`{"resourceType":"Group","id":"g1","type":"person","actual":true,"member":[` +
 		`{"entity":{"reference":"Patient/r2"}},{"entity":{"reference":"Patient/r3"}},{"entity":{"reference":"Patient/r4"},"inactive":true}]}`)
 	idx, err := e.r.Engine.Entries("Group", body)
@@ -538,8 +576,8 @@ func testGroupExport(t *testing.T, newStore NewStore) {
 
 // testCancel: DELETE on the status URL answers 202; the status URL then
 // answers 404 with an OperationOutcome, and the files are gone.
-func testCancel(t *testing.T, newStore NewStore) {
-	e := newEnv(t, newStore, setup{})
+func testCancel(t *testing.T, b backend) {
+	e := newEnv(t, b, setup{})
 	status := e.kickoff("h1", "/$export")
 	m := e.poll("h1", status)
 	file := m["output"].([]any)[0].(map[string]any)["url"].(string)
@@ -559,8 +597,8 @@ func testCancel(t *testing.T, newStore NewStore) {
 
 // testOtherPrincipal: a job is its starter's: another subject of the same
 // tenant sees no status and downloads nothing; no token is 401.
-func testOtherPrincipal(t *testing.T, newStore NewStore) {
-	e := newEnv(t, newStore, setup{})
+func testOtherPrincipal(t *testing.T, b backend) {
+	e := newEnv(t, b, setup{})
 	status := e.kickoff("h1", "/$export")
 	m := e.poll("h1", status)
 	file := m["output"].([]any)[0].(map[string]any)["url"].(string)
@@ -584,8 +622,8 @@ func testOtherPrincipal(t *testing.T, newStore NewStore) {
 
 // testTooMany: with no worker to run them, a tenant's jobs pile up to the
 // bound; one more is 429 with Retry-After; another tenant is not held back.
-func testTooMany(t *testing.T, newStore NewStore) {
-	e := newEnv(t, newStore, setup{noWorker: true, maxJobs: 2})
+func testTooMany(t *testing.T, b backend) {
+	e := newEnv(t, b, setup{noWorker: true, maxJobs: 2})
 	status := e.kickoff("h1", "/$export")
 	e.kickoff("h1bob", "/$export")
 	h := append(slices.Clone(kickoffHeaders), "Authorization", "Bearer h1")
@@ -606,10 +644,10 @@ func testTooMany(t *testing.T, newStore NewStore) {
 
 // testRestart: a job accepted by a server that stopped before running it
 // is run by the next server's worker on the same store and directory.
-func testRestart(t *testing.T, newStore NewStore) {
-	first := newEnv(t, newStore, setup{noWorker: true})
+func testRestart(t *testing.T, b backend) {
+	first := newEnv(t, b, setup{noWorker: true})
 	status := first.kickoff("h2", "/$export?_type=Patient")
-	second := newEnv(t, newStore, setup{st: first.r.St, dir: first.dir})
+	second := newEnv(t, b, setup{st: first.r.St, files: first.files})
 	m := second.poll("h2", strings.Replace(status, first.c.Base, second.c.Base, 1))
 	if g := ids(second.download("h2", m, "output")["Patient"]); !slices.Equal([]string{"r2", "r3", "r4"}, g) {
 		t.Errorf("after restart: want r2, r3, r4, got %v", g)
