@@ -16,14 +16,14 @@ func TestOps(t *testing.T) {
 	opstest.Run(t, func(t testing.TB) store.Store { return open(t, srv) })
 }
 
-// TestAEReportTruth: $ae-report on a synthetic registry of 50 patients
+// TestAEReportTruth: $ae-report on a synthetic registry of 300 patients
 // (what the report reads of it) equals the generator's truth on FerretDB
 // too.
 func TestAEReportTruth(t *testing.T) {
 	t.Parallel()
 	srv := mongotest.Start(t)
 	r := opstest.NewRegistry(t, open(t, srv))
-	r.CheckTruth(t, r.SynthReport(50, 5))
+	r.CheckTruth(t, r.SynthReport(300, 5))
 }
 
 // TestFollowUpTruth: $efficacy-report, $follow-up-due and $aid-eligibility
