@@ -77,3 +77,62 @@ func TestGroupCommitFailsAlone(t *testing.T) {
 		})
 	}
 }
+
+// TestTransactSeq checks that the writes of TransactSeq are stored all or
+// none: an error yielded part-way, or a resource yielded twice, stores
+// nothing.
+func TestTransactSeq(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	write := func(id string) store.Write {
+		return store.Write{Version: store.Version{Tenant: "t1", Type: "Patient", ID: id, VersionID: 1, LastUpdated: now,
+			Resource: []byte(`{"resourceType":"Patient","id":"` + id + `"}`),
+			Index:    []store.IndexEntry{{Param: "_id", Kind: store.KindToken, Code: id}}}}
+	}
+	errStop := errors.New("entry 2 is invalid")
+	for _, tc := range []struct {
+		name    string
+		ids     []string
+		failAt  int // yield errStop instead of this write (-1: none)
+		wantErr error
+	}{
+		{"all stored", []string{"a1", "a2", "a3"}, -1, nil},
+		{"an error part-way", []string{"b1", "b2", "b3"}, 2, errStop},
+		{"the same resource twice", []string{"c1", "c2", "c1"}, -1, store.ErrConflict},
+		{"none", nil, -1, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pulled := 0
+			err := s.TransactSeq(ctx, func(yield func(store.Write, error) bool) {
+				for i, id := range tc.ids {
+					pulled++
+					if i == tc.failAt {
+						yield(store.Write{}, errStop)
+						return
+					}
+					if !yield(write(id), nil) {
+						return
+					}
+				}
+			})
+			if !errors.Is(err, tc.wantErr) || (err != nil) != (tc.wantErr != nil) {
+				t.Fatalf("TransactSeq: %v, want %v", err, tc.wantErr)
+			}
+			if pulled != len(tc.ids) && tc.failAt < 0 && tc.wantErr == nil {
+				t.Errorf("pulled %d writes of %d", pulled, len(tc.ids))
+			}
+			for _, id := range tc.ids {
+				_, err := s.Read(ctx, store.Tenant("t1"), "Patient", id)
+				if stored := err == nil; stored != (tc.wantErr == nil) {
+					t.Errorf("Patient/%s stored %v, want %v (%v)", id, stored, tc.wantErr == nil, err)
+				}
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"iter"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -429,6 +430,9 @@ type groupCommit struct {
 // queuedPut is one caller's writes, to be stored all or none.
 type queuedPut struct {
 	ws []store.Write
+	// seq, when set, yields the writes instead of ws (TransactSeq); such a
+	// commit is written in a transaction of its own.
+	seq iter.Seq2[store.Write, error]
 	// transact: the writes of a Transact, which a test may stop half-way
 	// (Store.crashAfter).
 	transact bool
@@ -450,7 +454,7 @@ const (
 func (s *Store) commitGroup(ctx context.Context, batch []*queuedPut) {
 	for len(batch) > 0 {
 		n, writes := 1, len(batch[0].ws)
-		for n < min(len(batch), maxGroup) && writes+len(batch[n].ws) <= maxGroupWrites {
+		for n < min(len(batch), maxGroup) && batch[0].seq == nil && batch[n].seq == nil && writes+len(batch[n].ws) <= maxGroupWrites {
 			writes += len(batch[n].ws)
 			n++
 		}
@@ -544,6 +548,9 @@ func (s *Store) writeGroupTx(ctx context.Context, batch []*queuedPut, savepoints
 // putAll writes r's writes in tx, stopping at the first failure (or at the
 // step a test stops a Transact at).
 func (s *Store) putAll(ctx context.Context, tx *sql.Tx, r *queuedPut) error {
+	if r.seq != nil {
+		return s.putSeq(ctx, tx, r)
+	}
 	for i, w := range r.ws {
 		if err := s.put(ctx, tx, w); err != nil {
 			return err
@@ -555,6 +562,42 @@ func (s *Store) putAll(ctx context.Context, tx *sql.Tx, r *queuedPut) error {
 		}
 	}
 	return nil
+}
+
+// putSeq is putAll of the writes r.seq yields, refusing two of one
+// resource as distinct does.
+func (s *Store) putSeq(ctx context.Context, tx *sql.Tx, r *queuedPut) error {
+	seen := map[[2]string]bool{}
+	first := true
+	for w, err := range r.seq {
+		if err != nil {
+			return err
+		}
+		k := [2]string{w.Version.Type, w.Version.ID}
+		if seen[k] {
+			return fmt.Errorf("sqlite: %s/%s written twice in one transaction: %w", k[0], k[1], store.ErrConflict)
+		}
+		seen[k] = true
+		if err := s.put(ctx, tx, w); err != nil {
+			return err
+		}
+		if first {
+			first = false
+			if err := s.crash("first"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// TransactSeq is Transact without conditions for writes made one by one
+// (bundle.SeqStore): it stores every write writes yields, all or none, in
+// an SQL transaction of its own, writing each as it comes, so that the
+// caller builds the next ones meanwhile (the write lock is held while it
+// does).
+func (s *Store) TransactSeq(ctx context.Context, writes iter.Seq2[store.Write, error]) error {
+	return s.commit(ctx, &queuedPut{seq: writes, transact: true})
 }
 
 // PutIf is Transact with one condition and at most one write.
