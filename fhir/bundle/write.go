@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"iter"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -33,6 +34,18 @@ type Indexer interface {
 type Store interface {
 	Read(ctx context.Context, a store.Access, typ, id string) (*store.Version, error)
 	Transact(ctx context.Context, conds []store.Query, decide func(matches [][]*store.Version) ([]store.Write, error)) error
+}
+
+// SeqStore is a Store that can store the writes of a transaction without
+// conditions as they are made, beginning with the first while later ones
+// are still being built (store/sqlite has it): building a write (marshal,
+// validate, index) and storing one then overlap, on different cores.
+type SeqStore interface {
+	// TransactSeq stores every write writes yields, all or none, as
+	// Transact does without conditions; an error yielded, or an error
+	// storing one, stores none. It stops pulling writes at the first
+	// error.
+	TransactSeq(ctx context.Context, writes iter.Seq2[store.Write, error]) error
 }
 
 // Options configure a Writer. Store, Codec and Indexer are required.
@@ -194,24 +207,28 @@ func (w *Writer) Write(ctx context.Context, p *fhir.Principal, entries []*Entry)
 	}
 	now := w.opts.Now().UTC().Truncate(time.Microsecond)
 	var results []*Result
-	err = w.opts.Store.Transact(ctx, conds, func(matches [][]*store.Version) ([]store.Write, error) {
-		writes, err := w.decide(ctx, p, plans, refs, matches, now)
-		if err != nil {
-			return nil, err
-		}
-		results = make([]*Result, len(plans))
-		for i, pl := range plans {
-			results[i] = pl.result
-		}
-		if w.opts.Auditor != nil {
-			audits, err := w.opts.Auditor.AuditWrites(ctx, p, now, entries, results)
+	if seq, ok := w.opts.Store.(SeqStore); ok && len(conds) == 0 && len(plans) >= minStream {
+		err = w.stream(ctx, seq, p, plans, refs, entries, now, &results)
+	} else {
+		err = w.opts.Store.Transact(ctx, conds, func(matches [][]*store.Version) ([]store.Write, error) {
+			writes, err := w.decide(ctx, p, plans, refs, matches, now)
 			if err != nil {
 				return nil, err
 			}
-			writes = append(writes, audits...)
-		}
-		return writes, nil
-	})
+			results = make([]*Result, len(plans))
+			for i, pl := range plans {
+				results[i] = pl.result
+			}
+			if w.opts.Auditor != nil {
+				audits, err := w.opts.Auditor.AuditWrites(ctx, p, now, entries, results)
+				if err != nil {
+					return nil, err
+				}
+				writes = append(writes, audits...)
+			}
+			return writes, nil
+		})
+	}
 	if err != nil {
 		var ee *EntryError
 		if errors.As(err, &ee) {
@@ -424,6 +441,105 @@ func (w *Writer) conditionalReferences(p *fhir.Principal, plans []*plan, conds *
 // condition: it chooses each entry's target, resolves references, checks
 // preconditions against current versions and builds the writes.
 func (w *Writer) decide(ctx context.Context, p *fhir.Principal, plans []*plan, refs []condRef, matches [][]*store.Version, now time.Time) ([]store.Write, error) {
+	to, err := w.resolve(ctx, p, plans, refs, matches)
+	if err != nil {
+		return nil, err
+	}
+	// Building a write (marshalling, validating, indexing) is most of the
+	// CPU work after parsing; each entry's is its own.
+	built := make([]*store.Write, len(plans))
+	errs := make([]error, len(plans))
+	forEach(len(plans), func(i int) {
+		built[i], errs[i] = w.build(ctx, plans[i], p, to, now)
+	})
+	var writes []store.Write
+	for i, pl := range plans {
+		if errs[i] != nil {
+			return nil, &EntryError{Index: pl.e.Index, Err: errs[i]}
+		}
+		if built[i] != nil {
+			writes = append(writes, *built[i])
+		}
+	}
+	return writes, nil
+}
+
+// minStream is the fewest entries a transaction streams to a SeqStore
+// (where building them starts to use every core, see forEach): a smaller
+// one is stored through Transact, in a transaction it may share with
+// concurrent writes (and their fsync).
+const minStream = 32
+
+// stream is the Store.Transact of Write for a transaction without
+// conditions on a SeqStore: the entries' writes are built on every core,
+// in entry order, and handed to the store as each is ready, then the audit
+// records; results is set once every entry is built.
+func (w *Writer) stream(ctx context.Context, st SeqStore, p *fhir.Principal, plans []*plan, refs []condRef, entries []*Entry, now time.Time, results *[]*Result) error {
+	to, err := w.resolve(ctx, p, plans, refs, nil)
+	if err != nil {
+		return err
+	}
+	built := make([]*store.Write, len(plans))
+	errs := make([]error, len(plans))
+	ready := make([]chan struct{}, len(plans))
+	for i := range ready {
+		ready[i] = make(chan struct{})
+	}
+	// stop tells the builders that the store stopped pulling (an error):
+	// the entries left are not built.
+	stop := make(chan struct{})
+	var builders sync.WaitGroup
+	builders.Go(func() {
+		forEach(len(plans), func(i int) {
+			defer close(ready[i])
+			select {
+			case <-stop:
+				errs[i] = context.Canceled
+				return
+			default:
+			}
+			built[i], errs[i] = w.build(ctx, plans[i], p, to, now)
+		})
+	})
+	// The builders write plans (results); they are done before Write
+	// returns, whatever the store did.
+	defer builders.Wait()
+	defer close(stop)
+	return st.TransactSeq(ctx, func(yield func(store.Write, error) bool) {
+		for i, pl := range plans {
+			<-ready[i]
+			if errs[i] != nil {
+				yield(store.Write{}, &EntryError{Index: pl.e.Index, Err: errs[i]})
+				return
+			}
+			if built[i] != nil && !yield(*built[i], nil) {
+				return
+			}
+		}
+		rs := make([]*Result, len(plans))
+		for i, pl := range plans {
+			rs[i] = pl.result
+		}
+		*results = rs
+		if w.opts.Auditor != nil {
+			audits, err := w.opts.Auditor.AuditWrites(ctx, p, now, entries, rs)
+			if err != nil {
+				yield(store.Write{}, err)
+				return
+			}
+			for _, a := range audits {
+				if !yield(a, nil) {
+					return
+				}
+			}
+		}
+	})
+}
+
+// resolve chooses each entry's target (matches: those of the conditions)
+// and returns where every fullUrl and conditional reference points
+// (Type/id).
+func (w *Writer) resolve(ctx context.Context, p *fhir.Principal, plans []*plan, refs []condRef, matches [][]*store.Version) (map[string]string, error) {
 	to := map[string]string{} // fullUrls and conditional references -> Type/id
 	touched := map[string]int{}
 	for _, pl := range plans {
@@ -460,23 +576,7 @@ func (w *Writer) decide(ctx context.Context, p *fhir.Principal, plans []*plan, r
 		}
 		to[r.ref] = m[0].Type + "/" + m[0].ID
 	}
-	// Building a write (marshalling, validating, indexing) is most of the
-	// CPU work after parsing; each entry's is its own.
-	built := make([]*store.Write, len(plans))
-	errs := make([]error, len(plans))
-	forEach(len(plans), func(i int) {
-		built[i], errs[i] = w.build(ctx, plans[i], p, to, now)
-	})
-	var writes []store.Write
-	for i, pl := range plans {
-		if errs[i] != nil {
-			return nil, &EntryError{Index: pl.e.Index, Err: errs[i]}
-		}
-		if built[i] != nil {
-			writes = append(writes, *built[i])
-		}
-	}
-	return writes, nil
+	return to, nil
 }
 
 // relativeOf gives the Type/id tail of an absolute fullUrl

@@ -216,7 +216,7 @@ func (b benchSet) generate(put func(v *store.Version) error) error {
 // faster than updating them row by row); the rows are exactly what Put
 // writes.
 func bulkLoad(ctx context.Context, s *Store, b benchSet) error {
-	for _, ix := range []string{"idx_token", "idx_value", "idx_low", "idx_high"} {
+	for _, ix := range []string{"idx_token", "idx_text", "idx_low", "idx_high"} {
 		if _, err := s.w.ExecContext(ctx, "DROP INDEX IF EXISTS "+ix); err != nil {
 			return err
 		}

@@ -665,7 +665,13 @@ func leaf(e store.Expr, a string, probe bool) (frag, error) {
 		}
 		return f, nil
 	case store.String:
-		p := sqlf(a+".param = ?", e.Param)
+		// Every leaf on value but :exact (on code) names value <> '' (no
+		// entry with an empty value matches a search text anyway): the
+		// (param, value) index holds only such entries.
+		p := sqlf(a+".param = ? AND "+col("value")+" <> ''", e.Param)
+		if e.Mode == store.Exact {
+			p = sqlf(a+".param = ?", e.Param)
+		}
 		switch e.Mode {
 		case store.Prefix, store.Below:
 			// A range on (param, value) instead of LIKE, which folds ASCII case
@@ -727,7 +733,7 @@ func leaf(e store.Expr, a string, probe bool) (frag, error) {
 		return f, nil
 	case store.Reference:
 		if e.URL != "" {
-			return sqlf(a+".param = ? AND "+col("value")+" = ? AND "+col("kind")+" = 'reference'", e.Param, e.URL), nil
+			return sqlf(a+".param = ? AND "+col("value")+" = ? AND "+col("value")+" <> '' AND "+col("kind")+" = 'reference'", e.Param, e.URL), nil
 		}
 		f := sqlf(a+".param = ? AND "+col("code")+" = ? AND "+col("kind")+" = 'reference'", e.Param, e.ID)
 		if e.Type != "" {

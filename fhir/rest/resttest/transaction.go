@@ -30,6 +30,8 @@ func testTransaction(t *testing.T, newStore NewStore) {
 		{"Prefer return per entry", txPrefer},
 		{"official transaction example", txOfficialExample},
 		{"too many entries", txTooManyEntries},
+		{"a large transaction, built while it is stored", txLarge},
+		{"a large transaction failing at its last entry", txLargeFailsLast},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, _ := open(t, newStore, func(o *rest.Options) { o.MaxBundleEntries = 50 })
@@ -336,5 +338,65 @@ func txTooManyEntries(t *testing.T, h *Client) {
 	outcome(t, h.Do("POST", "", txBundle("batch", es...)), 413, fhir.IssueTooCostly)
 	if r := h.Do("POST", "/", txBundle("batch", es[:50]...)); r.Status != 200 {
 		t.Errorf("50 entries to [base]/: %d %.300s", r.Status, r.Body)
+	}
+}
+
+// largeEntries is a transaction's worth of entries large enough for a
+// store that takes writes as they are built (bundle.SeqStore) to get them
+// that way: Patients, each followed by an Observation about it through
+// its urn:uuid.
+func largeEntries(pairs int) []string {
+	var out []string
+	for i := range pairs {
+		uuid := fmt.Sprintf("urn:uuid:6c1f0000-0000-4000-8000-%012d", i)
+		out = append(out,
+			`{"fullUrl":"`+uuid+`","resource":{"resourceType":"Patient","identifier":[{"system":"http://hosp/large","value":"L`+fmt.Sprint(i)+`"}]},"request":{"method":"POST","url":"Patient"}}`,
+			`{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"`+uuid+`"}},"request":{"method":"POST","url":"Observation"}}`)
+	}
+	return out
+}
+
+func txLarge(t *testing.T, h *Client) {
+	const pairs = 24
+	m := h.post(t, txBundle("transaction", largeEntries(pairs)...), 200)
+	status, loc := responses(t, m)
+	if len(status) != 2*pairs {
+		t.Fatalf("%d response entries, want %d", len(status), 2*pairs)
+	}
+	for i := 0; i < 2*pairs; i += 2 {
+		if status[i] != "201 Created" || status[i+1] != "201 Created" {
+			t.Fatalf("entries %d, %d: %s, %s", i, i+1, status[i], status[i+1])
+		}
+		obs := h.get(t, typeID(loc[i+1]))
+		if r := obs["subject"].(map[string]any)["reference"]; r != typeID(loc[i]) {
+			t.Errorf("entry %d: subject %v, want %s", i+1, r, typeID(loc[i]))
+		}
+	}
+	// Indexed as rewritten.
+	if m := h.get(t, "Observation?_summary=count&subject="+typeID(loc[14])); m["total"].(float64) != 1 {
+		t.Errorf("Observation?subject=%s: total %v, want 1", typeID(loc[14]), m["total"])
+	}
+}
+
+func txLargeFailsLast(t *testing.T, h *Client) {
+	h.Do("PUT", "/Patient/last", []byte(`{"resourceType":"Patient","id":"last"}`))
+	h.Do("PUT", "/Patient/last", []byte(`{"resourceType":"Patient","id":"last","active":true}`))
+	entries := append(largeEntries(24),
+		`{"resource":{"resourceType":"Patient","id":"last","active":false},"request":{"method":"PUT","url":"Patient/last","ifMatch":"W/\"1\""}}`)
+	first := outcome(t, h.Do("POST", "", txBundle("transaction", entries...)), 412, fhir.IssueConflict)
+	if !strings.Contains(fmt.Sprint(first["expression"]), "Bundle.entry[48]") {
+		t.Errorf("the answer does not name entry 48: %v", first)
+	}
+	for _, typ := range []string{"Patient", "Observation"} {
+		want := 0.0
+		if typ == "Patient" {
+			want = 1 // Patient/last
+		}
+		if m := h.get(t, typ+"?_summary=count"); m["total"].(float64) != want {
+			t.Errorf("a failed transaction stored %v of %s (want %v)", m["total"], typ, want)
+		}
+	}
+	if r := h.Do("GET", "/Patient/last", nil); r.Header.Get("ETag") != `W/"2"` {
+		t.Errorf("Patient/last at %s", r.Header.Get("ETag"))
 	}
 }
