@@ -345,7 +345,7 @@ func registryValues(values []string) bool {
 
 // Readable implements fhir.Policy.
 func (pol *Policy) Readable(p *fhir.Principal, v *store.Version) bool {
-	if !pol.Access(p).Sees(v.Tenant, v.Reach) {
+	if !pol.Access(p).Sees(v.Tenant, v.Reach, v.Addressee) {
 		return false
 	}
 	if v.Type == "AuditEvent" && !p.HasRole(fhir.RoleAdmin) {
