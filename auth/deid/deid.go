@@ -119,6 +119,16 @@ func walkObject(obj map[string]any, c *changes) {
 				}
 				continue
 			}
+		case (key == "input" || key == "output") && isResource && obj["resourceType"] == "Task":
+			// A Task's inputs and outputs carry what a consultation asks
+			// and answers: the patient's clinical question, social and
+			// economic situation, the advice. Their free text goes; coded
+			// and referenced values stay.
+			if freeTextValues(val) {
+				c.redacted = true
+			}
+			walkValue(val, c)
+			continue
 		case key == "birthDate":
 			if s, ok := val.(string); ok && len(s) > 4 {
 				obj[key] = s[:4]
@@ -257,4 +267,25 @@ func label(res map[string]any, code string) {
 		}
 	}
 	meta["security"] = append(sec, map[string]any{"system": SecuritySystem, "code": code, "display": labelDisplay[code]})
+}
+
+// freeTextValues removes the free-text values (valueString, valueMarkdown)
+// of a list of Task.input or Task.output elements and reports whether it
+// removed any.
+func freeTextValues(v any) bool {
+	list, _ := v.([]any)
+	removed := false
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			continue
+		}
+		for _, k := range []string{"valueString", "valueMarkdown"} {
+			if _, ok := m[k]; ok {
+				delete(m, k)
+				removed = true
+			}
+		}
+	}
+	return removed
 }
