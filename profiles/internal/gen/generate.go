@@ -178,6 +178,11 @@ func generate(examplesDir string) (map[string][]byte, error) {
 	if err := add("Measure", "ae-report", "WMT adverse-event incidence and relatedness", "The Measure every $ae-report cites", aeReportMeasure()); err != nil {
 		return nil, err
 	}
+	for _, op := range operations {
+		if err := add("OperationDefinition", op.id, op.title, op.description, buildOperation(op)); err != nil {
+			return nil, err
+		}
+	}
 	if err := put("ig/ImplementationGuide-cmts-wmt.json", implementationGuide(listed)); err != nil {
 		return nil, err
 	}
