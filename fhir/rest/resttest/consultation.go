@@ -188,12 +188,20 @@ func testConsultation(t *testing.T, newStore NewStore) {
 			{"accepted", `"businessStatus":{"text":"triaged"},`, 200, ""},
 			{"requested", "", 422, "Task.status"},
 			{"cancelled", "", 403, "Task.status"},
-			{"in-progress", `"note":[{"text":"reviewing"}],`, 200, ""},
+			{"in-progress", "PATCH", 200, ""},
 			{"completed", "", 422, "Task.output"},
 			{"completed", `"output":[{"type":{"text":"advice"},"valueString":"ADVICE: WMT by colonic TET, 3 courses"}],`, 200, ""},
 			{"in-progress", "", 422, "Task.status"},
 		}
 		for _, s := range steps {
+			if s.extra == "PATCH" {
+				// The same by JSON Patch.
+				patch := `[{"op":"replace","path":"/status","value":"` + s.status + `"},{"op":"add","path":"/note","value":[{"text":"reviewing"}]}]`
+				if r := c.Do("PATCH", "/Task/k1", []byte(patch), append(as("cc"), "Content-Type", "application/json-patch+json")...); r.Status != s.want {
+					t.Fatalf("cc PATCH /Task/k1: %d, want %d: %.600s", r.Status, s.want, r.Body)
+				}
+				continue
+			}
 			body := consultationTask("k1", s.status, "centre-c", s.extra)
 			if s.path != "" {
 				refuse("cc", "PUT", "/Task/k1", body, s.want, s.path)
@@ -211,6 +219,10 @@ func testConsultation(t *testing.T, newStore NewStore) {
 		for path, body := range edits {
 			body = strings.Replace(body, `"intent":"order",`, `"intent":"order","output":[{"type":{"text":"advice"},"valueString":"ADVICE: WMT by colonic TET, 3 courses"}],`, 1)
 			refuse("cc", "PUT", "/Task/k1", body, 403, path)
+		}
+		edit := `[{"op":"replace","path":"/input/0/valueString","value":"EDITED"}]`
+		if r := c.Do("PATCH", "/Task/k1", []byte(edit), append(as("cc"), "Content-Type", "application/json-patch+json")...); r.Status != 403 {
+			t.Errorf("cc PATCH of Task.input: %d, want 403: %.400s", r.Status, r.Body)
 		}
 		do("cc", "DELETE", "/Task/k1", "", 403)
 
