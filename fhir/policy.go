@@ -85,7 +85,9 @@ type Policy interface {
 	TraceView(p *Principal, v *store.Version) (body []byte, ok bool, err error)
 	// Writable decides whether p may store next as the version after cur
 	// (nil: the resource does not exist yet; next.Deleted for a delete);
-	// next has its Resource and Index set. It sets next.Reach.
+	// next has its Resource and Index set. It sets next.Reach and
+	// next.Addressee; for an update by the tenant cur is addressed to, it
+	// sets next.Tenant to cur's (the owner keeps the resource).
 	Writable(p *Principal, cur, next *store.Version) error
 }
 

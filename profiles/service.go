@@ -131,6 +131,13 @@ func (s *Service) CheckWrite(ctx context.Context, p *fhir.Principal, typ string,
 		}
 		issues = append(issues, back...)
 	}
+	if typ == "Task" && p != nil && claimsProfile(res, Canonical+"/StructureDefinition/cmts-consultation") {
+		steps, err := s.consultationRules(ctx, p.Tenant, res)
+		if err != nil {
+			return nil, err
+		}
+		issues = append(issues, steps...)
+	}
 	if s.require && requiredTypes[typ] && !ours {
 		issues = append(issues, fhir.Issue{Severity: "error", Code: fhir.IssueRequired,
 			Message:    fhir.Message{EN: "A " + typ + " must claim one of the WMT profiles in meta.profile", ZH: typ + " 必须在 meta.profile 中声明一个 WMT profile"},
@@ -182,7 +189,8 @@ func dedupe(issues []fhir.Issue) []fhir.Issue {
 // Serves implements fhir.Conformance.
 func (s *Service) Serves(typ string) bool {
 	switch typ {
-	case "StructureDefinition", "CodeSystem", "ValueSet", "ConceptMap", "SearchParameter", "ImplementationGuide", "Measure":
+	case "StructureDefinition", "CodeSystem", "ValueSet", "ConceptMap", "SearchParameter", "ImplementationGuide", "Measure",
+		"OperationDefinition":
 		return true
 	}
 	return false

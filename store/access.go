@@ -39,12 +39,15 @@ type Access struct {
 // Tenant is the Access of one tenant: its own resources and shared ones.
 func Tenant(t string) Access { return Access{Tenants: []string{t}} }
 
-// Sees reports whether a version owned by tenant with reach r is visible:
-// the rule every backend applies, in Go, for tests and for checks made
-// after reading.
-func (a Access) Sees(tenant string, r Reach) bool {
+// Sees reports whether a version owned by tenant with reach r and
+// addressed to addressee ("" for none) is visible: the rule every backend
+// applies, in Go, for tests and for checks made after reading. A version
+// is visible to its addressee's tenant as to its owner's.
+func (a Access) Sees(tenant string, r Reach, addressee string) bool {
 	switch {
 	case slices.Contains(a.Tenants, tenant):
+		return true
+	case addressee != "" && slices.Contains(a.Tenants, addressee):
 		return true
 	case r == ReachShared:
 		return len(a.Tenants) > 0 || a.Everyone

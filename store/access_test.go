@@ -9,8 +9,9 @@ import (
 func TestAccessSees(t *testing.T) {
 	t.Parallel()
 	type seen struct {
-		tenant string
-		reach  store.Reach
+		tenant    string
+		reach     store.Reach
+		addressee string
 	}
 	for _, tc := range []struct {
 		name string
@@ -18,29 +19,32 @@ func TestAccessSees(t *testing.T) {
 		want map[seen]bool
 	}{
 		{"nobody", store.Access{}, map[seen]bool{
-			{"h1", store.ReachTenant}: false, {"h1", store.ReachShared}: false, {"h1", store.ReachOwner}: false,
+			{"h1", store.ReachTenant, ""}: false, {"h1", store.ReachShared, ""}: false, {"h1", store.ReachOwner, ""}: false,
+			{"h1", store.ReachTenant, "c1"}: false,
 		}},
 		{"one tenant", store.Tenant("h1"), map[seen]bool{
-			{"h1", store.ReachTenant}: true, {"h1", store.ReachShared}: true, {"h1", store.ReachOwner}: true,
-			{"b1", store.ReachTenant}: false, {"b1", store.ReachShared}: true, {"b1", store.ReachOwner}: false,
+			{"h1", store.ReachTenant, ""}: true, {"h1", store.ReachShared, ""}: true, {"h1", store.ReachOwner, ""}: true,
+			{"b1", store.ReachTenant, ""}: false, {"b1", store.ReachShared, ""}: true, {"b1", store.ReachOwner, ""}: false,
+			{"h2", store.ReachTenant, "h1"}: true, {"h2", store.ReachOwner, "h1"}: true, {"h2", store.ReachTenant, "c1"}: false,
 		}},
 		{"two tenants", store.Access{Tenants: []string{"h1", "h2"}}, map[seen]bool{
-			{"h2", store.ReachTenant}: true, {"h2", store.ReachOwner}: true,
-			{"b1", store.ReachTenant}: false, {"b1", store.ReachShared}: true, {"b1", store.ReachOwner}: false,
+			{"h2", store.ReachTenant, ""}: true, {"h2", store.ReachOwner, ""}: true,
+			{"b1", store.ReachTenant, ""}: false, {"b1", store.ReachShared, ""}: true, {"b1", store.ReachOwner, ""}: false,
 		}},
 		{"everyone", store.Access{Tenants: []string{"nhc"}, Everyone: true}, map[seen]bool{
-			{"nhc", store.ReachOwner}: true,
-			{"b1", store.ReachTenant}: true, {"b1", store.ReachShared}: true, {"b1", store.ReachOwner}: false,
+			{"nhc", store.ReachOwner, ""}: true,
+			{"b1", store.ReachTenant, ""}: true, {"b1", store.ReachShared, ""}: true, {"b1", store.ReachOwner, ""}: false,
+			{"b1", store.ReachOwner, "nhc"}: true, {"b1", store.ReachOwner, "c1"}: false,
 		}},
 		{"everyone without a tenant", store.Access{Everyone: true}, map[seen]bool{
-			{"b1", store.ReachTenant}: true, {"b1", store.ReachShared}: true, {"b1", store.ReachOwner}: false,
+			{"b1", store.ReachTenant, ""}: true, {"b1", store.ReachShared, ""}: true, {"b1", store.ReachOwner, ""}: false,
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			for v, want := range tc.want {
-				if got := tc.a.Sees(v.tenant, v.reach); got != want {
-					t.Errorf("Sees(%q, %d) = %v, want %v", v.tenant, v.reach, got, want)
+				if got := tc.a.Sees(v.tenant, v.reach, v.addressee); got != want {
+					t.Errorf("Sees(%q, %d, %q) = %v, want %v", v.tenant, v.reach, v.addressee, got, want)
 				}
 			}
 		})

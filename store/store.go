@@ -53,6 +53,11 @@ type Version struct {
 	// Reach is who besides Tenant may read this version (see Access);
 	// ReachTenant for versions written before it was recorded.
 	Reach Reach
+	// Addressee is one more tenant that reads this version as its owner
+	// does, whatever its Reach (the expert centre a consultation Task is
+	// addressed to); "" for none. It gives no right to write: the writer
+	// decides that, and an update keeps Tenant.
+	Addressee string
 }
 
 // Write is one new version to store. It succeeds only if the resource's current

@@ -124,6 +124,7 @@ type span struct{ start, end int }
 // inResource, then also telling where its meta is).
 func object(out []byte, ms []member, inResource bool, c *changes) ([]byte, span, error) {
 	ref := isReference(ms)
+	task := inResource && resourceType(ms) == "Task"
 	n := 0
 	put := func(key string) {
 		if n > 0 {
@@ -178,6 +179,19 @@ func object(out []byte, ms []member, inResource bool, c *changes) ([]byte, span,
 				if ours != nil {
 					put(m.key)
 					out = append(out, ours...)
+				}
+				continue
+			}
+		case "input", "output":
+			// A Task's inputs and outputs carry what a consultation asks
+			// and answers: the patient's clinical question, social and
+			// economic situation, the advice. Their free text goes; coded
+			// and referenced values stay.
+			if task && kind(m.val) == '[' {
+				put(m.key)
+				var err error
+				if out, err = taskParameters(out, m.val, c); err != nil {
+					return nil, meta, err
 				}
 				continue
 			}
@@ -275,6 +289,55 @@ func appendKey(out []byte, key string) []byte {
 	out = append(out, '"')
 	out = append(out, key...)
 	return append(out, '"', ':')
+}
+
+// resourceType is the resourceType of a resource's members.
+func resourceType(ms []member) string {
+	for _, m := range ms {
+		if m.key == "resourceType" {
+			s, _ := stringValue(m.val)
+			return s
+		}
+	}
+	return ""
+}
+
+// taskParameters appends the list of Task.input or Task.output raw to out
+// without the free-text values (valueString, valueMarkdown), the rest
+// de-identified as anywhere else.
+func taskParameters(out []byte, raw []byte, c *changes) ([]byte, error) {
+	es, err := elements(raw)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, '[')
+	for i, e := range es {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		if kind(e) != '{' {
+			if out, err = value(out, e, c); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		ms, err := members(e)
+		if err != nil {
+			return nil, err
+		}
+		kept := ms[:0:0]
+		for _, m := range ms {
+			if m.key == "valueString" || m.key == "valueMarkdown" {
+				c.redacted = true
+				continue
+			}
+			kept = append(kept, m)
+		}
+		if out, _, err = object(out, kept, false, c); err != nil {
+			return nil, err
+		}
+	}
+	return append(out, ']'), nil
 }
 
 // isComplex reports whether raw is an object or a non-empty array of

@@ -93,6 +93,12 @@ func mapWalkObject(obj map[string]any, c *changes) {
 				}
 				continue
 			}
+		case (key == "input" || key == "output") && isResource && obj["resourceType"] == "Task":
+			if mapFreeTextValues(val) {
+				c.redacted = true
+			}
+			mapWalkValue(val, c)
+			continue
 		case key == "birthDate":
 			if s, ok := val.(string); ok && len(s) > 4 {
 				obj[key] = s[:4]
@@ -231,4 +237,22 @@ func mapLabel(res map[string]any, code string) {
 		}
 	}
 	meta["security"] = append(sec, map[string]any{"system": SecuritySystem, "code": code, "display": labelDisplay[code]})
+}
+
+func mapFreeTextValues(v any) bool {
+	list, _ := v.([]any)
+	removed := false
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			continue
+		}
+		for _, k := range []string{"valueString", "valueMarkdown"} {
+			if _, ok := m[k]; ok {
+				delete(m, k)
+				removed = true
+			}
+		}
+	}
+	return removed
 }

@@ -175,9 +175,15 @@ func (pol *Policy) Access(p *fhir.Principal) store.Access {
 
 // Deidentify implements fhir.Policy: what a caller sees of another tenant is
 // de-identified, and all it sees is when its roles are only cross-tenant
-// ones. A product lot holds no personal data and is shown as written.
+// ones. A product lot holds no personal data and is shown as written; so
+// is a consultation to the expert centre it is addressed to, which needs
+// the clinical question and the patient's situation the hospital wrote
+// for it (docs/consultation.md).
 func (pol *Policy) Deidentify(p *fhir.Principal, v *store.Version) bool {
 	if v.Reach == store.ReachShared {
+		return false
+	}
+	if fullRole(p) && v.Addressee != "" && v.Addressee == p.Tenant {
 		return false
 	}
 	return !fullRole(p) || v.Tenant != p.Tenant
@@ -345,7 +351,7 @@ func registryValues(values []string) bool {
 
 // Readable implements fhir.Policy.
 func (pol *Policy) Readable(p *fhir.Principal, v *store.Version) bool {
-	if !pol.Access(p).Sees(v.Tenant, v.Reach) {
+	if !pol.Access(p).Sees(v.Tenant, v.Reach, v.Addressee) {
 		return false
 	}
 	if v.Type == "AuditEvent" && !p.HasRole(fhir.RoleAdmin) {
@@ -403,6 +409,9 @@ func (pol *Policy) Writable(p *fhir.Principal, cur, next *store.Version) error {
 	if next.Type == "AuditEvent" && (cur != nil || next.Deleted || (!p.HasRole(fhir.RoleAdmin) && !p.HasRole(fhir.RoleSystem))) {
 		return forbidden(msgAudit)
 	}
+	if cur != nil && !cur.Deleted && addressed(p, cur) {
+		return pol.addresseeWrites(p, cur, next)
+	}
 	if next.Tenant != p.Tenant || (cur != nil && cur.Tenant != p.Tenant) {
 		return fhir.Forbidden("A caller writes only its own tenant's resources", "只能写入本单位的资源")
 	}
@@ -440,11 +449,11 @@ func (pol *Policy) Writable(p *fhir.Principal, cur, next *store.Version) error {
 		}
 	}
 	if next.Deleted && cur != nil {
-		next.Reach = cur.Reach
+		next.Reach, next.Addressee = cur.Reach, cur.Addressee
 	} else {
-		next.Reach = Reach(next)
+		next.Reach, next.Addressee = Reach(next), Addressee(next)
 	}
-	return nil
+	return requesterWrites(cur, next)
 }
 
 // profilesOf lists the WMT profile names (cmts-...) v claims.

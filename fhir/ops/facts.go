@@ -173,7 +173,7 @@ func scanDecoded[T any](ctx context.Context, o *Ops, p *fhir.Principal, a store.
 	defer v.mu.RUnlock()
 	for _, id := range v.ids {
 		r := v.rows[id]
-		if r.head.Deleted || !a.Sees(r.head.Tenant, r.head.Reach) || !o.policy.Readable(p, &r.head) {
+		if r.head.Deleted || !a.Sees(r.head.Tenant, r.head.Reach, r.head.Addressee) || !o.policy.Readable(p, &r.head) {
 			continue
 		}
 		if err := each(&r.head, r.x.(T)); err != nil {

@@ -3,6 +3,7 @@ package rest
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -69,6 +70,7 @@ func (s *Server) capabilityStatement(base string) map[string]any {
 			typeLevel = append(typeLevel, csInteraction{r.interaction})
 		}
 	}
+	ops := s.servedOperations()
 	var resources []csResource
 	for _, t := range s.opts.Codec.ResourceTypes() {
 		r := csResource{
@@ -82,6 +84,7 @@ func (s *Server) capabilityStatement(base string) map[string]any {
 		case s.opts.Export != nil && t == "Group":
 			r.Operation = []csOperation{{"export", bulkData + "OperationDefinition/group-export"}}
 		}
+		r.Operation = append(r.Operation, ops.onType[t]...)
 		for _, sp := range s.opts.Indexer.Params(t) {
 			r.SearchParam = append(r.SearchParam, csSearchParam{Name: sp.Code, Type: string(sp.Type), Documentation: sp.Doc})
 		}
@@ -112,9 +115,72 @@ func (s *Server) capabilityStatement(base string) map[string]any {
 		"patchFormat": []string{mimeJSONPatch},
 		"rest":        []map[string]any{rest},
 	}
+	var system []csOperation
 	if s.opts.Export != nil {
 		cs["instantiates"] = []string{bulkData + "CapabilityStatement/bulk-data"}
-		rest["operation"] = []csOperation{{"export", bulkData + "OperationDefinition/export"}}
+		system = append(system, csOperation{"export", bulkData + "OperationDefinition/export"})
+	}
+	if system = append(system, ops.system...); len(system) > 0 {
+		rest["operation"] = system
 	}
 	return cs
+}
+
+// opDefinition is what the CapabilityStatement needs of an
+// OperationDefinition the Conformance serves.
+type opDefinition struct {
+	URL, Code              string
+	Resource               []string
+	System, Type, Instance bool
+}
+
+// servedOps are the operations the CapabilityStatement lists, each citing
+// the OperationDefinition the server serves for it: by resource type, and
+// those at system level or on every type (rest.operation).
+type servedOps struct {
+	onType map[string][]csOperation
+	system []csOperation
+}
+
+// servedOperations lists the OperationDefinitions the Conformance serves
+// whose operation this build runs: the stored operations (Operations.Offers
+// at a level the definition names), $validate with a Validator, and the
+// terminology operations on the types the Conformance serves. $export is
+// cited by the Bulk Data IG's own definitions (which ours are based on),
+// as Bulk Data clients look for them.
+func (s *Server) servedOperations() servedOps {
+	out := servedOps{onType: map[string][]csOperation{}}
+	conf := s.opts.Conformance
+	if conf == nil {
+		return out
+	}
+	bodies, err := conf.Search("OperationDefinition", nil)
+	if err != nil {
+		return out
+	}
+	for _, b := range bodies {
+		var d opDefinition
+		if json.Unmarshal(b, &d) != nil || d.Code == "" || d.Code == "export" {
+			continue
+		}
+		op := csOperation{d.Code, d.URL}
+		if slices.Contains(d.Resource, "Resource") {
+			if d.Code == "validate" && s.opts.Validator != nil {
+				out.system = append(out.system, op)
+			}
+			continue
+		}
+		if d.System && len(d.Resource) == 0 && s.opts.Operations != nil && s.opts.Operations.Offers("", "$"+d.Code, false) {
+			out.system = append(out.system, op)
+		}
+		for _, t := range d.Resource {
+			ran := conf.Serves(t) ||
+				s.opts.Operations != nil && (d.Type && s.opts.Operations.Offers(t, "$"+d.Code, false) ||
+					d.Instance && s.opts.Operations.Offers(t, "$"+d.Code, true))
+			if ran {
+				out.onType[t] = append(out.onType[t], op)
+			}
+		}
+	}
+	return out
 }

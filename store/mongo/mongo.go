@@ -227,6 +227,8 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		// lots, a few percent of the resources); the tenant branch uses
 		// the indexes above.
 		{s.versions, "reach", false, bson.D{asc("reach")}},
+		// The addressed branch ({to: tenant}: consultation Tasks).
+		{s.versions, "to", false, bson.D{asc("to")}},
 		{s.pending, "tenant", false, bson.D{asc("tenant")}},
 		{s.pending, "type_id_vid", false, bson.D{asc("type"), asc("id"), asc("vid")}},
 	} {
@@ -275,6 +277,8 @@ type versionDoc struct {
 	Method string `bson:"method,omitempty"`
 	// Reach is store.Version.Reach (absent: store.ReachTenant).
 	Reach int32 `bson:"reach,omitempty"`
+	// To is store.Version.Addressee (absent: none).
+	To string `bson:"to,omitempty"`
 	// Txn is the transaction that wrote the version, until it is rolled
 	// forward; TxnExp is when it goes stale (see Store.Transact).
 	Txn    string `bson:"txn,omitempty"`
@@ -291,7 +295,7 @@ var versionProjection = bson.D{
 	{Key: "tenant", Value: 1}, {Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "vid", Value: 1},
 	{Key: "lu", Value: 1}, {Key: "deleted", Value: 1}, {Key: "body", Value: 1},
 	{Key: "method", Value: 1}, {Key: "txn", Value: 1}, {Key: "txnexp", Value: 1}, {Key: "reach", Value: 1},
-	{Key: "tseq", Value: 1}, {Key: "ttx", Value: 1},
+	{Key: "to", Value: 1}, {Key: "tseq", Value: 1}, {Key: "ttx", Value: 1},
 }
 
 // probeProjection is versionProjection with sup, for readByProbes.
@@ -301,12 +305,12 @@ func (d *versionDoc) version() *store.Version {
 	return &store.Version{
 		Tenant: d.Tenant, Type: d.Type, ID: d.ID, VersionID: d.VID,
 		LastUpdated: time.UnixMicro(d.LU).UTC(), Deleted: d.Deleted, Resource: d.Body, Method: d.Method,
-		Reach: store.Reach(d.Reach),
+		Reach: store.Reach(d.Reach), Addressee: d.To,
 	}
 }
 
 // seenBy reports whether a sees d (see accessFilter).
-func (d *versionDoc) seenBy(a store.Access) bool { return a.Sees(d.Tenant, store.Reach(d.Reach)) }
+func (d *versionDoc) seenBy(a store.Access) bool { return a.Sees(d.Tenant, store.Reach(d.Reach), d.To) }
 
 // visibleOr is d if vis (what Store.visible kept of d) holds it, else nil.
 func (d *versionDoc) visibleOr(vis []*versionDoc) *versionDoc {
@@ -336,6 +340,7 @@ func newVersionDoc(v *store.Version) bson.D {
 		d = append(d, bson.E{Key: "method", Value: v.Method})
 	}
 	d = append(d, reachField(v.Reach)...)
+	d = append(d, toField(v.Addressee)...)
 	if v.Deleted {
 		return d
 	}
@@ -554,7 +559,7 @@ func (s *Store) mark(ctx context.Context, v *store.Version) (bool, error) {
 	_, err := s.pending.InsertOne(ctx, append(bson.D{
 		{Key: "_id", Value: versionKey(v.Type, v.ID, v.VersionID)},
 		{Key: "tenant", Value: v.Tenant}, {Key: "type", Value: v.Type}, {Key: "id", Value: v.ID}, {Key: "vid", Value: v.VersionID},
-	}, reachField(v.Reach)...))
+	}, append(reachField(v.Reach), toField(v.Addressee)...)...))
 	if mongodrv.IsDuplicateKeyError(err) {
 		return false, nil
 	}

@@ -187,7 +187,7 @@ func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error 
 		marks = append(marks, append(bson.D{
 			{Key: "_id", Value: keys[i]}, {Key: "tenant", Value: v.Tenant}, {Key: "type", Value: v.Type},
 			{Key: "id", Value: v.ID}, {Key: "vid", Value: v.VersionID}, {Key: "txn", Value: txn}, {Key: "txnexp", Value: exp},
-		}, reachField(v.Reach)...))
+		}, append(reachField(v.Reach), toField(v.Addressee)...)...))
 	}
 	if s.txnCrash == "checked" {
 		return errCrashed

@@ -101,3 +101,55 @@ func TestMigrateReach(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestMigrateAddressee opens a file written before versions had an
+// addressee: its rows read as addressed to nobody, and a new version's
+// addressee takes effect.
+func TestMigrateAddressee(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := schema
+	for _, table := range []string{"current", "versions"} {
+		before := old
+		old = strings.Replace(old, "addressee TEXT NOT NULL DEFAULT '',", "", 1)
+		if old == before {
+			t.Fatalf("the schema no longer declares %s.addressee as this test expects", table)
+		}
+	}
+	for _, q := range []string{old,
+		`INSERT INTO current (type, id, tenant, vid, lu, deleted, reach) VALUES ('Task', 'k1', 'h1', 1, 0, 0, 0)`,
+		`INSERT INTO versions (type, id, vid, tenant, lu, deleted, body, reach) VALUES ('Task', 'k1', 1, 'h1', 0, 0, '{}', 0)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	for i := range 2 { // the second Open finds the columns in place
+		s, err := Open(ctx, dir)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		if v, err := s.ReadVersion(ctx, store.Tenant("h1"), "Task", "k1", 1); err != nil || v.Addressee != "" {
+			t.Errorf("ReadVersion 1 = %+v, %v; want the old version, addressed to nobody", v, err)
+		}
+		if _, err := s.ReadVersion(ctx, store.Tenant("c1"), "Task", "k1", 1); err == nil {
+			t.Error("another tenant reads an old version")
+		}
+		if i == 0 {
+			v := store.Version{Tenant: "h1", Type: "Task", ID: "k1", VersionID: 2, LastUpdated: time.Unix(1, 0).UTC(),
+				Resource: []byte("{}"), Addressee: "c1"}
+			if err := s.Put(ctx, store.Write{PrevVersion: 1, Version: v}); err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+		}
+		if v, err := s.Read(ctx, store.Tenant("c1"), "Task", "k1"); err != nil || v.VersionID != 2 || v.Addressee != "c1" || v.Tenant != "h1" {
+			t.Errorf("Read by the addressee = %+v, %v; want version 2 of h1, addressed to c1", v, err)
+		}
+		s.Close()
+	}
+}

@@ -208,7 +208,7 @@ func compileSearch(q store.Query, count int, estimate *estimates) (searchSQL, er
 	inner = append(inner, typ+dir+", "+id+dir)
 	outer = append(outer, "p.ty"+dir+", p.id"+dir)
 	sel := append([]string{"c.pk AS pk", "c.type AS ty", "c.id AS id"}, keys...)
-	cols := "c2.tenant, c2.type, c2.id, c2.vid, c2.lu, c2.deleted, v2.body, v2.method, v2.reach"
+	cols := "c2.tenant, c2.type, c2.id, c2.vid, c2.lu, c2.deleted, v2.body, v2.method, v2.reach, v2.addressee"
 	// Not with a cursor: the total counts the pages before the cursor too.
 	// Not when walking (tenant, type, id) in page order either: the page
 	// stops early there.

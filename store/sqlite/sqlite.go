@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS current (
 	-- reach: that of the current version (store.Reach); files written
 	-- before it existed gain it at Open (migrate).
 	reach   INTEGER NOT NULL DEFAULT 0,
+	-- addressee: that of the current version (store.Version.Addressee,
+	-- '' for none; added like reach)
+	addressee TEXT NOT NULL DEFAULT '',
 	UNIQUE (type, id)
 );
 CREATE INDEX IF NOT EXISTS current_tenant_type ON current (tenant, type, id);
@@ -57,6 +60,8 @@ CREATE TABLE IF NOT EXISTS versions (
 	method  TEXT NOT NULL DEFAULT '',
 	-- reach: store.Version.Reach (added like method)
 	reach   INTEGER NOT NULL DEFAULT 0,
+	-- addressee: store.Version.Addressee (added like method)
+	addressee TEXT NOT NULL DEFAULT '',
 	PRIMARY KEY (type, id, vid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS versions_history ON versions (tenant, lu DESC, type, id, vid DESC);
@@ -108,9 +113,12 @@ CREATE INDEX IF NOT EXISTS current_type ON current (type, id);
 
 // sharedSchema is applied after migrate (the columns it names may be new):
 // partial indexes holding the shared rows alone (reach = 1, few: product
-// lots), which serve the second arm of accessArms, and tell a search
+// lots) and the addressed ones (addressee <> ”, fewer: consultation
+// Tasks), which serve the other arms of accessArms, and tell a search
 // cheaply whether a type has any (sharedTypes).
 const sharedSchema = `
+CREATE INDEX IF NOT EXISTS current_addressed ON current (addressee, type, id) WHERE addressee <> '';
+CREATE INDEX IF NOT EXISTS versions_addressed_history ON versions (addressee, lu DESC, type, id, vid DESC) WHERE addressee <> '';
 CREATE INDEX IF NOT EXISTS current_shared ON current (type, id) WHERE reach = 1;
 CREATE INDEX IF NOT EXISTS versions_shared_history ON versions (lu DESC, type, id, vid DESC) WHERE reach = 1;
 CREATE INDEX IF NOT EXISTS versions_shared_type_history ON versions (type, lu DESC, id, vid DESC) WHERE reach = 1;
@@ -139,10 +147,10 @@ func insertRows(n int) string {
 // The writer's statements other than insertRows.
 const (
 	selectCurrent = `SELECT pk, vid, tenant FROM current WHERE type = ? AND id = ?`
-	insertCurrent = `INSERT INTO current (type, id, tenant, vid, lu, deleted, reach) VALUES (?, ?, ?, ?, ?, ?, ?)`
-	updateCurrent = `UPDATE current SET vid = ?, lu = ?, deleted = ?, reach = ? WHERE pk = ?`
+	insertCurrent = `INSERT INTO current (type, id, tenant, vid, lu, deleted, reach, addressee) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	updateCurrent = `UPDATE current SET vid = ?, lu = ?, deleted = ?, reach = ?, addressee = ? WHERE pk = ?`
 	deleteIndex   = `DELETE FROM idx WHERE pk = ?`
-	insertVersion = `INSERT INTO versions (type, id, vid, tenant, lu, deleted, body, method, reach) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertVersion = `INSERT INTO versions (type, id, vid, tenant, lu, deleted, body, method, reach, addressee) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
 // prepare compiles the writer's statements once: SQLite otherwise
@@ -303,6 +311,8 @@ func migrate(ctx context.Context, w *sql.DB) error {
 		{"versions", "method", "TEXT NOT NULL DEFAULT ''"},
 		{"versions", "reach", "INTEGER NOT NULL DEFAULT 0"},
 		{"current", "reach", "INTEGER NOT NULL DEFAULT 0"},
+		{"versions", "addressee", "TEXT NOT NULL DEFAULT ''"},
+		{"current", "addressee", "TEXT NOT NULL DEFAULT ''"},
 	} {
 		var n int
 		if err := w.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&n); err != nil {
@@ -333,12 +343,12 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-const versionCols = `tenant, type, id, vid, lu, deleted, body, method, reach`
+const versionCols = `tenant, type, id, vid, lu, deleted, body, method, reach, addressee`
 
 // currentCols and currentFrom read current versions: current c with the body
 // from versions v.
 const (
-	currentCols = `c.tenant, c.type, c.id, c.vid, c.lu, c.deleted, v.body, v.method, v.reach`
+	currentCols = `c.tenant, c.type, c.id, c.vid, c.lu, c.deleted, v.body, v.method, v.reach, v.addressee`
 	currentFrom = `current c JOIN versions v ON v.type = c.type AND v.id = c.id AND v.vid = c.vid`
 )
 
@@ -346,7 +356,7 @@ func scanVersion(row interface{ Scan(...any) error }) (*store.Version, error) {
 	var v store.Version
 	var lu int64
 	var deleted, reach int
-	if err := row.Scan(&v.Tenant, &v.Type, &v.ID, &v.VersionID, &lu, &deleted, &v.Resource, &v.Method, &reach); err != nil {
+	if err := row.Scan(&v.Tenant, &v.Type, &v.ID, &v.VersionID, &lu, &deleted, &v.Resource, &v.Method, &reach, &v.Addressee); err != nil {
 		return nil, err
 	}
 	v.LastUpdated = time.UnixMicro(lu).UTC()
@@ -713,7 +723,7 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, w store.Write) error {
 			return fmt.Errorf("sqlite: %s/%s does not exist: %w", v.Type, v.ID, store.ErrConflict)
 		}
 		res, err := s.exec(ctx, tx, insertCurrent,
-			v.Type, v.ID, v.Tenant, v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), int(v.Reach))
+			v.Type, v.ID, v.Tenant, v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), int(v.Reach), v.Addressee)
 		if err != nil {
 			return wrap(err)
 		}
@@ -727,7 +737,7 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, w store.Write) error {
 			return fmt.Errorf("sqlite: %s/%s is at version %d, not %d: %w", v.Type, v.ID, cur, w.PrevVersion, store.ErrConflict)
 		}
 		if _, err := s.exec(ctx, tx, updateCurrent,
-			v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), int(v.Reach), pk); err != nil {
+			v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), int(v.Reach), v.Addressee, pk); err != nil {
 			return wrap(err)
 		}
 		if _, err := s.exec(ctx, tx, deleteIndex, pk); err != nil {
@@ -735,7 +745,7 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, w store.Write) error {
 		}
 	}
 	if _, err := s.exec(ctx, tx, insertVersion,
-		v.Type, v.ID, v.VersionID, v.Tenant, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), v.Resource, v.Method, int(v.Reach)); err != nil {
+		v.Type, v.ID, v.VersionID, v.Tenant, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), v.Resource, v.Method, int(v.Reach), v.Addressee); err != nil {
 		return wrap(err)
 	}
 	if !v.Deleted {

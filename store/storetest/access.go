@@ -197,7 +197,7 @@ func testAccess(t *testing.T, s store.Store) {
 					t.Errorf("Total = %d, want %d", p.Total, len(tc.want))
 				}
 				for _, v := range p.Versions {
-					if !tc.a.Sees(v.Tenant, v.Reach) {
+					if !tc.a.Sees(v.Tenant, v.Reach, v.Addressee) {
 						t.Errorf("%s/%s of tenant %s, reach %d: not visible to the access", v.Type, v.ID, v.Tenant, v.Reach)
 					}
 				}

@@ -139,7 +139,7 @@ type lookup struct {
 
 func (l lookup) Current(typ, id string) (*store.Version, error) {
 	v := l.r.cur[typ+"/"+id]
-	if v == nil || !l.access.Sees(v.Tenant, v.Reach) {
+	if v == nil || !l.access.Sees(v.Tenant, v.Reach, v.Addressee) {
 		return nil, nil
 	}
 	return v, nil
@@ -148,7 +148,7 @@ func (l lookup) Current(typ, id string) (*store.Version, error) {
 func (l lookup) Referrers(typ, param, targetType, targetID string) ([]*store.Version, error) {
 	var out []*store.Version
 	for _, v := range l.r.cur {
-		if !l.access.Sees(v.Tenant, v.Reach) || v.Type != typ || v.Deleted {
+		if !l.access.Sees(v.Tenant, v.Reach, v.Addressee) || v.Type != typ || v.Deleted {
 			continue
 		}
 		if store.RefersTo(v, param, targetType, targetID) {
@@ -169,7 +169,7 @@ func (r *registry) position(v *store.Version, sort []store.SortKey) *store.Searc
 func (r *registry) oracle(q store.Query) ([]string, error) {
 	var vs []*store.Version
 	for _, v := range r.cur {
-		if !q.Access.Sees(v.Tenant, v.Reach) || v.Deleted || (q.Type != "" && v.Type != q.Type) || (len(q.Types) > 0 && !slices.Contains(q.Types, v.Type)) {
+		if !q.Access.Sees(v.Tenant, v.Reach, v.Addressee) || v.Deleted || (q.Type != "" && v.Type != q.Type) || (len(q.Types) > 0 && !slices.Contains(q.Types, v.Type)) {
 			continue
 		}
 		ok, err := store.Match(q.Filter, v, lookup{r, q.Access})

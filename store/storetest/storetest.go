@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Tombstone", testTombstone},
 		{"TenantIsolation", testTenants},
 		{"Access", testAccess},
+		{"Addressee", testAddressee},
 		{"HistoryOrderAndPaging", testHistory},
 		{"HistoryStableWhileWriting", testHistoryStable},
 		{"ConcurrentWritersOneWins", testConcurrent},

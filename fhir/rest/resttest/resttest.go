@@ -132,6 +132,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Tenants", testTenants},
 		{"Access", testAccess},
 		{"Audit", testAudit},
+		{"Consultation", testConsultation},
 		{"Search", testSearchREST},
 		{"Transaction", testTransaction},
 	} {

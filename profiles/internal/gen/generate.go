@@ -181,6 +181,11 @@ func generate(examplesDir string) (map[string][]byte, error) {
 	if err := add("Measure", "efficacy-report", "WMT response and remission at follow-up", "The Measure every $efficacy-report cites", efficacyReportMeasure()); err != nil {
 		return nil, err
 	}
+	for _, op := range operations {
+		if err := add("OperationDefinition", op.id, op.title, op.description, buildOperation(op)); err != nil {
+			return nil, err
+		}
+	}
 	if err := put("ig/ImplementationGuide-cmts-wmt.json", implementationGuide(listed)); err != nil {
 		return nil, err
 	}
