@@ -208,7 +208,14 @@ func compileSearch(q store.Query, count int, estimate *estimates) (searchSQL, er
 	inner = append(inner, typ+dir+", "+id+dir)
 	outer = append(outer, "p.ty"+dir+", p.id"+dir)
 	sel := append([]string{"c.pk AS pk", "c.type AS ty", "c.id AS id"}, keys...)
-	cols := "c2.tenant, c2.type, c2.id, c2.vid, c2.lu, c2.deleted, v2.body, v2.method, v2.reach, v2.addressee"
+	// current carries the current version's reach and addressee; the body
+	// and method are in versions, which a heads search leaves alone (no
+	// seek into it per match).
+	body, join := "v2.body, v2.method", ` JOIN versions v2 ON v2.type = c2.type AND v2.id = c2.id AND v2.vid = c2.vid`
+	if q.Heads {
+		body, join = "NULL, ''", ""
+	}
+	cols := "c2.tenant, c2.type, c2.id, c2.vid, c2.lu, c2.deleted, " + body + ", c2.reach, c2.addressee"
 	// Not with a cursor: the total counts the pages before the cursor too.
 	// Not when walking (tenant, type, id) in page order either: the page
 	// stops early there.
@@ -234,12 +241,6 @@ func compileSearch(q store.Query, count int, estimate *estimates) (searchSQL, er
 		fromArgs = append(fromArgs, beyond.args...)
 	case len(q.Sort) > 0:
 		from = `SELECT * FROM (` + from + `)`
-	}
-	join := ` JOIN versions v2 ON v2.type = c2.type AND v2.id = c2.id AND v2.vid = c2.vid`
-	if q.Heads {
-		// current holds all a head has: no seek into versions per match.
-		cols = strings.Replace(cols, "v2.body, v2.method, v2.reach", "NULL, '', c2.reach", 1)
-		join = ""
 	}
 	page := frag{
 		sql: `SELECT ` + cols + ` FROM (` + from + ` ORDER BY ` + strings.Join(inner, ", ") + ` LIMIT ? OFFSET ?) p` +
