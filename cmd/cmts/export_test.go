@@ -11,6 +11,7 @@ import (
 // TestServeExport: serve wires $export and starts its worker; the files
 // go under --export-dir.
 func TestServeExport(t *testing.T) {
+	t.Parallel()
 	exportDir := t.TempDir()
 	base, _ := startMain(t, "--data", t.TempDir(), "--insecure-no-auth", "--export-dir", exportDir)
 	for _, id := range []string{"a", "b"} {

@@ -205,6 +205,7 @@ func do(t *testing.T, method, url, body string) (int, string, http.Header) {
 }
 
 func TestServeEmbedded(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	base, stop := startMain(t, "--data", dir, "--insecure-no-auth")
 	for _, path := range []string{"/healthz", "/readyz", "/fhir/metadata"} {
@@ -226,6 +227,7 @@ func TestServeEmbedded(t *testing.T) {
 }
 
 func TestServeWithoutAuthAnswers401(t *testing.T) {
+	t.Parallel()
 	base, _ := startMain(t, "--data", t.TempDir())
 	if code, _, _ := do(t, "GET", base+"/fhir/metadata", ""); code != 200 {
 		t.Errorf("metadata: %d, want 200 (it is public)", code)
