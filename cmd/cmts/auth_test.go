@@ -17,6 +17,7 @@ import (
 )
 
 func TestServeBadTrustFile(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "trust.json")
 	if err := os.WriteFile(path, []byte(`{"tenants": [], "issuers": []}`), 0o600); err != nil {
 		t.Fatal(err)
@@ -30,6 +31,42 @@ func TestServeBadTrustFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no issuers") {
 		t.Fatalf("Open: %v, want the trust file refused", err)
 	}
+}
+
+// secret is the client secret of the providers' client_credentials clients.
+const secret = "s3cret-s3cret-s3cret"
+
+// startProviders starts the OpenID Provider the server trusts, with an
+// "ehr" client of every system scope and an "other-aud" client whose tokens
+// name another audience (plus extra clients), and a second, untrusted
+// provider with an "ehr" client of the same name and secret.
+func startProviders(t *testing.T, extra ...authtest.Client) (op, untrusted *authtest.Provider) {
+	t.Helper()
+	clients := append([]authtest.Client{
+		{ID: "ehr", Secret: secret, Scopes: "system/*.cruds"},
+		{ID: "other-aud", Secret: secret, Scopes: "system/*.cruds", Audience: "not-cmts"},
+	}, extra...)
+	op = authtest.Start(t, authtest.Config{Clients: clients})
+	untrusted = authtest.Start(t, authtest.Config{Clients: []authtest.Client{{ID: "ehr", Secret: secret, Scopes: "system/*.cruds"}}})
+	return op, untrusted
+}
+
+// startTrusted starts `serve --trust` on a new embedded store, with a trust
+// file that maps op's tokens of audience cmts to tenant hospital-a (roles
+// in cmts_roles) and names op the SMART authorization server; it returns
+// the FHIR base.
+func startTrusted(t *testing.T, op *authtest.Provider) string {
+	t.Helper()
+	trust := filepath.Join(t.TempDir(), "trust.json")
+	if err := os.WriteFile(trust, []byte(`{
+	  "tenants": [{"id": "hospital-a", "kind": "hospital", "name": "Hospital A", "nameZh": "甲医院"}],
+	  "issuers": [{"issuer": "`+op.Issuer+`", "audience": "cmts", "tenant": "hospital-a"}],
+	  "rolesClaim": "cmts_roles",
+	  "smart": {"issuer": "`+op.Issuer+`"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base, _ := startMain(t, "--data", t.TempDir(), "--trust", trust)
+	return base + "/fhir"
 }
 
 // authDo sends a request with an optional Bearer token.
@@ -63,23 +100,9 @@ func authDo(t *testing.T, method, url, token, body string) (int, map[string]any,
 // Bearer challenge, the SMART document and the CapabilityStatement name the
 // provider, and a key rotation while the server runs is picked up.
 func TestServeTrust(t *testing.T) {
-	const secret = "s3cret-s3cret-s3cret"
-	op := authtest.Start(t, authtest.Config{Clients: []authtest.Client{
-		{ID: "ehr", Secret: secret, Scopes: "system/*.cruds"},
-		{ID: "other-aud", Secret: secret, Scopes: "system/*.cruds", Audience: "not-cmts"},
-		{ID: "late", Secret: secret, Scopes: "system/*.cruds", NotBeforeIn: 3600},
-	}})
-	untrusted := authtest.Start(t, authtest.Config{Clients: []authtest.Client{{ID: "ehr", Secret: secret, Scopes: "system/*.cruds"}}})
-	trust := filepath.Join(t.TempDir(), "trust.json")
-	if err := os.WriteFile(trust, []byte(`{
-	  "tenants": [{"id": "hospital-a", "kind": "hospital", "name": "Hospital A", "nameZh": "甲医院"}],
-	  "issuers": [{"issuer": "`+op.Issuer+`", "audience": "cmts", "tenant": "hospital-a"}],
-	  "rolesClaim": "cmts_roles",
-	  "smart": {"issuer": "`+op.Issuer+`"}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	base, _ := startMain(t, "--data", t.TempDir(), "--trust", trust)
-	fhirBase := base + "/fhir"
+	t.Parallel()
+	op, untrusted := startProviders(t, authtest.Client{ID: "late", Secret: secret, Scopes: "system/*.cruds", NotBeforeIn: 3600})
+	fhirBase := startTrusted(t, op)
 
 	good := op.Token(t, "ehr", secret, "system/*.cruds")
 	firstFetch := time.Now()
@@ -176,6 +199,7 @@ func TestServeTrust(t *testing.T) {
 }
 
 func TestServeWithoutTrustPublicDocuments(t *testing.T) {
+	t.Parallel()
 	base, _ := startMain(t, "--data", t.TempDir())
 	for _, tc := range []struct {
 		path string

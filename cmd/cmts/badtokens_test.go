@@ -9,8 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,27 +23,14 @@ import (
 // `WWW-Authenticate: Bearer error="invalid_token"` and an OperationOutcome
 // that says why, and reveal nothing of the resource asked for.
 func TestServeRefusesBadTokens(t *testing.T) {
-	const secret = "s3cret-s3cret-s3cret"
-	op := authtest.Start(t, authtest.Config{Clients: []authtest.Client{
-		{ID: "ehr", Secret: secret, Scopes: "system/*.cruds"},
-		{ID: "other-aud", Secret: secret, Scopes: "system/*.cruds", Audience: "not-cmts"},
-		{ID: "late", Secret: secret, Scopes: "system/*.cruds", NotBeforeIn: 3600},
+	t.Parallel()
+	// untrusted is a second real provider, with a client of the same name,
+	// that the server does not trust.
+	op, untrusted := startProviders(t,
+		authtest.Client{ID: "late", Secret: secret, Scopes: "system/*.cruds", NotBeforeIn: 3600},
 		// Expired an hour before issue: beyond any clock skew, without waiting.
-		{ID: "stale", Secret: secret, Scopes: "system/*.cruds", ExpiredFor: 3600},
-	}})
-	// A second real provider, with a client of the same name, that the
-	// server does not trust.
-	untrusted := authtest.Start(t, authtest.Config{Clients: []authtest.Client{{ID: "ehr", Secret: secret, Scopes: "system/*.cruds"}}})
-	trust := filepath.Join(t.TempDir(), "trust.json")
-	if err := os.WriteFile(trust, []byte(`{
-	  "tenants": [{"id": "hospital-a", "kind": "hospital", "name": "Hospital A", "nameZh": "甲医院"}],
-	  "issuers": [{"issuer": "`+op.Issuer+`", "audience": "cmts", "tenant": "hospital-a"}],
-	  "rolesClaim": "cmts_roles",
-	  "smart": {"issuer": "`+op.Issuer+`"}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	base, _ := startMain(t, "--data", t.TempDir(), "--trust", trust)
-	target := base + "/fhir/Patient/p1"
+		authtest.Client{ID: "stale", Secret: secret, Scopes: "system/*.cruds", ExpiredFor: 3600})
+	target := startTrusted(t, op) + "/Patient/p1"
 
 	good := op.Token(t, "ehr", secret, "system/*.cruds")
 	if code, body, _ := authDo(t, "PUT", target, good, `{"resourceType":"Patient","id":"p1","name":[{"text":"李四"}]}`); code != 201 {

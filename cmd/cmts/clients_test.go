@@ -13,6 +13,7 @@ import (
 // fhir-kit-client): create, read, update, vread, patch, search, history with
 // paging, delete and errors.
 func TestFHIRKitClient(t *testing.T) {
+	t.Parallel()
 	modules := fhirtest.NodeModules(t)
 	base, _ := startMain(t, "--data", t.TempDir(), "--insecure-no-auth")
 	cmd := exec.Command("node", "testdata/fhirkit.mjs", base+"/fhir", modules)

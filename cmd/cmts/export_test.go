@@ -76,6 +76,7 @@ func putPatients(t *testing.T, base string) {
 // go under <data>/export on the embedded store, under --export-dir when
 // it is given.
 func TestServeExport(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		exportDir bool
@@ -102,6 +103,7 @@ func TestServeExport(t *testing.T) {
 // their files (GridFS): a job kicked off on one is polled and downloaded
 // on the other, and no file is written on the local disk.
 func TestServeExportMongo(t *testing.T) {
+	t.Parallel()
 	srv := mongotest.Start(t)
 	db := srv.Database(t)
 	data := t.TempDir()
@@ -143,6 +145,7 @@ func exportLoad(t *testing.T, base string, patients, observations int) {
 // job is accepted by the first server (Patients first, then many
 // Observations) and killed once its progress shows it running.
 func TestKill9MidExport(t *testing.T) {
+	t.Parallel()
 	const patients, observations = 2000, 12000
 	dir := t.TempDir()
 	args := []string{"--data", dir, "--export-lease", "2s"}

@@ -10,6 +10,7 @@ import (
 
 // TestGofmt keeps the tree gofmt-clean, so `go test ./...` is the one check.
 func TestGofmt(t *testing.T) {
+	t.Parallel()
 	gofmt, err := exec.LookPath("gofmt")
 	if err != nil {
 		gofmt = filepath.Join(runtime.GOROOT(), "bin", "gofmt")

@@ -16,8 +16,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fmtbank/cmts/fhir"
@@ -410,32 +413,132 @@ func (im *importer) importJSON(ctx context.Context, path string, r io.Reader) er
 			to[e.FullURL] = h.ResourceType + "/" + ids[i]
 		}
 	}
+	bodies := make([][]byte, len(b.Entry))
 	for i, e := range b.Entry {
+		bodies[i] = e.Resource
+	}
+	if len(to) > 0 {
+		im.rewriteAll(bodies, ids, to)
+	}
+	for i, body := range bodies {
 		where := path + ": entry " + strconv.Itoa(i)
-		if len(bytes.TrimSpace(e.Resource)) == 0 || string(bytes.TrimSpace(e.Resource)) == "null" {
+		if len(bytes.TrimSpace(body)) == 0 || string(bytes.TrimSpace(body)) == "null" {
 			im.stats.noResource++
 			continue
-		}
-		body := []byte(e.Resource)
-		if len(to) > 0 && ids[i] != "" {
-			// Parse errors are left for the Writer to report, as it
-			// reports them for any resource.
-			if res, err := im.codec.Parse(body); err == nil {
-				if n, err := res.RewriteReferences(to); err == nil && n > 0 {
-					if res.ID() == "" {
-						res.SetID(ids[i])
-					}
-					if out, err := im.codec.Marshal(res); err == nil {
-						body = out
-					}
-				}
-			}
 		}
 		if err := im.addResource(ctx, where, path, "entry "+strconv.Itoa(i), body); err != nil || im.stopped {
 			return err
 		}
 	}
 	return nil
+}
+
+// rewriteAll rewrites, in the bodies of a Bundle's entries (ids[i]: the id
+// entry i gets, "" for an entry that is no resource), the references to
+// the entries' fullUrls (keys of to), and gives an entry that had no id
+// and refers to one its id. Entries are independent, so they are done on
+// every core: a Bundle of the official examples has thousands. Parse errors
+// are left for the Writer to report, as it reports them for any resource.
+func (im *importer) rewriteAll(bodies [][]byte, ids []string, to map[string]string) {
+	exact := tokenKeys(to)
+	forEach(len(bodies), func(i int) {
+		if ids[i] == "" {
+			return
+		}
+		keys := to
+		if exact {
+			// Only the fullUrls the entry mentions can be rewritten in it:
+			// without them the entry is left as it is, unparsed, and the
+			// rewriter does not try thousands of keys on each narrative.
+			m, sure := mentioned(bodies[i], to)
+			if sure && len(m) == 0 {
+				return
+			}
+			if sure {
+				keys = m
+			}
+		}
+		res, err := im.codec.Parse(bodies[i])
+		if err != nil {
+			return
+		}
+		if n, err := res.RewriteReferences(keys); err != nil || n == 0 {
+			return
+		}
+		if res.ID() == "" {
+			res.SetID(ids[i])
+		}
+		if out, err := im.codec.Marshal(res); err == nil {
+			bodies[i] = out
+		}
+	})
+}
+
+// isTokenSep reports whether c ends a token for mentioned: a JSON string's
+// quote or escape, a narrative attribute's quote or '=', markup, space.
+func isTokenSep(c byte) bool {
+	switch c {
+	case '"', '\\', '\'', '=', '<', '>', ' ', '\t', '\r', '\n':
+		return true
+	}
+	return c < 0x20
+}
+
+// tokenKeys reports whether every key of to is a token mentioned can find:
+// one without a separator in it.
+func tokenKeys(to map[string]string) bool {
+	for k := range to {
+		if k == "" {
+			return false
+		}
+		for i := 0; i < len(k); i++ {
+			if isTokenSep(k[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// mentioned returns the keys of to (each a tokenKeys key) that occur in the
+// JSON body as a token between separators. Every place the rewriter can
+// change holds its key so: a string value equal to it is the token between
+// its quotes, a narrative href or src equal to it the token between the
+// attribute's quotes (escaped or not). It is not sure (ok false) when the
+// body has \u or \/ escapes, which could spell a key otherwise.
+func mentioned(body []byte, to map[string]string) (keys map[string]string, ok bool) {
+	if bytes.Contains(body, []byte(`\u`)) || bytes.Contains(body, []byte(`\/`)) {
+		return nil, false
+	}
+	keys = map[string]string{}
+	for start, i := 0, 0; i <= len(body); i++ {
+		if i < len(body) && !isTokenSep(body[i]) {
+			continue
+		}
+		if i > start {
+			if v, hit := to[string(body[start:i])]; hit {
+				keys[string(body[start:i])] = v
+			}
+		}
+		start = i + 1
+	}
+	return keys, true
+}
+
+// forEach calls f(i) for every i in [0, n), on every core (f of different
+// i must not share what they change).
+func forEach(n int, f func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // resourceHeader is what import reads of a resource before the Writer

@@ -363,7 +363,10 @@ func TestImportKill9ThenRerun(t *testing.T) {
 	if midway == 0 {
 		t.Fatal("no kill landed in the middle of the import")
 	}
-	code, out, errOut := importRun(t, "--data", data, "--batch", "1", f)
+	// The killed runs commit one resource at a time, so that the kills
+	// land between many commits; the rerun takes import's default batch,
+	// as someone finishing the job would.
+	code, out, errOut := importRun(t, "--data", data, f)
 	if code != 0 {
 		t.Fatalf("rerun: exit %d\n%s%s", code, out, errOut)
 	}
@@ -428,11 +431,56 @@ func TestImportOfficialExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The codec's count is taken while the import runs: on the cores the
+	// import leaves idle (it writes on one).
+	type count struct {
+		n   int
+		err error
+	}
+	counted := make(chan count, 1)
+	go func() {
+		n, err := codecRejections(codec, files)
+		counted <- count{n, err}
+	}()
+	data := t.TempDir()
+	code, out, errOut := importRun(t, "--data", data, "--batch", "500", "--on-error", "skip", dir)
+	c := <-counted
+	if c.err != nil {
+		t.Fatal(c.err)
+	}
+	rejected := c.n
+	t.Log(out)
+	// Some examples hold the same resource as another (a Bundle entry and
+	// its own file): the second is unchanged.
+	m := regexp.MustCompile(`imported (\d+) files: (\d+) resources written, \d+ unchanged, (\d+) failed`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("exit %d, summary %q\n%s", code, out, errOut)
+	}
+	if got, _ := strconv.Atoi(m[1]); got != len(files) {
+		t.Errorf("%d files imported, want %d", got, len(files))
+	}
+	if failed, _ := strconv.Atoi(m[3]); failed != rejected {
+		t.Errorf("%d failed, want the codec's %d rejections; stderr:\n%s", failed, rejected, errOut)
+	} else {
+		t.Logf("%d resources refused, as many as the codec and CheckID refuse", failed)
+	}
+	if rejected > 0 && code != 1 {
+		t.Errorf("exit %d with failures, want 1", code)
+	}
+	if written, _ := strconv.Atoi(m[2]); written < 5000 {
+		t.Errorf("only %d resources written", written)
+	}
+}
+
+// codecRejections counts the resources of the files (a Bundle import takes
+// apart counts as its entries) that the codec refuses, or whose id the
+// Writer refuses.
+func codecRejections(codec *fhir.Codec, files []string) (int, error) {
 	rejected := 0
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			t.Fatal(err)
+			return 0, err
 		}
 		var bun struct {
 			ResourceType, Type string
@@ -455,29 +503,7 @@ func TestImportOfficialExamples(t *testing.T) {
 			}
 		}
 	}
-	data := t.TempDir()
-	code, out, errOut := importRun(t, "--data", data, "--batch", "500", "--on-error", "skip", dir)
-	t.Log(out)
-	// Some examples hold the same resource as another (a Bundle entry and
-	// its own file): the second is unchanged.
-	m := regexp.MustCompile(`imported (\d+) files: (\d+) resources written, \d+ unchanged, (\d+) failed`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("exit %d, summary %q\n%s", code, out, errOut)
-	}
-	if got, _ := strconv.Atoi(m[1]); got != len(files) {
-		t.Errorf("%d files imported, want %d", got, len(files))
-	}
-	if failed, _ := strconv.Atoi(m[3]); failed != rejected {
-		t.Errorf("%d failed, want the codec's %d rejections; stderr:\n%s", failed, rejected, errOut)
-	} else {
-		t.Logf("%d resources refused, as many as the codec and CheckID refuse", failed)
-	}
-	if rejected > 0 && code != 1 {
-		t.Errorf("exit %d with failures, want 1", code)
-	}
-	if written, _ := strconv.Atoi(m[2]); written < 5000 {
-		t.Errorf("only %d resources written", written)
-	}
+	return rejected, nil
 }
 
 // BenchmarkImport imports generated ~1 KB Patients from NDJSON into a new
@@ -641,5 +667,68 @@ func TestImportProgress(t *testing.T) {
 	if got := term.String(); !strings.HasPrefix(got, "\r[###############...............]  50%  files 1/4  resources 50") ||
 		!strings.Contains(got, "\r[##############################] 100%") || !strings.HasSuffix(got, "\n") {
 		t.Errorf("terminal progress %q", got)
+	}
+}
+
+// TestImportRewriteMentioned: rewriting only the fullUrls an entry mentions
+// (and leaving an entry that mentions none unparsed) gives what rewriting
+// with every fullUrl of the Bundle gives, wherever the reference sits: a
+// Reference, a uri or url value, a narrative href or src in either quote,
+// behind a JSON escape; and a fullUrl inside a longer string is no mention.
+func TestImportRewriteMentioned(t *testing.T) {
+	t.Parallel()
+	const (
+		pat = "http://example.org/fhir/Patient/1"
+		obs = "urn:uuid:4d8f3b4a-9c7e-4a55-8a5e-0b8a1c2d3e4f"
+	)
+	to := map[string]string{pat: "Patient/p1", obs: "Observation/o1", "http://example.org/fhir/Practitioner/9": "Practitioner/x9"}
+	div := func(attr string) string {
+		return `"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><a ` + attr + `>x</a></div>"}`
+	}
+	bodies := []string{
+		`{"resourceType":"Observation","status":"final","code":{"text":"a"},"subject":{"reference":"` + pat + `"}}`,
+		`{"resourceType":"Observation","status":"final","code":{"text":"b"},"implicitRules":"` + pat + `","derivedFrom":[{"reference":"` + obs + `"}]}`,
+		`{"resourceType":"Observation",` + div(`href=\"`+pat+`\"`) + `,"status":"final","code":{"text":"c"}}`,
+		`{"resourceType":"Observation",` + div(`href='`+pat+`'`) + `,"status":"final","code":{"text":"d"}}`,
+		`{"resourceType":"Observation","status":"final","code":{"text":"e"},"subject":{"reference":"` + strings.ReplaceAll(pat, "/", `\/`) + `"}}`,
+		`{"resourceType":"Observation","status":"final","code":{"text":"` + pat + `/more"},"subject":{"reference":"Patient/other"}}`,
+		`{"resourceType":"Patient","photo":[{"url":"` + obs + `"}]}`,
+		`{"resourceType":"Patient","gender":"nonsense","managingOrganization":{"reference":"` + pat + `"}}`,
+	}
+	ids := []string{"o1", "o2", "o3", "o4", "o5", "o6", "p1", "p2"}
+	codec, err := fhir.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := &importer{codec: codec}
+	got := make([][]byte, len(bodies))
+	for i, b := range bodies {
+		got[i] = []byte(b)
+	}
+	im.rewriteAll(got, ids, to)
+	for i, b := range bodies {
+		// What the rewrite with every fullUrl makes of the entry.
+		want := b
+		if res, err := codec.Parse([]byte(b)); err == nil {
+			if n, err := res.RewriteReferences(to); err == nil && n > 0 {
+				if res.ID() == "" {
+					res.SetID(ids[i])
+				}
+				want = string(must(codec.Marshal(res)))
+			}
+		}
+		if want != string(got[i]) {
+			t.Errorf("entry %d:\n got %s\nwant %s", i, got[i], want)
+		}
+	}
+	// The cases above are about the rewrite: most entries change.
+	changed := 0
+	for i := range bodies {
+		if string(got[i]) != bodies[i] {
+			changed++
+		}
+	}
+	if changed != 6 {
+		t.Errorf("%d entries rewritten, want 6 (all but the longer string and the invalid one)", changed)
 	}
 }

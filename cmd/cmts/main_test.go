@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 // edit.
 func defaultConfig(edit func(*Config)) Config {
 	c := Config{Addr: "127.0.0.1:8080", Data: "./data", MongoDB: "cmts", LogLevel: "info", MaxBody: 16 << 20, DefaultTenant: "default",
-		ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute, MaxConcurrent: 64, MaxBundleEntries: 10_000, Search: search.DefaultLimits,
+		ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute, ExportLease: time.Minute, MaxConcurrent: 64, MaxBundleEntries: 10_000, Search: search.DefaultLimits,
 		Limits: fhir.DefaultLimits()}
 	if edit != nil {
 		edit(&c)
@@ -205,6 +205,7 @@ func do(t *testing.T, method, url, body string) (int, string, http.Header) {
 }
 
 func TestServeEmbedded(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	base, stop := startMain(t, "--data", dir, "--insecure-no-auth")
 	for _, path := range []string{"/healthz", "/readyz", "/fhir/metadata"} {
@@ -226,6 +227,7 @@ func TestServeEmbedded(t *testing.T) {
 }
 
 func TestServeWithoutAuthAnswers401(t *testing.T) {
+	t.Parallel()
 	base, _ := startMain(t, "--data", t.TempDir())
 	if code, _, _ := do(t, "GET", base+"/fhir/metadata", ""); code != 200 {
 		t.Errorf("metadata: %d, want 200 (it is public)", code)

@@ -17,6 +17,7 @@ import (
 // TestReindex stores resources without index entries (as if written under an
 // older parameter set), runs `cmts reindex`, and finds them by search after.
 func TestReindex(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, dir)
@@ -63,6 +64,7 @@ func TestReindex(t *testing.T) {
 // TestReindexNoStore: reindex of a directory without a store is an error,
 // and creates nothing there.
 func TestReindexNoStore(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "typo")
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"reindex", "--data", dir}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "no store") {

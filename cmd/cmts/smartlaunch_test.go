@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -31,8 +30,8 @@ import (
 // and reads the patient in context, that patient's Observations and the user
 // the id_token names (fhirUser) from the server with the access token.
 func TestSMARTStandaloneLaunch(t *testing.T) {
+	t.Parallel()
 	const (
-		secret   = "s3cret-s3cret-s3cret"
 		clientID = "wmt-follow-up"
 		scope    = "launch/patient openid fhirUser patient/*.rs"
 		login    = "p-7" // the dev login's user stands for the patient in context
@@ -43,16 +42,7 @@ func TestSMARTStandaloneLaunch(t *testing.T) {
 		{ID: "ehr", Secret: secret, Scopes: "system/*.cruds"},
 		{ID: clientID, RedirectURIs: []string{redirectURI}, Scopes: "patient/*.rs", Roles: []string{"clinician"}},
 	}})
-	trust := filepath.Join(t.TempDir(), "trust.json")
-	if err := os.WriteFile(trust, []byte(`{
-	  "tenants": [{"id": "hospital-a", "kind": "hospital", "name": "Hospital A", "nameZh": "甲医院"}],
-	  "issuers": [{"issuer": "`+op.Issuer+`", "audience": "cmts", "tenant": "hospital-a"}],
-	  "rolesClaim": "cmts_roles",
-	  "smart": {"issuer": "`+op.Issuer+`"}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	base, _ := startMain(t, "--data", t.TempDir(), "--trust", trust)
-	fhirBase := base + "/fhir"
+	fhirBase := startTrusted(t, op)
 
 	// The SMART document as SMART App Launch 2.x asks, for what we honour.
 	code, doc, h := authDo(t, "GET", fhirBase+"/.well-known/smart-configuration", "", "")
