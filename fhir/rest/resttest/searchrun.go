@@ -67,6 +67,13 @@ func RunSearchCasesByType(t *testing.T, newStore NewStore) {
 		}
 		return docs * int64(len(g.cases)+2)
 	}
+	groups = shareStores(groups, func(g searchGroup) (docs, bodyBytes int64) {
+		for _, typ := range g.types {
+			docs += int64(files[typ])
+			bodyBytes += bytes[typ]
+		}
+		return docs, bodyBytes
+	})
 	slices.SortStableFunc(groups, func(a, b searchGroup) int { return cmp.Compare(cost(b), cost(a)) })
 	work := make(chan searchGroup)
 	var wg sync.WaitGroup
@@ -90,6 +97,59 @@ func RunSearchCasesByType(t *testing.T, newStore NewStore) {
 	}
 	close(work)
 	wg.Wait()
+}
+
+// shareStores moves the cases of a group into the smallest group whose
+// types include all of its own, when loading the group's examples would
+// cost more than its cases' queries cost over the other group's extra
+// examples: the answer to a case depends only on the examples of the types
+// it can see, and the others are then only more resources it must not
+// return. So the DiagnosticReports, which four groups see, are loaded
+// into fewer stores, and the stores are fewer. size gives a group's number
+// of example files and their bytes. The groups' order is kept; emptied
+// groups are dropped.
+func shareStores(groups []searchGroup, size func(searchGroup) (docs, bodyBytes int64)) []searchGroup {
+	// What loading an example costs, in scans of one stored example by
+	// a query: the server parses, checks and indexes it, the store encodes
+	// and inserts it (on FerretDB v1 some four scans' worth, more for a
+	// large body); a case is a query or two.
+	load := func(g searchGroup) int64 { n, b := size(g); return 6*n + b/4000 }
+	scan := func(g searchGroup) int64 { n, b := size(g); return n + b/100000 }
+	covers := func(big, small searchGroup) bool {
+		if big.types == nil || small.types == nil {
+			return big.types == nil && small.types != nil
+		}
+		for _, typ := range small.types {
+			if !slices.Contains(big.types, typ) {
+				return false
+			}
+		}
+		return len(big.types) > len(small.types)
+	}
+	order := make([]int, len(groups))
+	for i := range order {
+		order[i] = i
+	}
+	// Smallest first, so that a group passes on what it took in.
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(scan(groups[a]), scan(groups[b])) })
+	for _, i := range order {
+		g := groups[i]
+		into := -1
+		for j, h := range groups {
+			if len(h.cases) > 0 && covers(h, g) && (into < 0 || scan(h) < scan(groups[into])) {
+				into = j
+			}
+		}
+		if into < 0 {
+			continue
+		}
+		queries := int64(len(g.cases)) * 3 / 2
+		if queries*(scan(groups[into])-scan(g)) < load(g) {
+			groups[into].cases = append(groups[into].cases, g.cases...)
+			groups[i].cases = nil
+		}
+	}
+	return slices.DeleteFunc(groups, func(g searchGroup) bool { return len(g.cases) == 0 })
 }
 
 // runSearchCases runs cases as subtests of t against the server c, two at a
