@@ -3,6 +3,9 @@ package ops
 import (
 	"bytes"
 	"encoding/json"
+	"runtime"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fmtbank/cmts/fhir"
 )
@@ -12,33 +15,44 @@ import (
 // resource through the policy's trace view and its meta.source naming its
 // owning tenant (TenantSource); what p may not see is left out.
 func (o *Ops) Bundle(p *fhir.Principal, t *Trace) ([]byte, error) {
-	// Written directly: json.Marshal would re-validate and compact every
-	// entry's resource, which the store and the view already give compact.
-	out := []byte(`{"resourceType":"Bundle","type":"collection"`)
-	n := 0
-	for _, v := range t.Found {
-		body, ok, err := o.policy.TraceView(p, v)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
-		tagged, err := withSource(body, TenantSource+v.Tenant)
-		if err != nil {
-			return nil, err
-		}
-		if n == 0 {
-			out = append(out, `,"entry":[`...)
-		} else {
-			out = append(out, ',')
-		}
-		n++
-		out = append(out, `{"resource":`...)
-		out = append(out, tagged...)
-		out = append(out, '}')
+	// Each entry is rendered (viewed, de-identified, tagged) on its own,
+	// so the trace is cut in one part per core; the parts are joined in
+	// order. Written directly: json.Marshal would re-validate and compact
+	// every entry, which the store and the view already give compact.
+	parts := make([][]byte, min(runtime.GOMAXPROCS(0), max(len(t.Found)/64, 1)))
+	var g errgroup.Group
+	for i := range parts {
+		lo, hi := i*len(t.Found)/len(parts), (i+1)*len(t.Found)/len(parts)
+		g.Go(func() error {
+			var out []byte
+			for _, v := range t.Found[lo:hi] {
+				body, ok, err := o.policy.TraceView(p, v)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+				tagged, err := withSource(body, TenantSource+v.Tenant)
+				if err != nil {
+					return err
+				}
+				out = append(out, `,{"resource":`...)
+				out = append(out, tagged...)
+				out = append(out, '}')
+			}
+			parts[i] = out
+			return nil
+		})
 	}
-	if n > 0 {
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	entries := bytes.Join(parts, nil)
+	out := []byte(`{"resourceType":"Bundle","type":"collection"`)
+	if len(entries) > 0 {
+		out = append(out, `,"entry":[`...)
+		out = append(out, entries[1:]...) // without the first comma
 		out = append(out, ']')
 	}
 	return append(out, '}'), nil
