@@ -1,11 +1,12 @@
 // Package ops runs the WMT safety operations of wmt-ig.md ("Operations") on
 // stored data: look-back and recall ($trace, $recall), the adverse-event
-// report ($ae-report), the efficacy report ($efficacy-report), the list of
-// follow-up visits due ($follow-up-due) and free-WMT eligibility
-// ($aid-eligibility). It reads the store
-// through the search index and decides nothing about access itself: every
-// resource it answers goes through the access policy (fhir.Policy), and the
-// REST layer reaches it through fhir.Operations.
+// and efficacy reports ($ae-report, $efficacy-report), the follow-up list
+// ($follow-up-due) and free-WMT eligibility ($aid-eligibility). It reads
+// the store through the search index and, for the reports, through views
+// of decoded resources kept up to date from the store's history (facts.go);
+// it decides nothing about access itself: every resource it answers goes
+// through the access policy (fhir.Policy), and the REST layer reaches it
+// through fhir.Operations.
 package ops
 
 import (
