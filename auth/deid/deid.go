@@ -246,22 +246,27 @@ func value(out []byte, raw []byte, c *changes) ([]byte, error) {
 		out, _, err = object(out, ms, false, c)
 		return out, err
 	case '[':
-		es, err := elements(raw)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, '[')
-		for i, e := range es {
-			if i > 0 {
-				out = append(out, ',')
-			}
-			if out, err = value(out, e, c); err != nil {
-				return nil, err
-			}
-		}
-		return append(out, ']'), nil
+		return array(out, raw, func(out, e []byte) ([]byte, error) { return value(out, e, c) })
 	}
 	return append(out, raw...), nil
+}
+
+// array appends the array raw to out, each element as each appends it.
+func array(out []byte, raw []byte, each func(out, e []byte) ([]byte, error)) ([]byte, error) {
+	es, err := elements(raw)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, '[')
+	for i, e := range es {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		if out, err = each(out, e); err != nil {
+			return nil, err
+		}
+	}
+	return append(out, ']'), nil
 }
 
 // writeObject appends the object of ms to out.
@@ -306,20 +311,9 @@ func resourceType(ms []member) string {
 // without the free-text values (valueString, valueMarkdown), the rest
 // de-identified as anywhere else.
 func taskParameters(out []byte, raw []byte, c *changes) ([]byte, error) {
-	es, err := elements(raw)
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, '[')
-	for i, e := range es {
-		if i > 0 {
-			out = append(out, ',')
-		}
+	return array(out, raw, func(out, e []byte) ([]byte, error) {
 		if kind(e) != '{' {
-			if out, err = value(out, e, c); err != nil {
-				return nil, err
-			}
-			continue
+			return value(out, e, c)
 		}
 		ms, err := members(e)
 		if err != nil {
@@ -333,11 +327,9 @@ func taskParameters(out []byte, raw []byte, c *changes) ([]byte, error) {
 			}
 			kept = append(kept, m)
 		}
-		if out, _, err = object(out, kept, false, c); err != nil {
-			return nil, err
-		}
-	}
-	return append(out, ']'), nil
+		out, _, err = object(out, kept, false, c)
+		return out, err
+	})
 }
 
 // isComplex reports whether raw is an object or a non-empty array of

@@ -19,14 +19,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fmtbank/cmts/fhir"
 	"github.com/fmtbank/cmts/fhir/bundle"
 	"github.com/fmtbank/cmts/fhir/rest"
 	"github.com/fmtbank/cmts/store"
+	"golang.org/x/sync/errgroup"
 )
 
 // importConfig is what `cmts import` is told.
@@ -528,17 +527,12 @@ func mentioned(body []byte, to map[string]string) (keys map[string]string, ok bo
 // forEach calls f(i) for every i in [0, n), on every core (f of different
 // i must not share what they change).
 func forEach(n int, f func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				f(i)
-			}
-		})
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i := range n {
+		g.Go(func() error { f(i); return nil })
 	}
-	wg.Wait()
+	_ = g.Wait() // f returns nothing to wait for but its end
 }
 
 // resourceHeader is what import reads of a resource before the Writer

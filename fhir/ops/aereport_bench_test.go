@@ -30,32 +30,7 @@ import (
 func BenchmarkAEReport(b *testing.B) {
 	r, truth := benchRegistry(b)
 	r.CheckTruth(b, truth)
-	o := ops.New(ops.Options{Store: r.St, Policy: r.Pol})
-	scopes := []string{"user/*.rs"}
-	nhc := &fhir.Principal{Tenant: "nhc", TenantKind: fhir.TenantAuthority, Subject: "s",
-		Roles: []fhir.Role{fhir.RoleRegulator}, Scopes: scopes, Grants: fhir.ParseScopes(scopes)}
-	q, err := ops.ParseAEQuery(url.Values{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	// The first report reads every resource (the views' load); the timed
-	// ones read what changed since (nothing here) and walk the views.
-	first := time.Now()
-	if _, err := o.AEReport(context.Background(), nhc, q, false); err != nil {
-		b.Fatal(err)
-	}
-	cold := time.Since(first)
-	cpu0 := cpuTime()
-	k := 0
-	for b.Loop() {
-		k++
-		if _, err := o.AEReport(context.Background(), nhc, q, false); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(k), "cpu-ns/op")
-	// Reported after the loop: b.Loop's start deletes metrics reported before.
-	b.ReportMetric(float64(cold.Milliseconds()), "first-ms")
+	benchOperation(b, r, "AdverseEvent", "$ae-report", url.Values{})
 }
 
 // benchRegistry is the synthetic registry of the report benchmarks
@@ -130,6 +105,9 @@ func BenchmarkFollowUpDue(b *testing.B) {
 	benchOperation(b, r, "Patient", "$follow-up-due", url.Values{"on": {truth.On}})
 }
 
+// benchOperation times the regulator's operation name on typ: the first
+// call (first-ms: a new server's, which loads the report views) apart,
+// then the calls after it, with their CPU time.
 func benchOperation(b *testing.B, r *opstest.Registry, typ, name string, params url.Values) {
 	b.Helper()
 	o := ops.New(ops.Options{Store: r.St, Policy: r.Pol})
