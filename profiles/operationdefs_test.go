@@ -1,7 +1,6 @@
 package profiles_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -14,9 +13,7 @@ import (
 	"github.com/fmtbank/cmts/fhir/ops"
 	"github.com/fmtbank/cmts/fhir/rest"
 	"github.com/fmtbank/cmts/fhir/rest/resttest"
-	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/fmtbank/cmts/profiles"
-	"github.com/fmtbank/cmts/store/sqlite"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -137,27 +134,7 @@ func TestOperationDefinitions(t *testing.T) {
 // and that the CapabilityStatement cites each one it runs.
 func TestOperationsServedAndCited(t *testing.T) {
 	t.Parallel()
-	st, err := sqlite.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	defs, err := profiles.Embedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := profiles.NewService(defs, st, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sps, err := profiles.SearchParameters()
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := search.New(sps...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, svc, engine := guide(t, false)
 	codec, err := fhir.NewCodec()
 	if err != nil {
 		t.Fatal(err)

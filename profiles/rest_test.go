@@ -12,6 +12,7 @@ import (
 	"github.com/fmtbank/cmts/fhir/rest/resttest"
 	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/fmtbank/cmts/profiles"
+	"github.com/fmtbank/cmts/store"
 	"github.com/fmtbank/cmts/store/sqlite"
 )
 
@@ -20,6 +21,16 @@ const sd = profiles.Canonical + "/StructureDefinition/"
 // serve starts the REST API on a fresh embedded store with the guide wired
 // in as cmd/cmts wires it.
 func serve(t *testing.T, require bool) *resttest.Client {
+	t.Helper()
+	st, svc, engine := guide(t, require)
+	return resttest.Serve(t, st, func(o *rest.Options) {
+		o.Validator, o.Conformance, o.Indexer = svc, svc, engine
+	})
+}
+
+// guide is a fresh embedded store and the guide's service and search
+// engine over it.
+func guide(t *testing.T, require bool) (store.Store, *profiles.Service, *search.Engine) {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
@@ -42,9 +53,7 @@ func serve(t *testing.T, require bool) *resttest.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resttest.Serve(t, st, func(o *rest.Options) {
-		o.Validator, o.Conformance, o.Indexer = svc, svc, engine
-	})
+	return st, svc, engine
 }
 
 func example(t *testing.T, name string) []byte {
