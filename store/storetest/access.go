@@ -49,16 +49,23 @@ func loadAccess(t *testing.T, s store.Store) {
 		{0, store.ReachTenant, version("h1", "Procedure", "p1", 1, at(7), ref("subject", "Patient", "r1"), ref("product", "Specimen", "lot"))},
 	} {
 		w.v.Reach = w.reach
-		if i%2 == 0 {
-			mustPut(t, s, w.prev, w.v)
-			continue
-		}
-		// Through Transact as well: both write paths keep Reach.
-		if err := s.Transact(context.Background(), nil, func([][]*store.Version) ([]store.Write, error) {
-			return []store.Write{{PrevVersion: w.prev, Version: w.v}}, nil
-		}); err != nil {
-			t.Fatalf("Transact %s/%s: %v", w.v.Type, w.v.ID, err)
-		}
+		putEitherWay(t, s, i, w.prev, w.v)
+	}
+}
+
+// putEitherWay writes the i-th version of a fixture through Put (even i)
+// or Transact (odd i), so that both write paths are seen to keep what the
+// version carries.
+func putEitherWay(t *testing.T, s store.Store, i int, prev int64, v store.Version) {
+	t.Helper()
+	if i%2 == 0 {
+		mustPut(t, s, prev, v)
+		return
+	}
+	if err := s.Transact(context.Background(), nil, func([][]*store.Version) ([]store.Write, error) {
+		return []store.Write{{PrevVersion: prev, Version: v}}, nil
+	}); err != nil {
+		t.Fatalf("Transact %s/%s: %v", v.Type, v.ID, err)
 	}
 }
 

@@ -47,16 +47,7 @@ func loadAddressee(t *testing.T, s store.Store) {
 		if w.v.ID == "t3" {
 			w.v.Reach = store.ReachOwner
 		}
-		if i%2 == 0 {
-			mustPut(t, s, w.prev, w.v)
-			continue
-		}
-		// Through Transact as well: both write paths keep Addressee.
-		if err := s.Transact(context.Background(), nil, func([][]*store.Version) ([]store.Write, error) {
-			return []store.Write{{PrevVersion: w.prev, Version: w.v}}, nil
-		}); err != nil {
-			t.Fatalf("Transact %s/%s: %v", w.v.Type, w.v.ID, err)
-		}
+		putEitherWay(t, s, i, w.prev, w.v)
 	}
 }
 
