@@ -65,10 +65,6 @@ type Query struct {
 	Offset int
 	// WantTotal asks for the number of matches across all pages.
 	WantTotal bool
-	// Heads lets the store leave out the matches' Resource, Index and Method:
-	// enough for a caller that keeps what it derived from each version to
-	// tell which versions it has not seen, without reading every body.
-	Heads bool
 	// After, when set, starts the page just after this position in the
 	// page order. Before, when set, makes the page the Count matches just
 	// before it (still in page order), and SearchPage.More then tells

@@ -118,12 +118,6 @@ var searchSort = bson.D{{Key: "type", Value: 1}, {Key: "id", Value: 1}, {Key: "v
 // newer of two current versions still comes first.
 var searchSortBack = bson.D{{Key: "type", Value: -1}, {Key: "id", Value: -1}, {Key: "vid", Value: -1}}
 
-// headProjection is versionProjection without the body and method, for
-// Query.Heads.
-var headProjection = slices.DeleteFunc(slices.Clone(versionProjection), func(e bson.E) bool {
-	return e.Key == "body" || e.Key == "method"
-})
-
 // withIndex is versionProjection with the stored index entries.
 var withIndex = append(slices.Clone(versionProjection), bson.E{Key: fIdx, Value: 1})
 
@@ -226,12 +220,8 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 			bson.D{{Key: "type", Value: a.Type}, {Key: "id", Value: bson.D{{Key: op, Value: a.ID}}}},
 		}}}}}}
 	}
-	proj := versionProjection
-	if q.Heads {
-		proj = headProjection
-	}
 	docs, err := s.findVisible(ctx, "search", w, filter, func(limit int64) *options.FindOptionsBuilder {
-		return options.Find().SetSort(order).SetSkip(int64(max(q.Offset, 0))).SetLimit(limit).SetProjection(proj)
+		return options.Find().SetSort(order).SetSkip(int64(max(q.Offset, 0))).SetLimit(limit).SetProjection(versionProjection)
 	}, int64(count+1), mv)
 	if err != nil {
 		return nil, err

@@ -209,13 +209,8 @@ func compileSearch(q store.Query, count int, estimate *estimates) (searchSQL, er
 	outer = append(outer, "p.ty"+dir+", p.id"+dir)
 	sel := append([]string{"c.pk AS pk", "c.type AS ty", "c.id AS id"}, keys...)
 	// current carries the current version's reach and addressee; the body
-	// and method are in versions, which a heads search leaves alone (no
-	// seek into it per match).
-	body, join := "v2.body, v2.method", ` JOIN versions v2 ON v2.type = c2.type AND v2.id = c2.id AND v2.vid = c2.vid`
-	if q.Heads {
-		body, join = "NULL, ''", ""
-	}
-	cols := "c2.tenant, c2.type, c2.id, c2.vid, c2.lu, c2.deleted, " + body + ", c2.reach, c2.addressee"
+	// and method are in versions.
+	cols := "c2.tenant, c2.type, c2.id, c2.vid, c2.lu, c2.deleted, v2.body, v2.method, c2.reach, c2.addressee"
 	// Not with a cursor: the total counts the pages before the cursor too.
 	// Not when walking (tenant, type, id) in page order either: the page
 	// stops early there.
@@ -244,7 +239,7 @@ func compileSearch(q store.Query, count int, estimate *estimates) (searchSQL, er
 	}
 	page := frag{
 		sql: `SELECT ` + cols + ` FROM (` + from + ` ORDER BY ` + strings.Join(inner, ", ") + ` LIMIT ? OFFSET ?) p` +
-			` JOIN current c2 ON c2.pk = p.pk` + join +
+			` JOIN current c2 ON c2.pk = p.pk JOIN versions v2 ON v2.type = c2.type AND v2.id = c2.id AND v2.vid = c2.vid` +
 			` ORDER BY ` + strings.Join(outer, ", "),
 		args: append(fromArgs, count+1, max(q.Offset, 0)),
 	}

@@ -47,7 +47,6 @@ func Run(t *testing.T, newStore NewStore) {
 		{"PutsIndependent", testPutsIndependent},
 		{"SearchTokens", testSearchTokens},
 		{"SearchPaging", testSearchPaging},
-		{"SearchHeads", testSearchHeads},
 		{"Search", testSearch},
 		{"SearchInvalid", testSearchInvalid},
 		{"SearchLarge", testSearchLarge},
