@@ -9,6 +9,7 @@
 package deid
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -39,11 +40,7 @@ var labelJSON = map[string][]byte{
 // contained resources included, each labelled for what was changed in it)
 // and returns it rewritten; what is kept keeps its exact text and order.
 func JSON(b []byte) ([]byte, error) {
-	start, end := skipWS(b, 0), len(b)
-	for end > start && ws(b[end-1]) {
-		end--
-	}
-	obj := b[start:end]
+	obj := bytes.TrimSpace(b)
 	if kind(obj) != '{' {
 		return nil, fmt.Errorf("deid: not a JSON object")
 	}

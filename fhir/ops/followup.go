@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/jsonscan"
 	"github.com/fmtbank/cmts/store"
 )
 
@@ -263,10 +264,10 @@ type efficacyFields struct {
 // decodeEfficacy reads an Observation's efficacyFields.
 func decodeEfficacy(b []byte) (efficacyFields, error) {
 	f := efficacyFields{value: -1}
-	_, err := object(b, 0, func(k []byte, at int) (int, error) {
+	_, err := jsonscan.Object(b, 0, func(k []byte, at int) (int, error) {
 		switch string(k) {
 		case "status":
-			s, next, err := str(b, at)
+			s, next, err := jsonscan.String(b, at)
 			f.status = s
 			return next, err
 		case "extension":
@@ -280,11 +281,11 @@ func decodeEfficacy(b []byte) (efficacyFields, error) {
 			f.measure = (concept{Coding: cs}).code(measureSystem)
 			return next, err
 		case "effectiveDateTime":
-			s, next, err := str(b, at)
+			s, next, err := jsonscan.String(b, at)
 			f.effective = s
 			return next, err
 		case "focus":
-			return array(b, at, func(at int) (int, error) {
+			return jsonscan.Array(b, at, func(at int) (int, error) {
 				r, next, err := referenceAt(b, at)
 				if id := r.id("Procedure"); id != "" && f.focus == "" {
 					f.focus = id
@@ -292,7 +293,7 @@ func decodeEfficacy(b []byte) (efficacyFields, error) {
 				return next, err
 			})
 		case "valueBoolean":
-			next, err := skipValue(b, at)
+			next, err := jsonscan.SkipValue(b, at)
 			if err != nil {
 				return 0, err
 			}
@@ -304,7 +305,7 @@ func decodeEfficacy(b []byte) (efficacyFields, error) {
 			}
 			return next, nil
 		}
-		return skipValue(b, at)
+		return jsonscan.SkipValue(b, at)
 	})
 	return f, err
 }
