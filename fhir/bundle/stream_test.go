@@ -1,0 +1,105 @@
+package bundle
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/fmtbank/cmts/store"
+)
+
+// TestBuildersWindow checks that the builders of a stream run at most
+// window entries ahead of the entry taken last, build every entry once and
+// hand them over in order, and that close stops them.
+func TestBuildersWindow(t *testing.T) {
+	t.Parallel()
+	const n = 5*window + 7
+	var taken atomic.Int64 // entries taken so far
+	var ahead atomic.Int64 // the most entries started beyond those taken
+	var mu sync.Mutex
+	built := map[int]int{}
+	b := newBuilders(n, func(i int) (*store.Write, error) {
+		if d := int64(i) - taken.Load(); d > ahead.Load() {
+			ahead.Store(d) // racy maximum: good enough, it only grows
+		}
+		mu.Lock()
+		built[i]++
+		mu.Unlock()
+		return &store.Write{Version: store.Version{VersionID: int64(i) + 1}}, nil
+	})
+	for i := range n {
+		wr, err := b.take(i)
+		if err != nil || wr == nil || wr.Version.VersionID != int64(i)+1 {
+			t.Fatalf("take(%d) = %v, %v", i, wr, err)
+		}
+		taken.Store(int64(i) + 1)
+		b.done()
+	}
+	b.close()
+	if a := ahead.Load(); a >= window {
+		t.Errorf("a builder started entry %d beyond the last taken; the window is %d", a, window)
+	}
+	if len(built) != n {
+		t.Errorf("%d entries built, want %d", len(built), n)
+	}
+	for i, k := range built {
+		if k != 1 {
+			t.Errorf("entry %d built %d times", i, k)
+		}
+	}
+}
+
+// TestBuildersStop checks that builders stopped half-way (the store gave
+// up) build nothing more.
+func TestBuildersStop(t *testing.T) {
+	t.Parallel()
+	const n = 10 * window
+	var count atomic.Int64
+	boom := errors.New("boom")
+	b := newBuilders(n, func(i int) (*store.Write, error) {
+		count.Add(1)
+		if i == 3 {
+			return nil, boom
+		}
+		return &store.Write{}, nil
+	})
+	for i := range 4 {
+		_, err := b.take(i)
+		if (i == 3) != errors.Is(err, boom) {
+			t.Fatalf("take(%d): %v", i, err)
+		}
+		if err == nil {
+			b.done()
+		}
+	}
+	b.close()
+	if c := count.Load(); c > 4+window {
+		t.Errorf("%d entries built after the stream stopped at entry 3 (window %d)", c, window)
+	}
+}
+
+func TestMayHoldConditionalReference(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, json string
+		want       bool
+	}{
+		{"no reference", `{"resourceType":"Patient","id":"a"}`, false},
+		{"a '?' elsewhere", `{"resourceType":"Patient","name":[{"text":"who?"}]}`, false},
+		{"a literal reference", `{"resourceType":"Observation","subject":{"reference":"Patient/1"},"note":[{"text":"?"}]}`, false},
+		{"a URL with a query", `{"resourceType":"Observation","subject":{"reference":"http://x/fhir/Patient/1?a=b"}}`, false},
+		{"conditional", `{"resourceType":"Observation","subject":{"reference":"Patient?identifier=s|v"}}`, true},
+		{"nested in an extension", `{"resourceType":"Patient","extension":[{"url":"u","valueReference":{"reference":"Organization?name=x"}}]}`, true},
+		{"in a contained resource", `{"resourceType":"Patient","contained":[{"resourceType":"Observation","id":"o","subject":{"reference":"Patient?name=y"}}]}`, true},
+		{"an escaped '?'", `{"resourceType":"Observation","subject":{"reference":"Patient\u003fname=x"}}`, true},
+		{"an escaped key", `{"resourceType":"Observation","subject":{"refer\u0065nce":"Patient?name=x"}}`, true},
+		{"malformed", `{"resourceType":"Observation","subject":{"reference":"Patient?name=x"`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := mayHoldConditionalReference([]byte(tc.json)); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
