@@ -494,9 +494,9 @@ const minStream = 32
 // window bounds how far building runs ahead of storing in stream: an
 // entry built and not yet stored holds its parsed resource, its body and
 // its index entries (about fifteen times the size of its JSON), so a
-// transaction of any size holds at most this many, enough to keep every
-// core building while the store writes.
-const window = 256
+// transaction of any size holds at most this many, enough to keep a few
+// cores building while the store writes.
+const window = 128
 
 // seqStore returns the store as a SeqStore when entries are stored by
 // stream: a transaction of minStream entries or more on a store that has
