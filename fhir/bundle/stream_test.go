@@ -1,12 +1,18 @@
 package bundle
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/fmtbank/cmts/fhir"
 	"github.com/fmtbank/cmts/store"
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestBuildersWindow checks that the builders of a stream run at most
@@ -101,5 +107,36 @@ func TestMayHoldConditionalReference(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestResponseWriteTo checks that the response Bundle rendered entry by
+// entry is the document encoding/json makes of it whole.
+func TestResponseWriteTo(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	reply := Reply{Base: "http://x/fhir", Return: "representation", Lang: fhir.English}
+	created := &Result{Status: http.StatusCreated, Message: msgCreated, Version: &store.Version{Type: "Patient", ID: "a", VersionID: 1,
+		LastUpdated: at, Resource: []byte(`{"resourceType":"Patient","id":"a"}`)}}
+	deleted := &Result{Status: http.StatusNoContent, Message: msgDeleted, Version: &store.Version{Type: "Patient", ID: "b", VersionID: 3, LastUpdated: at, Deleted: true}}
+	failed := reply.failure(fhir.NotFound("Patient", "c"))
+	read := reply.read(http.StatusOK, http.Header{"Etag": {`W/"2"`}}, []byte(`{"resourceType":"Patient", "id":"d"}`), http.MethodGet)
+	whole := responseBundle{ResourceType: "Bundle", ID: "r", Type: "batch-response", Meta: responseMeta{LastUpdated: "2026-03-04T05:06:07Z"},
+		Entry: []responseEntry{reply.entry(created), failed, reply.entry(deleted), read}}
+	want, err := json.Marshal(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _ := json.Marshal(responseBundle{ResourceType: "Bundle", ID: "r", Type: "batch-response", Meta: whole.Meta, Entry: []responseEntry{}})
+	fb, _ := json.Marshal(failed)
+	rb, _ := json.Marshal(read)
+	r := &Response{head: head[:len(head)-2], reply: reply, answers: []answer{{res: created}, {rendered: fb}, {res: deleted}, {rendered: rb}}}
+	var got bytes.Buffer
+	n, err := r.WriteTo(&got)
+	if err != nil || n != int64(got.Len()) {
+		t.Fatalf("WriteTo: %d, %v (wrote %d)", n, err, got.Len())
+	}
+	if diff := cmp.Diff(string(want), got.String()); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

@@ -66,8 +66,9 @@ func (s *Server) transaction(c *gin.Context) {
 	c.Header("Content-Type", jsonContentType(c))
 	c.Status(http.StatusOK)
 	if _, err := resp.WriteTo(c.Writer); err != nil {
-		// The status is sent; the client sees a truncated body.
-		s.opts.Logger.ErrorContext(c.Request.Context(), "writing a bundle response", "error", err)
+		// The status is sent: the client (most likely gone) sees a
+		// truncated body.
+		s.opts.Logger.WarnContext(c.Request.Context(), "writing a bundle response", "error", err)
 	}
 }
 
