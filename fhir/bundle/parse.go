@@ -5,6 +5,7 @@
 package bundle
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/jsonscan"
 )
 
 // Types of Bundle this package processes.
@@ -55,23 +57,16 @@ type Request struct {
 	Entries []*Entry
 }
 
-type wireBundle struct {
-	ResourceType string      `json:"resourceType"`
-	Type         string      `json:"type"`
-	Entry        []wireEntry `json:"entry"`
+// wireEntry is an entry as read, before its request is checked;
+// resource is the entry's resource as it sits in the request body.
+type wireEntry struct {
+	fullURL  string
+	resource []byte
+	request  *wireRequest
 }
 
-type wireEntry struct {
-	FullURL  string          `json:"fullUrl"`
-	Resource json.RawMessage `json:"resource"`
-	Request  *struct {
-		Method          string `json:"method"`
-		URL             string `json:"url"`
-		IfNoneExist     string `json:"ifNoneExist"`
-		IfMatch         string `json:"ifMatch"`
-		IfNoneMatch     string `json:"ifNoneMatch"`
-		IfModifiedSince string `json:"ifModifiedSince"`
-	} `json:"request"`
+type wireRequest struct {
+	method, url, ifNoneExist, ifMatch, ifNoneMatch, ifModifiedSince string
 }
 
 // entryError is a 400 about one entry, located as an element path.
@@ -83,26 +78,28 @@ func entryError(i int, elem, en, zh string) *fhir.Error {
 	return fhir.Invalid(fhir.IssueInvalid, "Bundle.entry["+strconv.Itoa(i)+"]: "+en, "Bundle.entry["+strconv.Itoa(i)+"]："+zh).WithExpression(path)
 }
 
-// Parse reads a batch or transaction Bundle (already validated as R4 by the
-// codec) and checks what R4 asks of its entries: a request on each, a method
-// the server knows, a resource where the method needs one, fullUrls unique.
-// More than maxEntries entries is a 413. isType reports whether a name is a
-// resource type.
+// Parse reads a batch or transaction Bundle and checks what R4 asks of its
+// entries: a request on each, a method the server knows, a resource where
+// the method needs one, fullUrls unique. More than maxEntries entries is a
+// 413. isType reports whether a name is a resource type. body must be valid
+// JSON (the REST handler checks it with the codec's limits first); each
+// entry's resource is left unparsed, as a slice of body (not a copy, so a
+// large Bundle is held once), for the writer to parse and validate.
 func Parse(body []byte, maxEntries int, isType func(string) bool) (*Request, error) {
-	var b wireBundle
-	if err := json.Unmarshal(body, &b); err != nil {
+	typ, entries, err := readBundle(body)
+	if err != nil {
 		return nil, fhir.Invalid(fhir.IssueStructure, "The Bundle cannot be read", "无法读取该 Bundle")
 	}
-	if b.ResourceType != "Bundle" || (b.Type != Batch && b.Type != Transaction) {
+	if typ != Batch && typ != Transaction {
 		return nil, fhir.Invalid(fhir.IssueInvalid, "POST to the base takes a Bundle of type batch or transaction",
 			"向服务根地址 POST 的必须是 batch 或 transaction 类型的 Bundle").WithExpression("Bundle.type")
 	}
-	if len(b.Entry) > maxEntries {
+	if len(entries) > maxEntries {
 		return nil, fhir.TooManyEntries(maxEntries)
 	}
-	req := &Request{Type: b.Type}
+	req := &Request{Type: typ, Entries: make([]*Entry, 0, len(entries))}
 	fullURLs := map[string]int{}
-	for i, w := range b.Entry {
+	for i, w := range entries {
 		e, err := readEntry(i, w, isType)
 		if err != nil {
 			return nil, err
@@ -119,17 +116,143 @@ func Parse(body []byte, maxEntries int, isType func(string) bool) (*Request, err
 	return req, nil
 }
 
+// readBundle reads a Bundle's type ("" unless it is a Bundle) and entries,
+// walking body in place: only the strings of the entries' requests are
+// copied. A member of the wrong JSON type is an error, as it is to
+// encoding/json; members this package does not use are skipped.
+func readBundle(body []byte) (typ string, entries []wireEntry, err error) {
+	i := jsonscan.SkipWS(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return "", nil, jsonscan.ErrSyntax
+	}
+	var resourceType string
+	end, err := jsonscan.Object(body, i, func(key []byte, at int) (int, error) {
+		switch string(key) {
+		case "resourceType":
+			return stringAt(body, at, &resourceType)
+		case "type":
+			return stringAt(body, at, &typ)
+		case "entry":
+			return arrayAt(body, at, func(at int) (int, error) {
+				var w wireEntry
+				next, err := readWireEntry(body, at, &w)
+				entries = append(entries, w)
+				return next, err
+			})
+		}
+		return jsonscan.SkipValue(body, at)
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	if jsonscan.SkipWS(body, end) != len(body) {
+		return "", nil, jsonscan.ErrSyntax
+	}
+	if resourceType != "Bundle" {
+		typ = ""
+	}
+	return typ, entries, nil
+}
+
+// readWireEntry reads the entry at body[at] (null: an empty one) into w.
+func readWireEntry(body []byte, at int, w *wireEntry) (int, error) {
+	return objectAt(body, at, func(key []byte, at int) (int, error) {
+		switch string(key) {
+		case "fullUrl":
+			return stringAt(body, at, &w.fullURL)
+		case "resource":
+			next, err := jsonscan.SkipValue(body, at)
+			if err == nil && string(body[at:next]) != "null" {
+				w.resource = body[at:next:next]
+			}
+			return next, err
+		case "request":
+			if isNull(body, at) {
+				return jsonscan.SkipValue(body, at)
+			}
+			r := &wireRequest{}
+			w.request = r
+			return objectAt(body, at, func(key []byte, at int) (int, error) {
+				var dst *string
+				switch string(key) {
+				case "method":
+					dst = &r.method
+				case "url":
+					dst = &r.url
+				case "ifNoneExist":
+					dst = &r.ifNoneExist
+				case "ifMatch":
+					dst = &r.ifMatch
+				case "ifNoneMatch":
+					dst = &r.ifNoneMatch
+				case "ifModifiedSince":
+					dst = &r.ifModifiedSince
+				default:
+					return jsonscan.SkipValue(body, at)
+				}
+				return stringAt(body, at, dst)
+			})
+		}
+		return jsonscan.SkipValue(body, at)
+	})
+}
+
+// isNull reports whether the value at b[at] is null.
+func isNull(b []byte, at int) bool { return len(b)-at >= 4 && string(b[at:at+4]) == "null" }
+
+// stringAt reads the string (or null, leaving dst alone) at b[at].
+func stringAt(b []byte, at int, dst *string) (int, error) {
+	if isNull(b, at) {
+		return jsonscan.SkipValue(b, at)
+	}
+	if at >= len(b) || b[at] != '"' {
+		return 0, jsonscan.ErrSyntax
+	}
+	s, next, err := jsonscan.String(b, at)
+	*dst = s
+	return next, err
+}
+
+// objectAt walks the object (or null) at b[at].
+func objectAt(b []byte, at int, member func(key []byte, at int) (int, error)) (int, error) {
+	if isNull(b, at) {
+		return jsonscan.SkipValue(b, at)
+	}
+	if at >= len(b) || b[at] != '{' {
+		return 0, jsonscan.ErrSyntax
+	}
+	return jsonscan.Object(b, at, func(key []byte, at int) (int, error) {
+		if bytes.IndexByte(key, '\\') >= 0 {
+			// A key written with escapes is read as the key it spells.
+			var k string
+			if err := json.Unmarshal(append(append([]byte{'"'}, key...), '"'), &k); err != nil {
+				return 0, err
+			}
+			key = []byte(k)
+		}
+		return member(key, at)
+	})
+}
+
+// arrayAt walks the array (or null) at b[at].
+func arrayAt(b []byte, at int, item func(at int) (int, error)) (int, error) {
+	if isNull(b, at) {
+		return jsonscan.SkipValue(b, at)
+	}
+	if at >= len(b) || b[at] != '[' {
+		return 0, jsonscan.ErrSyntax
+	}
+	return jsonscan.Array(b, at, item)
+}
+
 func readEntry(i int, w wireEntry, isType func(string) bool) (*Entry, error) {
-	if w.Request == nil || w.Request.Method == "" || w.Request.URL == "" {
+	r := w.request
+	if r == nil || r.method == "" || r.url == "" {
 		return nil, entryError(i, "request", "each entry needs request.method and request.url", "每一项都必须有 request.method 与 request.url")
 	}
-	r := w.Request
-	e := &Entry{Index: i, FullURL: w.FullURL, Method: strings.ToUpper(r.Method), URL: r.URL,
-		IfNoneExist: r.IfNoneExist, IfMatch: r.IfMatch, IfNoneMatch: r.IfNoneMatch, IfModifiedSince: r.IfModifiedSince}
-	if len(w.Resource) > 0 && string(w.Resource) != "null" {
-		e.Resource = w.Resource
-	}
-	path, rawQuery, hasQuery := strings.Cut(strings.TrimPrefix(r.URL, "/"), "?")
+	e := &Entry{Index: i, FullURL: w.fullURL, Method: strings.ToUpper(r.method), URL: r.url, Resource: w.resource,
+		IfNoneExist: r.ifNoneExist, IfMatch: r.ifMatch, IfNoneMatch: r.ifNoneMatch, IfModifiedSince: r.ifModifiedSince}
+	path, rawQuery, hasQuery := strings.Cut(strings.TrimPrefix(r.url, "/"), "?")
 	if hasQuery {
 		q, err := url.ParseQuery(rawQuery)
 		if err != nil {
@@ -139,7 +262,7 @@ func readEntry(i int, w wireEntry, isType func(string) bool) (*Entry, error) {
 	}
 	parts := strings.Split(path, "/")
 	if parts[0] == "" || !isType(parts[0]) {
-		return nil, entryError(i, "request.url", "'"+r.URL+"' does not start with a resource type", "'"+r.URL+"' 不是以资源类型开头")
+		return nil, entryError(i, "request.url", "'"+r.url+"' does not start with a resource type", "'"+r.url+"' 不是以资源类型开头")
 	}
 	e.Type = parts[0]
 	if len(parts) > 1 {
@@ -168,7 +291,7 @@ func readEntry(i int, w wireEntry, isType func(string) bool) (*Entry, error) {
 	case http.MethodGet, http.MethodHead:
 		allowQuery = true
 	default:
-		return nil, entryError(i, "request.method", "unknown method '"+r.Method+"'", "未知的方法 '"+r.Method+"'")
+		return nil, entryError(i, "request.method", "unknown method '"+r.method+"'", "未知的方法 '"+r.method+"'")
 	}
 	if needResource && e.Resource == nil {
 		return nil, entryError(i, "resource", e.Method+" needs a resource", e.Method+" 必须带资源")
@@ -183,7 +306,7 @@ func readEntry(i int, w wireEntry, isType func(string) bool) (*Entry, error) {
 		return nil, entryError(i, "request.url", "a query is not allowed here", "此处不允许查询参数")
 	}
 	if (e.Method == http.MethodPut || e.Method == http.MethodPatch || e.Method == http.MethodDelete) && len(parts) > 2 {
-		return nil, entryError(i, "request.url", "'"+r.URL+"' is not Type/id", "'"+r.URL+"' 不是 类型/id 形式")
+		return nil, entryError(i, "request.url", "'"+r.url+"' is not Type/id", "'"+r.url+"' 不是 类型/id 形式")
 	}
 	return e, nil
 }

@@ -76,3 +76,62 @@ func TestParseAndOrder(t *testing.T) {
 		t.Errorf("PUT entry: %+v", put)
 	}
 }
+
+// TestParseUnreadable checks that a Bundle whose members have the wrong
+// JSON types cannot be read, as encoding/json would refuse it.
+func TestParseUnreadable(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, body string }{
+		{"not an object", `[1]`},
+		{"type a number", `{"resourceType":"Bundle","type":1}`},
+		{"entry an object", `{"resourceType":"Bundle","type":"batch","entry":{}}`},
+		{"an entry a string", `{"resourceType":"Bundle","type":"batch","entry":["x"]}`},
+		{"fullUrl a number", `{"resourceType":"Bundle","type":"batch","entry":[{"fullUrl":1,"request":{"method":"GET","url":"Patient"}}]}`},
+		{"request an array", `{"resourceType":"Bundle","type":"batch","entry":[{"request":[]}]}`},
+		{"method a boolean", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":true,"url":"Patient"}}]}`},
+		{"trailing text", `{"resourceType":"Bundle","type":"batch"} x`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.body), 10, isType)
+			var fe *fhir.Error
+			if !errors.As(err, &fe) || fe.Status != http.StatusBadRequest || fe.Issues[0].Code != fhir.IssueStructure {
+				t.Errorf("err = %v, want a 400 structure issue", err)
+			}
+		})
+	}
+}
+
+// TestParseInPlace checks what Parse reads as encoding/json would (escapes,
+// nulls, members it does not use) and that each resource is the request
+// body's own bytes, not a copy.
+func TestParseInPlace(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"resourceType":"Bundle","id":"b","type":"transaction","link":[{"relation":"self","url":"x"}],"entry":[
+		{"fullUrl":"urn:uuid:\u0031","resource":{"resourceType":"Patient","name":[{"text":"a\"b"}]},"search":{"mode":"match"},
+		 "request":{"url":"Patient","method":"POST","ifNoneExist":null,"extension":[]}},
+		{"resource":null,"request":{"method":"DELETE","url":"Patient/x"},"response":{"status":"200"}},
+		{"resource" : {"resourceType":"Observation"} , "request" : {"method":"PUT","url":"Observation/o","ifMatch":"W/\"2\""}}]}`)
+	req, err := Parse(body, 10, isType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type got struct{ FullURL, Method, URL, IfMatch, Resource string }
+	var gots []got
+	for _, e := range req.Entries {
+		gots = append(gots, got{e.FullURL, e.Method, e.URL, e.IfMatch, string(e.Resource)})
+	}
+	want := []got{
+		{"urn:uuid:1", "POST", "Patient", "", `{"resourceType":"Patient","name":[{"text":"a\"b"}]}`},
+		{"", "DELETE", "Patient/x", "", ""},
+		{"", "PUT", "Observation/o", `W/"2"`, `{"resourceType":"Observation"}`},
+	}
+	if diff := cmp.Diff(want, gots); diff != "" {
+		t.Errorf("entries (-want +got):\n%s", diff)
+	}
+	if r := req.Entries[0].Resource; &r[0] != &body[strings.Index(string(body), `{"resourceType":"Patient"`)] {
+		t.Errorf("the resource is a copy, not the body's own bytes")
+	}
+	if req.Entries[1].Resource != nil {
+		t.Errorf("a null resource is %q, want nil", req.Entries[1].Resource)
+	}
+}

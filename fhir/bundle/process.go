@@ -1,9 +1,11 @@
 package bundle
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/store"
 )
 
 // Reader serves a GET or HEAD entry (or, in a batch, an operation) as the
@@ -55,12 +58,65 @@ type entryResponse struct {
 	Outcome      json.RawMessage `json:"outcome,omitempty"`
 }
 
+// Response is the response Bundle of a batch or transaction. It keeps what
+// each entry did (a write's result without its index entries, and without
+// its resource unless the reply returns representations) and renders the
+// Bundle as it is written, so that a large one is never held whole.
+type Response struct {
+	head    []byte // the Bundle up to its entries' array, opened
+	reply   Reply
+	answers []answer
+}
+
+// answer is one response entry: a write's result, or an entry rendered
+// already as JSON (a read, a failed batch entry).
+type answer struct {
+	res      *Result
+	rendered []byte
+}
+
+// WriteTo writes the response Bundle as JSON to dst.
+func (r *Response) WriteTo(dst io.Writer) (int64, error) {
+	cw := &countingWriter{w: dst}
+	bw := bufio.NewWriterSize(cw, 32<<10)
+	bw.Write(r.head)
+	for i, a := range r.answers {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		b := a.rendered
+		if b == nil {
+			var err error
+			if b, err = json.Marshal(r.reply.entry(a.res)); err != nil {
+				return cw.n, err
+			}
+		}
+		bw.Write(b)
+	}
+	bw.WriteString("]}")
+	err := bw.Flush()
+	return cw.n, err
+}
+
+// countingWriter counts what it passes on, for WriteTo.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
 // Process carries out a batch or transaction for p and returns the response
 // Bundle. A transaction is all or nothing: its failure is the error (an
 // *EntryError naming the entry), and nothing of it is stored. Batch entries
 // succeed or fail one by one, each failure an outcome in its entry.
-func (w *Writer) Process(ctx context.Context, p *fhir.Principal, req *Request, rd Reader, reply Reply) ([]byte, error) {
-	out := make([]responseEntry, len(req.Entries))
+func (w *Writer) Process(ctx context.Context, p *fhir.Principal, req *Request, rd Reader, reply Reply) (*Response, error) {
+	out := make([]answer, len(req.Entries))
+	bodies := reply.bodies()
 	var reads []*Entry
 	if req.Type == Transaction {
 		var writes []*Entry
@@ -79,12 +135,20 @@ func (w *Writer) Process(ctx context.Context, p *fhir.Principal, req *Request, r
 				writes = append(writes, e)
 			}
 		}
-		results, err := w.Write(ctx, p, writes)
+		var results []*Result
+		var err error
+		if seq, ok := w.seqStore(writes); ok {
+			results, err = w.stream(ctx, seq, p, writes, bodies)
+		} else if results, err = w.Write(ctx, p, writes); err == nil {
+			for i, r := range results {
+				results[i] = keep(r, new(Result), new(store.Version), bodies)
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
 		for i, e := range writes {
-			out[e.Index] = reply.entry(results[i])
+			out[e.Index].res = results[i]
 		}
 	} else {
 		for _, e := range req.Ordered() {
@@ -100,27 +164,44 @@ func (w *Writer) Process(ctx context.Context, p *fhir.Principal, req *Request, r
 				if w.opts.Auditor != nil {
 					w.opts.Auditor.AuditFailure(ctx, p, []*Entry{e}, err)
 				}
-				out[e.Index] = reply.failure(err)
+				b, err := json.Marshal(reply.failure(err))
+				if err != nil {
+					return nil, err
+				}
+				out[e.Index].rendered = b
 				continue
 			}
-			out[e.Index] = reply.entry(results[0])
+			out[e.Index].res = keep(results[0], new(Result), new(store.Version), bodies)
 		}
 	}
 	for _, e := range reads {
 		status, header, body := rd.ReadEntry(ctx, p, e)
-		out[e.Index] = reply.read(status, header, body, e.Method)
+		// Rendered now, so that a body that is not JSON fails here rather
+		// than half-way through writing the response.
+		b, err := json.Marshal(reply.read(status, header, body, e.Method))
+		if err != nil {
+			return nil, err
+		}
+		out[e.Index].rendered = b
 	}
 	typ := "batch-response"
 	if req.Type == Transaction {
 		typ = "transaction-response"
 	}
-	b := responseBundle{ResourceType: "Bundle", ID: NewID(), Type: typ, Entry: out,
-		Meta: responseMeta{LastUpdated: w.opts.Now().UTC().Format(time.RFC3339Nano)}}
-	return json.Marshal(b)
+	head, err := json.Marshal(responseBundle{ResourceType: "Bundle", ID: NewID(), Type: typ, Entry: []responseEntry{},
+		Meta: responseMeta{LastUpdated: w.opts.Now().UTC().Format(time.RFC3339Nano)}})
+	if err != nil {
+		return nil, err
+	}
+	return &Response{head: head[:len(head)-len("]}")], reply: reply, answers: out}, nil
 }
 
 // isRead reports whether an entry only reads.
 func isRead(e *Entry) bool { return e.Method == http.MethodGet || e.Method == http.MethodHead }
+
+// bodies reports whether the response entries of writes hold the
+// resources written.
+func (r Reply) bodies() bool { return r.Return != "minimal" && r.Return != "OperationOutcome" }
 
 // entry is the response entry of a write.
 func (r Reply) entry(res *Result) responseEntry {

@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/jsonscan"
 	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/fmtbank/cmts/store"
 )
@@ -188,6 +190,9 @@ type plan struct {
 // Results are in the order of entries. A failure is an *EntryError naming
 // the entry, wrapping a *fhir.Error (or a store error).
 func (w *Writer) Write(ctx context.Context, p *fhir.Principal, entries []*Entry) ([]*Result, error) {
+	if seq, ok := w.seqStore(entries); ok {
+		return w.stream(ctx, seq, p, entries, true)
+	}
 	parsed, err := w.parseAll(entries)
 	if err != nil {
 		return nil, err
@@ -207,28 +212,24 @@ func (w *Writer) Write(ctx context.Context, p *fhir.Principal, entries []*Entry)
 	}
 	now := w.opts.Now().UTC().Truncate(time.Microsecond)
 	var results []*Result
-	if seq, ok := w.opts.Store.(SeqStore); ok && len(conds) == 0 && len(plans) >= minStream {
-		err = w.stream(ctx, seq, p, plans, refs, entries, now, &results)
-	} else {
-		err = w.opts.Store.Transact(ctx, conds, func(matches [][]*store.Version) ([]store.Write, error) {
-			writes, err := w.decide(ctx, p, plans, refs, matches, now)
+	err = w.opts.Store.Transact(ctx, conds, func(matches [][]*store.Version) ([]store.Write, error) {
+		writes, err := w.decide(ctx, p, plans, refs, matches, now)
+		if err != nil {
+			return nil, err
+		}
+		results = make([]*Result, len(plans))
+		for i, pl := range plans {
+			results[i] = pl.result
+		}
+		if w.opts.Auditor != nil {
+			audits, err := w.opts.Auditor.AuditWrites(ctx, p, now, entries, results)
 			if err != nil {
 				return nil, err
 			}
-			results = make([]*Result, len(plans))
-			for i, pl := range plans {
-				results[i] = pl.result
-			}
-			if w.opts.Auditor != nil {
-				audits, err := w.opts.Auditor.AuditWrites(ctx, p, now, entries, results)
-				if err != nil {
-					return nil, err
-				}
-				writes = append(writes, audits...)
-			}
-			return writes, nil
-		})
-	}
+			writes = append(writes, audits...)
+		}
+		return writes, nil
+	})
 	if err != nil {
 		var ee *EntryError
 		if errors.As(err, &ee) {
@@ -301,37 +302,15 @@ func forEach(n int, f func(i int)) {
 // prepare checks an entry (res: its parsed resource, if it has one), adding
 // its condition to conds.
 func (w *Writer) prepare(p *fhir.Principal, e *Entry, res *fhir.Resource, conds *[]store.Query) (*plan, error) {
-	pl := &plan{e: e, cond: -1}
-	if w.opts.Guard != nil {
-		if err := w.opts.Guard.Allow(p, fhir.ActionOf(e.Method), e.Type); err != nil {
-			return nil, err
-		}
+	pl, err := w.newPlan(p, e)
+	if err != nil {
+		return nil, err
 	}
-	if e.ID != "" {
-		if err := CheckID(e.ID); err != nil {
+	if e.Method == http.MethodPost || e.Method == http.MethodPut {
+		if err := checkResource(e, res); err != nil {
 			return nil, err
-		}
-	}
-	switch e.Method {
-	case http.MethodPost, http.MethodPut:
-		if res.Type != e.Type {
-			return nil, fhir.Invalid(fhir.IssueInvalid, "The resource is a "+res.Type+" but the URL is for "+e.Type,
-				"资源类型 "+res.Type+" 与 URL 中的类型 "+e.Type+" 不一致").WithExpression("resourceType")
-		}
-		if e.Method == http.MethodPut && e.ID != "" && res.ID() != e.ID {
-			return nil, fhir.Invalid(fhir.IssueInvalid, "The resource id '"+res.ID()+"' does not match the URL id '"+e.ID+"'",
-				"资源 id '"+res.ID()+"' 与 URL 中的 id '"+e.ID+"' 不一致").WithExpression(e.Type + ".id")
 		}
 		pl.res = res
-	case http.MethodPatch:
-		ops, err := w.patchOf(e)
-		if err != nil {
-			return nil, err
-		}
-		pl.ops = ops
-	case http.MethodDelete:
-	default:
-		return nil, fhir.MethodNotAllowed(e.Method, e.URL)
 	}
 	var params url.Values
 	switch {
@@ -353,6 +332,48 @@ func (w *Writer) prepare(p *fhir.Principal, e *Entry, res *fhir.Resource, conds 
 		*conds = append(*conds, q)
 	}
 	return pl, nil
+}
+
+// newPlan checks what an entry asks before its resource is read: the
+// guard's leave, the URL's id, the method, a PATCH's patch.
+func (w *Writer) newPlan(p *fhir.Principal, e *Entry) (*plan, error) {
+	pl := &plan{e: e, cond: -1}
+	if w.opts.Guard != nil {
+		if err := w.opts.Guard.Allow(p, fhir.ActionOf(e.Method), e.Type); err != nil {
+			return nil, err
+		}
+	}
+	if e.ID != "" {
+		if err := CheckID(e.ID); err != nil {
+			return nil, err
+		}
+	}
+	switch e.Method {
+	case http.MethodPost, http.MethodPut, http.MethodDelete:
+	case http.MethodPatch:
+		ops, err := w.patchOf(e)
+		if err != nil {
+			return nil, err
+		}
+		pl.ops = ops
+	default:
+		return nil, fhir.MethodNotAllowed(e.Method, e.URL)
+	}
+	return pl, nil
+}
+
+// checkResource checks a POST or PUT entry's parsed resource against its
+// URL: the type, and a PUT's id.
+func checkResource(e *Entry, res *fhir.Resource) error {
+	if res.Type != e.Type {
+		return fhir.Invalid(fhir.IssueInvalid, "The resource is a "+res.Type+" but the URL is for "+e.Type,
+			"资源类型 "+res.Type+" 与 URL 中的类型 "+e.Type+" 不一致").WithExpression("resourceType")
+	}
+	if e.Method == http.MethodPut && e.ID != "" && res.ID() != e.ID {
+		return fhir.Invalid(fhir.IssueInvalid, "The resource id '"+res.ID()+"' does not match the URL id '"+e.ID+"'",
+			"资源 id '"+res.ID()+"' 与 URL 中的 id '"+e.ID+"' 不一致").WithExpression(e.Type + ".id")
+	}
+	return nil
 }
 
 // access is what the principal's reads of the store (current versions,
@@ -470,59 +491,137 @@ func (w *Writer) decide(ctx context.Context, p *fhir.Principal, plans []*plan, r
 // concurrent writes (and their fsync).
 const minStream = 32
 
-// stream is the Store.Transact of Write for a transaction without
-// conditions on a SeqStore: the entries' writes are built on every core,
-// in entry order, and handed to the store as each is ready, then the audit
-// records; results is set once every entry is built.
-func (w *Writer) stream(ctx context.Context, st SeqStore, p *fhir.Principal, plans []*plan, refs []condRef, entries []*Entry, now time.Time, results *[]*Result) error {
-	to, err := w.resolve(ctx, p, plans, refs, nil)
+// window bounds how far building runs ahead of storing in stream: an
+// entry built and not yet stored holds its parsed resource, its body and
+// its index entries (about fifteen times the size of its JSON), so a
+// transaction of any size holds at most this many, enough to keep a few
+// cores building while the store writes.
+const window = 128
+
+// seqStore returns the store as a SeqStore when entries are stored by
+// stream: a transaction of minStream entries or more on a store that has
+// TransactSeq, without conditions (ifNoneExist, a conditional update or
+// delete, a conditional reference), which TransactSeq cannot evaluate.
+func (w *Writer) seqStore(entries []*Entry) (SeqStore, bool) {
+	seq, ok := w.opts.Store.(SeqStore)
+	if !ok || len(entries) < minStream {
+		return nil, false
+	}
+	for _, e := range entries {
+		switch e.Method {
+		case http.MethodPost:
+			if e.IfNoneExist != "" || mayHoldConditionalReference(e.Resource) {
+				return nil, false
+			}
+		case http.MethodPut:
+			if e.ID == "" || mayHoldConditionalReference(e.Resource) {
+				return nil, false
+			}
+		case http.MethodDelete:
+			if e.ID == "" {
+				return nil, false
+			}
+		}
+	}
+	return seq, true
+}
+
+// mayHoldConditionalReference reports whether a resource, as JSON, may
+// hold a conditional reference ("Patient?identifier=..."): whether a
+// "reference" member anywhere in it is one. It reads the JSON in place,
+// without parsing the resource, and answers true when in doubt
+// (malformed or deeply nested JSON, a '?' escaped), so that such a
+// resource goes the way of one that has a conditional reference.
+func mayHoldConditionalReference(raw []byte) bool {
+	if bytes.IndexByte(raw, '?') < 0 && !bytes.Contains(raw, []byte(`\u003`)) {
+		return false
+	}
+	var found bool
+	var value func(at, depth int) (int, error)
+	value = func(at, depth int) (int, error) {
+		if depth > 64 {
+			return 0, jsonscan.ErrSyntax
+		}
+		switch raw[at] {
+		case '{':
+			return jsonscan.Object(raw, at, func(key []byte, at int) (int, error) {
+				if string(key) == "reference" && raw[at] == '"' {
+					ref, next, err := jsonscan.String(raw, at)
+					found = found || isConditionalReference(ref)
+					return next, err
+				}
+				if bytes.IndexByte(key, '\\') >= 0 {
+					return 0, jsonscan.ErrSyntax // an escaped key might spell "reference"
+				}
+				return value(at, depth+1)
+			})
+		case '[':
+			return jsonscan.Array(raw, at, func(at int) (int, error) { return value(at, depth+1) })
+		}
+		return jsonscan.SkipValue(raw, at)
+	}
+	i := jsonscan.SkipWS(raw, 0)
+	if i >= len(raw) {
+		return true
+	}
+	_, err := value(i, 0)
+	return found || err != nil
+}
+
+// isConditionalReference reports whether a reference is a search
+// ("Patient?identifier=s|v") rather than a literal reference.
+func isConditionalReference(ref string) bool {
+	typ, _, ok := strings.Cut(ref, "?")
+	return ok && !strings.Contains(typ, "/") && !strings.Contains(typ, ":")
+}
+
+// stream carries out entries without conditions as one transaction on a
+// SeqStore, as Write does, holding no more than a window of them at a
+// time in their costly forms: their targets are chosen first (so that a
+// reference to any entry, earlier or later, is rewritten), then each
+// entry's resource is parsed, checked, its current version read and its
+// write built, on every core, at most window entries ahead of the store,
+// which takes them in entry order; once stored, an entry keeps only its
+// result, without index entries, and without the resource unless bodies
+// is set. The audit records follow the data in the same transaction.
+func (w *Writer) stream(ctx context.Context, st SeqStore, p *fhir.Principal, entries []*Entry, bodies bool) ([]*Result, error) {
+	plans := make([]*plan, len(entries))
+	for i, e := range entries {
+		pl, err := w.newPlan(p, e)
+		if err != nil {
+			return nil, &EntryError{Index: e.Index, Err: err}
+		}
+		plans[i] = pl
+	}
+	to, err := w.targets(ctx, p, plans, nil, false)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	built := make([]*store.Write, len(plans))
-	errs := make([]error, len(plans))
-	ready := make([]chan struct{}, len(plans))
-	for i := range ready {
-		ready[i] = make(chan struct{})
-	}
-	// stop tells the builders that the store stopped pulling (an error):
-	// the entries left are not built.
-	stop := make(chan struct{})
-	var builders sync.WaitGroup
-	builders.Go(func() {
-		forEach(len(plans), func(i int) {
-			defer close(ready[i])
-			select {
-			case <-stop:
-				errs[i] = context.Canceled
-				return
-			default:
-			}
-			built[i], errs[i] = w.build(ctx, plans[i], p, to, now)
-		})
+	now := w.opts.Now().UTC().Truncate(time.Microsecond)
+	b := newBuilders(len(plans), func(i int) (*store.Write, error) {
+		return w.buildStreamed(ctx, plans[i], p, to, now)
 	})
-	// The builders write plans (results); they are done before Write
-	// returns, whatever the store did.
-	defer builders.Wait()
-	defer close(stop)
-	return st.TransactSeq(ctx, func(yield func(store.Write, error) bool) {
+	defer b.close()
+	results := make([]*Result, len(plans))
+	kept := make([]Result, len(plans))
+	versions := make([]store.Version, len(plans))
+	err = st.TransactSeq(ctx, func(yield func(store.Write, error) bool) {
 		for i, pl := range plans {
-			<-ready[i]
-			if errs[i] != nil {
-				yield(store.Write{}, &EntryError{Index: pl.e.Index, Err: errs[i]})
+			wr, err := b.take(i)
+			if err != nil {
+				yield(store.Write{}, &EntryError{Index: pl.e.Index, Err: err})
 				return
 			}
-			if built[i] != nil && !yield(*built[i], nil) {
+			if wr != nil && !yield(*wr, nil) {
 				return
 			}
+			results[i] = keep(pl.result, &kept[i], &versions[i], bodies)
+			// What the plan built is stored: only its result is needed.
+			pl.res, pl.ops, pl.cur, pl.result = nil, nil, nil, nil
+			b.done()
 		}
-		rs := make([]*Result, len(plans))
-		for i, pl := range plans {
-			rs[i] = pl.result
-		}
-		*results = rs
 		if w.opts.Auditor != nil {
-			audits, err := w.opts.Auditor.AuditWrites(ctx, p, now, entries, rs)
+			audits, err := w.opts.Auditor.AuditWrites(ctx, p, now, entries, results)
 			if err != nil {
 				yield(store.Write{}, err)
 				return
@@ -534,17 +633,172 @@ func (w *Writer) stream(ctx context.Context, st SeqStore, p *fhir.Principal, pla
 			}
 		}
 	})
+	if err != nil {
+		var ee *EntryError
+		if !errors.As(err, &ee) && errors.Is(err, store.ErrConflict) {
+			return nil, conflict(plans, err)
+		}
+		return nil, err
+	}
+	return results, nil
+}
+
+// buildStreamed is build for stream, doing first what Write does for every
+// entry before building: parse and check the resource, read the current
+// version.
+func (w *Writer) buildStreamed(ctx context.Context, pl *plan, p *fhir.Principal, to map[string]string, now time.Time) (*store.Write, error) {
+	e := pl.e
+	if e.Method == http.MethodPost || e.Method == http.MethodPut {
+		res, err := w.opts.Codec.Parse(e.Resource)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkResource(e, res); err != nil {
+			return nil, err
+		}
+		pl.res = res
+	}
+	if e.Method != http.MethodPost && pl.result == nil {
+		cur, err := w.current(ctx, p, e.Type, pl.id)
+		if err != nil {
+			return nil, err
+		}
+		pl.cur = cur
+	}
+	return w.build(ctx, pl, p, to, now)
+}
+
+// keep is what a result keeps once its write is stored, in r and v: the
+// version without its index entries, and without its resource unless
+// bodies is set.
+func keep(res *Result, r *Result, v *store.Version, bodies bool) *Result {
+	if res == nil {
+		return nil
+	}
+	*r = *res
+	if res.Version != nil {
+		*v = *res.Version
+		v.Index = nil
+		if !bodies {
+			v.Resource = nil
+		}
+		r.Version = v
+	}
+	return r
+}
+
+// builders build entries 0..n-1 on every core, in order, at most window
+// ahead of the entry taken last.
+type builders struct {
+	slots []slot
+	// free holds a token per slot not in use; the feeder takes one
+	// before handing out an entry.
+	free chan struct{}
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// slot is where entry i (of those i with i%window equal) is built.
+type slot struct {
+	write *store.Write
+	err   error
+	ready chan struct{}
+}
+
+func newBuilders(n int, build func(i int) (*store.Write, error)) *builders {
+	size := min(window, n)
+	b := &builders{slots: make([]slot, size), free: make(chan struct{}, size), stop: make(chan struct{})}
+	for i := range b.slots {
+		b.slots[i].ready = make(chan struct{})
+		b.free <- struct{}{}
+	}
+	jobs := make(chan int)
+	b.wg.Go(func() {
+		defer close(jobs)
+		for i := range n {
+			// The k-th token taken is the (k-window)-th given back by
+			// done, once entry i-window is taken and its slot cleared.
+			select {
+			case <-b.free:
+			case <-b.stop:
+				return
+			}
+			select {
+			case jobs <- i:
+			case <-b.stop:
+				return
+			}
+		}
+	})
+	for range min(runtime.GOMAXPROCS(0), n) {
+		b.wg.Go(func() {
+			for i := range jobs {
+				s := &b.slots[i%size]
+				select {
+				case <-b.stop:
+					s.err = context.Canceled
+				default:
+					s.write, s.err = build(i)
+				}
+				close(s.ready)
+			}
+		})
+	}
+	return b
+}
+
+// take waits for entry i's write (nil: none) and clears its slot; entries
+// are taken in order, each followed by done.
+func (b *builders) take(i int) (*store.Write, error) {
+	s := &b.slots[i%len(b.slots)]
+	<-s.ready
+	wr, err := s.write, s.err
+	*s = slot{ready: make(chan struct{})}
+	return wr, err
+}
+
+// done lets the builders start one more entry.
+func (b *builders) done() { b.free <- struct{}{} }
+
+// close stops the builders and waits for them: entries not yet started are
+// not built.
+func (b *builders) close() {
+	close(b.stop)
+	b.wg.Wait()
 }
 
 // resolve chooses each entry's target (matches: those of the conditions)
 // and returns where every fullUrl and conditional reference points
 // (Type/id).
 func (w *Writer) resolve(ctx context.Context, p *fhir.Principal, plans []*plan, refs []condRef, matches [][]*store.Version) (map[string]string, error) {
+	to, err := w.targets(ctx, p, plans, matches, true)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range refs {
+		m := matches[r.cond]
+		if len(m) != 1 {
+			how := "no resource"
+			if len(m) > 1 {
+				how = "more than one resource"
+			}
+			return nil, fhir.PreconditionFailed("The conditional reference '"+r.ref+"' matches "+how+"; it must match exactly one",
+				"条件引用 '"+r.ref+"' 匹配的资源数不是一个")
+		}
+		to[r.ref] = m[0].Type + "/" + m[0].ID
+	}
+	return to, nil
+}
+
+// targets chooses each entry's target (see target; read: whether the
+// current versions are read now) and returns where every fullUrl points
+// (Type/id).
+func (w *Writer) targets(ctx context.Context, p *fhir.Principal, plans []*plan, matches [][]*store.Version, read bool) (map[string]string, error) {
 	to := map[string]string{} // fullUrls and conditional references -> Type/id
 	touched := map[string]int{}
 	for _, pl := range plans {
 		pl.id, pl.cur, pl.result = "", nil, nil
-		if err := w.target(ctx, p, pl, matches); err != nil {
+		if err := w.target(ctx, p, pl, matches, read); err != nil {
 			return nil, &EntryError{Index: pl.e.Index, Err: err}
 		}
 		if pl.id == "" {
@@ -564,18 +818,6 @@ func (w *Writer) resolve(ctx context.Context, p *fhir.Principal, plans []*plan, 
 			}
 		}
 	}
-	for _, r := range refs {
-		m := matches[r.cond]
-		if len(m) != 1 {
-			how := "no resource"
-			if len(m) > 1 {
-				how = "more than one resource"
-			}
-			return nil, fhir.PreconditionFailed("The conditional reference '"+r.ref+"' matches "+how+"; it must match exactly one",
-				"条件引用 '"+r.ref+"' 匹配的资源数不是一个")
-		}
-		to[r.ref] = m[0].Type + "/" + m[0].ID
-	}
 	return to, nil
 }
 
@@ -593,9 +835,10 @@ func relativeOf(fullURL string) (string, bool) {
 	return parts[len(parts)-2] + "/" + parts[len(parts)-1], true
 }
 
-// target decides which resource an entry acts on (pl.id, pl.cur), or sets
-// its result when it acts on none.
-func (w *Writer) target(ctx context.Context, p *fhir.Principal, pl *plan, matches [][]*store.Version) error {
+// target decides which resource an entry acts on (pl.id, and unless read
+// is false, its current version pl.cur), or sets its result when it acts
+// on none.
+func (w *Writer) target(ctx context.Context, p *fhir.Principal, pl *plan, matches [][]*store.Version, read bool) error {
 	e := pl.e
 	var m []*store.Version
 	if pl.cond >= 0 {
@@ -640,16 +883,21 @@ func (w *Writer) target(ctx context.Context, p *fhir.Principal, pl *plan, matche
 	default:
 		pl.id = e.ID
 	}
-	cur, err := w.opts.Store.Read(ctx, access(p), e.Type, pl.id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		pl.cur = nil
-	case err != nil:
-		return err
-	default:
-		pl.cur = cur
+	if !read {
+		return nil
 	}
-	return nil
+	var err error
+	pl.cur, err = w.current(ctx, p, e.Type, pl.id)
+	return err
+}
+
+// current reads the current version of a resource (nil: none).
+func (w *Writer) current(ctx context.Context, p *fhir.Principal, typ, id string) (*store.Version, error) {
+	cur, err := w.opts.Store.Read(ctx, access(p), typ, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return cur, err
 }
 
 // build makes the write of an entry whose target is known (nil: none).

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -103,10 +102,7 @@ func acceptsJSON(accept string) bool {
 
 // writeJSON writes a FHIR JSON body, indented under _pretty=true.
 func (s *Server) writeJSON(c *gin.Context, status int, body []byte) {
-	ct := mimeFHIRJSON + "; charset=utf-8"
-	if a := c.GetHeader("Accept"); strings.Contains(a, mimeJSON) && !strings.Contains(a, "fhir") {
-		ct = mimeJSON + "; charset=utf-8"
-	}
+	ct := jsonContentType(c)
 	if param(c, "_pretty") == "true" {
 		var buf bytes.Buffer
 		if json.Indent(&buf, body, "", "  ") == nil {
@@ -114,6 +110,15 @@ func (s *Server) writeJSON(c *gin.Context, status int, body []byte) {
 		}
 	}
 	c.Data(status, ct, body)
+}
+
+// jsonContentType is the Content-Type of a JSON answer: FHIR's, or plain
+// JSON's for a client that asks for that alone.
+func jsonContentType(c *gin.Context) string {
+	if a := c.GetHeader("Accept"); strings.Contains(a, mimeJSON) && !strings.Contains(a, "fhir") {
+		return mimeJSON + "; charset=utf-8"
+	}
+	return mimeFHIRJSON + "; charset=utf-8"
 }
 
 // base is the FHIR base URL for links: the configured one, else the
@@ -154,7 +159,17 @@ func (s *Server) readBody(c *gin.Context, accepted ...string) ([]byte, error) {
 	if c.Request.ContentLength > s.opts.MaxBody {
 		return nil, fhir.TooLarge(s.opts.MaxBody)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBody))
+	// Read into one buffer of the announced size where there is one: a
+	// growing buffer would copy a large body several times over.
+	var buf bytes.Buffer
+	if n := c.Request.ContentLength; n > 0 {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	_, err = buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBody))
+	body := buf.Bytes()
+	if body == nil {
+		body = []byte{} // an empty body, which a PATCH tells from none
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -47,12 +47,29 @@ func (s *Server) transaction(c *gin.Context) {
 		c.Set(actionKey, fhir.ActionTransaction)
 	}
 	reply := bundle.Reply{Base: s.base(c), Return: preferReturn(c), Lang: fhir.NegotiateLanguage(c.GetHeader("Accept-Language"))}
-	out, err := s.writer.Process(c.Request.Context(), principal(c), req, &entryReader{s: s, outer: c.Request}, reply)
+	resp, err := s.writer.Process(c.Request.Context(), principal(c), req, &entryReader{s: s, outer: c.Request}, reply)
 	if err != nil {
 		s.fail(c, bundle.Locate(err))
 		return
 	}
-	s.writeJSON(c, http.StatusOK, out)
+	if param(c, "_pretty") == "true" {
+		var buf bytes.Buffer
+		if _, err := resp.WriteTo(&buf); err != nil {
+			s.fail(c, err)
+			return
+		}
+		s.writeJSON(c, http.StatusOK, buf.Bytes())
+		return
+	}
+	// Written as it is rendered: a Bundle answering 10,000 entries is
+	// never held whole.
+	c.Header("Content-Type", jsonContentType(c))
+	c.Status(http.StatusOK)
+	if _, err := resp.WriteTo(c.Writer); err != nil {
+		// The status is sent: the client (most likely gone) sees a
+		// truncated body.
+		s.opts.Logger.WarnContext(c.Request.Context(), "writing a bundle response", "error", err)
+	}
 }
 
 // internalKey marks a request the server makes to itself for a Bundle's

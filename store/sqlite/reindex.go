@@ -37,6 +37,7 @@ func (s *Store) SetIndex(ctx context.Context, v *store.Version, entries []store.
 	if err != nil {
 		return wrap(err)
 	}
+	defer s.unbind(tx)
 	defer tx.Rollback()
 	var pk int64
 	err = tx.QueryRowContext(ctx, `SELECT pk FROM current WHERE type = ? AND id = ? AND vid = ? AND deleted = 0`, v.Type, v.ID, v.VersionID).Scan(&pk)

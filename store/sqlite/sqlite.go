@@ -180,11 +180,49 @@ func (s *Store) stmt(ctx context.Context, tx *sql.Tx, query string) *sql.Stmt {
 	return tx.StmtContext(ctx, s.prepared[query])
 }
 
-// exec runs one of the prepared statements in tx.
+// exec runs one of the prepared statements in tx, bound to tx once (see
+// txStmts).
 func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	st := s.stmt(ctx, tx, query)
-	defer st.Close()
-	return st.ExecContext(ctx, args...)
+	return s.bound(ctx, tx, query).ExecContext(ctx, args...)
+}
+
+// txStmts are the writer's statements bound to the transaction in
+// progress, each bound once: database/sql keeps every statement bound to
+// a transaction (Tx.StmtContext) until the transaction ends, closed or
+// not, so binding one per execution held about a kilobyte per write of a
+// large transaction until its commit. The writer has one connection, so
+// one transaction at a time.
+type txStmts struct {
+	mu    sync.Mutex
+	tx    *sql.Tx
+	bound map[string]*sql.Stmt
+}
+
+// bound is query bound to tx, bound on first use.
+func (s *Store) bound(ctx context.Context, tx *sql.Tx, query string) *sql.Stmt {
+	b := &s.txStmts
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tx != tx {
+		b.tx, b.bound = tx, map[string]*sql.Stmt{}
+	}
+	st, ok := b.bound[query]
+	if !ok {
+		st = s.stmt(ctx, tx, query)
+		b.bound[query] = st
+	}
+	return st
+}
+
+// unbind forgets the statements bound to tx, which has ended (its end
+// closed them), so that what it held is not kept until the next one.
+func (s *Store) unbind(tx *sql.Tx) {
+	b := &s.txStmts
+	b.mu.Lock()
+	if b.tx == tx {
+		b.tx, b.bound = nil, nil
+	}
+	b.mu.Unlock()
 }
 
 // insertIndex writes a version's entries (n keeps their order), in primary
@@ -228,6 +266,8 @@ type Store struct {
 	group groupCommit
 	// prepared holds the writer's statements by their SQL (see prepare).
 	prepared map[string]*sql.Stmt
+	// txStmts holds them bound to the writer's transaction in progress.
+	txStmts txStmts
 	// crashAfter names a step of Transact ("searched", "first",
 	// "written") after which it stops as a writer that died there would.
 	// Only tests set it.
@@ -508,6 +548,7 @@ func (s *Store) writeGroupTx(ctx context.Context, batch []*queuedPut, savepoints
 	if err != nil {
 		return fail(wrap(err))
 	}
+	defer s.unbind(tx)
 	defer tx.Rollback()
 	switch {
 	case len(batch) == 1:
@@ -653,6 +694,7 @@ func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([
 	if err != nil {
 		return wrap(err)
 	}
+	defer s.unbind(tx)
 	defer tx.Rollback()
 	matches := make([][]*store.Version, len(conds))
 	for i, q := range conds {

@@ -18,23 +18,27 @@ func testTransaction(t *testing.T, newStore NewStore) {
 	for _, tc := range []struct {
 		name string
 		fn   func(t *testing.T, h *Client)
+		// maxEntries is the server's entry limit (default 50).
+		maxEntries int
 	}{
-		{"urn:uuid rewritten in extensions and nested elements", txRewrite},
-		{"conditional references", txConditionalReferences},
-		{"ifNoneExist", txIfNoneExist},
-		{"duplicate fullUrl", txDuplicateFullURL},
-		{"the same resource twice", txSameResourceTwice},
-		{"a stale ifMatch fails the whole transaction", txStaleIfMatch},
-		{"GET entries see the transaction's writes", txReadsOwnWrites},
-		{"batch entries fail alone", txBatch},
-		{"Prefer return per entry", txPrefer},
-		{"official transaction example", txOfficialExample},
-		{"too many entries", txTooManyEntries},
-		{"a large transaction, built while it is stored", txLarge},
-		{"a large transaction failing at its last entry", txLargeFailsLast},
+		{"urn:uuid rewritten in extensions and nested elements", txRewrite, 0},
+		{"conditional references", txConditionalReferences, 0},
+		{"ifNoneExist", txIfNoneExist, 0},
+		{"duplicate fullUrl", txDuplicateFullURL, 0},
+		{"the same resource twice", txSameResourceTwice, 0},
+		{"a stale ifMatch fails the whole transaction", txStaleIfMatch, 0},
+		{"GET entries see the transaction's writes", txReadsOwnWrites, 0},
+		{"batch entries fail alone", txBatch, 0},
+		{"Prefer return per entry", txPrefer, 0},
+		{"official transaction example", txOfficialExample, 0},
+		{"too many entries", txTooManyEntries, 0},
+		{"a large transaction, built while it is stored", txLarge, 0},
+		{"a large transaction failing at its last entry", txLargeFailsLast, 0},
+		{"references to entries further away than the writer builds ahead", txBeyondWindow, beyondWindow},
+		{"a large transaction failing near its end stores nothing", txBeyondWindowFails, beyondWindow},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h, _ := open(t, newStore, func(o *rest.Options) { o.MaxBundleEntries = 50 })
+			h, _ := open(t, newStore, func(o *rest.Options) { o.MaxBundleEntries = max(50, tc.maxEntries) })
 			tc.fn(t, h)
 		})
 	}
@@ -398,5 +402,78 @@ func txLargeFailsLast(t *testing.T, h *Client) {
 	}
 	if r := h.Do("GET", "/Patient/last", nil); r.Header.Get("ETag") != `W/"2"` {
 		t.Errorf("Patient/last at %s", r.Header.Get("ETag"))
+	}
+}
+
+// beyondWindow is more entries than a writer that stores a transaction as
+// it builds it (bundle.SeqStore) holds built at once, twice over.
+const beyondWindow = 700
+
+// farEntries is a transaction of n entries: Observations, then the
+// Patients they are about, the first Observation's the last Patient, so
+// that most references point further ahead than the writer builds; bad,
+// if at least 0, makes that entry invalid.
+func farEntries(n, bad int) []string {
+	out := make([]string, n)
+	half := n / 2
+	for i := range half {
+		uuid := fmt.Sprintf("urn:uuid:7d2e0000-0000-4000-8000-%012d", i)
+		out[i] = `{"resource":{"resourceType":"Observation","status":"final","code":{"text":"far"},"subject":{"reference":"` + uuid +
+			`"}},"request":{"method":"POST","url":"Observation"}}`
+		out[n-1-i] = `{"fullUrl":"` + uuid + `","resource":{"resourceType":"Patient","identifier":[{"system":"http://hosp/far","value":"F` +
+			fmt.Sprint(i) + `"}]},"request":{"method":"POST","url":"Patient"}}`
+	}
+	if bad >= 0 {
+		out[bad] = `{"resource":{"resourceType":"Patient","birthDate":"not a date"},"request":{"method":"POST","url":"Patient"}}`
+	}
+	return out
+}
+
+func txBeyondWindow(t *testing.T, h *Client) {
+	n := beyondWindow
+	m := h.post(t, txBundle("transaction", farEntries(n, -1)...), 200)
+	entries := asList(m["entry"])
+	status, loc := responses(t, m)
+	if len(status) != n {
+		t.Fatalf("%d response entries, want %d", len(status), n)
+	}
+	for i := range n / 2 {
+		p := n - 1 - i
+		if status[i] != "201 Created" || status[p] != "201 Created" {
+			t.Fatalf("entries %d, %d: %s, %s", i, p, status[i], status[p])
+		}
+		obs := entries[i].(map[string]any)["resource"].(map[string]any)
+		if r := obs["subject"].(map[string]any)["reference"]; r != typeID(loc[p]) {
+			t.Fatalf("entry %d: subject %v, want entry %d's %s", i, r, p, typeID(loc[p]))
+		}
+		pat := entries[p].(map[string]any)["resource"].(map[string]any)
+		if "Patient/"+fmt.Sprint(pat["id"]) != typeID(loc[p]) {
+			t.Fatalf("entry %d: resource id %v, location %s", p, pat["id"], loc[p])
+		}
+	}
+	if m := h.get(t, "Observation?_summary=count&subject="+typeID(loc[n-1])); m["total"].(float64) != 1 {
+		t.Errorf("Observation?subject=%s: total %v, want 1 (indexed as rewritten)", typeID(loc[n-1]), m["total"])
+	}
+	// Prefer: return=minimal answers without the resources.
+	m = h.post(t, txBundle("transaction", farEntries(n, -1)...), 200, "Prefer", "return=minimal")
+	for i, e := range asList(m["entry"]) {
+		e := e.(map[string]any)
+		if e["resource"] != nil || e["response"].(map[string]any)["etag"] != `W/"1"` {
+			t.Fatalf("return=minimal, entry %d: %v", i, e)
+		}
+	}
+}
+
+func txBeyondWindowFails(t *testing.T, h *Client) {
+	n := beyondWindow
+	bad := n - 50
+	first := outcome(t, h.Do("POST", "", txBundle("transaction", farEntries(n, bad)...)), 400, fhir.IssueValue)
+	if want := fmt.Sprintf("Bundle.entry[%d]", bad); !strings.Contains(fmt.Sprint(first["expression"]), want) {
+		t.Errorf("the answer does not name %s: %v", want, first)
+	}
+	for _, typ := range []string{"Patient", "Observation"} {
+		if m := h.get(t, typ+"?_summary=count"); m["total"].(float64) != 0 {
+			t.Errorf("a failed transaction stored %v of %s", m["total"], typ)
+		}
 	}
 }
