@@ -63,7 +63,7 @@ type changes struct {
 // string resourceType).
 func isResource(ms []member) bool {
 	for _, m := range ms {
-		if m.key == "resourceType" {
+		if string(m.key) == "resourceType" {
 			return kind(m.val) == '"'
 		}
 	}
@@ -123,7 +123,7 @@ func object(out []byte, ms []member, inResource bool, c *changes) ([]byte, span,
 	ref := isReference(ms)
 	task := inResource && resourceType(ms) == "Task"
 	n := 0
-	put := func(key string) {
+	put := func(key []byte) {
 		if n > 0 {
 			out = append(out, ',')
 		}
@@ -134,7 +134,7 @@ func object(out []byte, ms []member, inResource bool, c *changes) ([]byte, span,
 	meta := span{len(out), len(out)}
 	seenMeta := false
 	for _, m := range ms {
-		switch m.key {
+		switch string(m.key) {
 		case "telecom", "photo", "note", "presentedForm":
 			c.redacted = true
 			continue
@@ -210,7 +210,7 @@ func object(out []byte, ms []member, inResource bool, c *changes) ([]byte, span,
 			return nil, meta, err
 		}
 		if inResource {
-			switch m.key {
+			switch string(m.key) {
 			case "meta":
 				meta, seenMeta = span{at, len(out)}, true
 			case "resourceType", "id":
@@ -280,10 +280,10 @@ func writeObject(out []byte, ms []member) []byte {
 }
 
 // appendKey appends a member's key and colon.
-func appendKey(out []byte, key string) []byte {
+func appendKey(out []byte, key []byte) []byte {
 	for i := 0; i < len(key); i++ {
 		if c := key[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			q, _ := json.Marshal(key)
+			q, _ := json.Marshal(string(key))
 			out = append(out, q...)
 			return append(out, ':')
 		}
@@ -296,7 +296,7 @@ func appendKey(out []byte, key string) []byte {
 // resourceType is the resourceType of a resource's members.
 func resourceType(ms []member) string {
 	for _, m := range ms {
-		if m.key == "resourceType" {
+		if string(m.key) == "resourceType" {
 			s, _ := stringValue(m.val)
 			return s
 		}
@@ -318,7 +318,7 @@ func taskParameters(out []byte, raw []byte, c *changes) ([]byte, error) {
 		}
 		kept := ms[:0:0]
 		for _, m := range ms {
-			if m.key == "valueString" || m.key == "valueMarkdown" {
+			if string(m.key) == "valueString" || string(m.key) == "valueMarkdown" {
 				c.redacted = true
 				continue
 			}
@@ -367,7 +367,7 @@ func isHumanName(raw []byte) bool {
 			return false
 		}
 		for _, m := range ms {
-			if humanNameKeys[m.key] {
+			if humanNameKeys[string(m.key)] {
 				return true
 			}
 		}
@@ -393,7 +393,7 @@ func isHumanName(raw []byte) bool {
 func isReference(ms []member) bool {
 	ref := false
 	for _, m := range ms {
-		switch m.key {
+		switch string(m.key) {
 		case "code":
 			return false
 		case "reference", "identifier", "type":
@@ -415,7 +415,7 @@ func registryIdentifiers(raw []byte) (ours []byte, changed bool, err error) {
 			return false
 		}
 		for _, m := range ms {
-			if m.key == "system" {
+			if string(m.key) == "system" {
 				sys, _ := stringValue(m.val)
 				return strings.HasPrefix(sys, RegistrySystemPrefix)
 			}
@@ -470,7 +470,7 @@ func labelled(raw []byte, labels []string) ([]byte, error) {
 	at := -1
 	var sec [][]byte
 	for i, m := range ms {
-		if m.key == "security" && kind(m.val) == '[' {
+		if string(m.key) == "security" && kind(m.val) == '[' {
 			at = i
 			if sec, err = elements(m.val); err != nil {
 				return nil, err
@@ -493,7 +493,7 @@ func labelled(raw []byte, labels []string) ([]byte, error) {
 	}
 	list = append(list, ']')
 	if at < 0 {
-		ms = append(ms, member{key: "security", val: list})
+		ms = append(ms, member{key: []byte("security"), val: list})
 	} else {
 		ms[at].val = list
 	}
@@ -509,7 +509,7 @@ func hasLabel(sec [][]byte, code string) bool {
 		}
 		var sys, c string
 		for _, m := range ms {
-			switch m.key {
+			switch string(m.key) {
 			case "system":
 				sys, _ = stringValue(m.val)
 			case "code":

@@ -15,10 +15,11 @@ import (
 // a donor renders thousands of resources through it). Numbers and strings
 // keep their exact text.
 
-// member is one member of a JSON object: its key, decoded, and its value's
-// raw text.
+// member is one member of a JSON object: its key, decoded (the text itself
+// when it has no escape, so that splitting an object copies nothing), and
+// its value's raw text.
 type member struct {
-	key string
+	key []byte
 	val []byte
 }
 
@@ -31,9 +32,13 @@ func members(obj []byte) ([]member, error) {
 	}
 	out := make([]member, 0, 8)
 	end, err := jsonscan.Object(obj, 0, func(k []byte, at int) (int, error) {
-		key, err := unquote(k)
-		if err != nil {
-			return 0, err
+		key := k
+		if bytes.IndexByte(k, '\\') >= 0 {
+			s, err := unquote(k)
+			if err != nil {
+				return 0, err
+			}
+			key = []byte(s)
 		}
 		next, err := jsonscan.SkipValue(obj, at)
 		if err != nil {
