@@ -104,13 +104,21 @@ func (r *Registry) write(engine *search.Engine, cur *store.Version, res map[stri
 }
 
 // testTraceAfterChanges: the look-back walks views kept up to date from the
-// store's history (ops' facts); after a new lot, a new procedure and event
+// store's history (ops' facts), which read as a reader of every tenant (a
+// recipient its hospital alone reads is found all the same); after a new lot, a new procedure and event
 // on it, a deleted procedure and a recipient who comes to be read by its
 // hospital only (given a donor code), a second look-back on the same
 // operations shows each change, to each caller as before, and equals a
 // look-back from scratch.
 func testTraceAfterChanges(t *testing.T, newStore NewStore) {
 	r := Cohort(t, newStore(t))
+	// r5 at h1 carries a donor code from the start: h1 reads it, nobody
+	// else does, not even in a look-back of the lot it had.
+	r.put("h1", map[string]any{"resourceType": "Patient", "id": "r5", "meta": meta("cmts-recipient"),
+		"identifier": []any{map[string]any{"system": sid + "recipient-code", "value": "R-r5"},
+			map[string]any{"system": sid + "donor-code", "value": "D-r5"}},
+		"name": []any{map[string]any{"family": "Recipient r5"}}, "gender": "male", "birthDate": "1980-01-02"})
+	r.Procedure("h1", "p6", "r5", "l1")
 	o := ops.New(ops.Options{Store: r.St, Policy: r.Pol})
 	x := func(tenant, ref string) shown { return shown{Ref: ref, Source: tenant} }
 	own := func(tenant, ref string) shown {
@@ -126,26 +134,28 @@ func testTraceAfterChanges(t *testing.T, newStore NewStore) {
 		{name: "bank from its donor", p: bankStaff, typ: "Patient", id: "d1",
 			before: []shown{x("h1", "AdverseEvent/e1"), x("h2", "AdverseEvent/e3"), own(bank, "Patient/d1"),
 				x("h1", "Patient/r1"), x("h2", "Patient/r2"), x("h2", "Patient/r3"),
-				x("h1", "Procedure/p1"), x("h2", "Procedure/p2"), x("h2", "Procedure/p3"),
+				x("h1", "Procedure/p1"), x("h2", "Procedure/p2"), x("h2", "Procedure/p3"), x("h1", "Procedure/p6"),
 				own(bank, "Specimen/don1"), lot("l1"), lot("l2"), lot("l3")},
 			// r1 now reads as its hospital's only; r2 was reached through
 			// p2 alone; r4 through p5 on the new lot l4.
 			after: []shown{x("h1", "AdverseEvent/e1"), x("h2", "AdverseEvent/e3"), x("h2", "AdverseEvent/e5"),
 				own(bank, "Patient/d1"), x("h2", "Patient/r3"), x("h2", "Patient/r4"),
-				x("h1", "Procedure/p1"), x("h2", "Procedure/p3"), x("h2", "Procedure/p5"),
+				x("h1", "Procedure/p1"), x("h2", "Procedure/p3"), x("h2", "Procedure/p5"), x("h1", "Procedure/p6"),
 				own(bank, "Specimen/don1"), lot("l1"), lot("l2"), lot("l3"), lot("l4")}},
 		{name: "hospital from a lot: its own recipient still in full", p: hosp1, typ: "Specimen", id: "l1",
-			before: []shown{own("h1", "AdverseEvent/e1"), own("h1", "Patient/r1"), own("h1", "Procedure/p1"), lot("l1"), lot("l2")},
-			after:  []shown{own("h1", "AdverseEvent/e1"), own("h1", "Patient/r1"), own("h1", "Procedure/p1"), lot("l1"), lot("l2"), lot("l4")}},
+			before: []shown{own("h1", "AdverseEvent/e1"), own("h1", "Patient/r1"), own("h1", "Patient/r5"),
+				own("h1", "Procedure/p1"), own("h1", "Procedure/p6"), lot("l1"), lot("l2")},
+			after: []shown{own("h1", "AdverseEvent/e1"), own("h1", "Patient/r1"), own("h1", "Patient/r5"),
+				own("h1", "Procedure/p1"), own("h1", "Procedure/p6"), lot("l1"), lot("l2"), lot("l4")}},
 		{name: "other hospital from a lot: the new procedure, not the deleted one", p: hosp2, typ: "Specimen", id: "l1",
 			before: []shown{own("h2", "Patient/r2"), own("h2", "Procedure/p2"), lot("l1"), lot("l2")},
 			after: []shown{own("h2", "AdverseEvent/e5"), own("h2", "Patient/r4"), own("h2", "Procedure/p5"),
 				lot("l1"), lot("l2"), lot("l4")}},
 		{name: "regulator from a lot", p: regulator, typ: "Specimen", id: "l1",
 			before: []shown{x("h1", "AdverseEvent/e1"), x("h1", "Patient/r1"), x("h2", "Patient/r2"),
-				x("h1", "Procedure/p1"), x("h2", "Procedure/p2"), lot("l1"), lot("l2")},
+				x("h1", "Procedure/p1"), x("h2", "Procedure/p2"), x("h1", "Procedure/p6"), lot("l1"), lot("l2")},
 			after: []shown{x("h1", "AdverseEvent/e1"), x("h2", "AdverseEvent/e5"), x("h2", "Patient/r4"),
-				x("h1", "Procedure/p1"), x("h2", "Procedure/p5"), lot("l1"), lot("l2"), lot("l4")}},
+				x("h1", "Procedure/p1"), x("h2", "Procedure/p5"), x("h1", "Procedure/p6"), lot("l1"), lot("l2"), lot("l4")}},
 	}
 	run := func(o *ops.Ops, want func(int) []shown) {
 		t.Helper()
