@@ -359,19 +359,12 @@ var humanNameKeys = map[string]bool{"family": true, "given": true, "text": true,
 // parameter.
 func isHumanName(raw []byte) bool {
 	one := func(e []byte) bool {
-		if kind(e) != '{' {
-			return false
-		}
-		ms, err := members(e)
-		if err != nil {
-			return false
-		}
-		for _, m := range ms {
-			if humanNameKeys[string(m.key)] {
-				return true
-			}
-		}
-		return false
+		found := false
+		ok := eachMember(e, func(key, _ []byte) bool {
+			found = humanNameKeys[string(key)]
+			return !found
+		})
+		return ok && found
 	}
 	if kind(raw) == '[' {
 		es, err := elements(raw)
@@ -407,20 +400,16 @@ func isReference(ms []member) bool {
 // from an Identifier or a list of them; ours is nil when none remain.
 func registryIdentifiers(raw []byte) (ours []byte, changed bool, err error) {
 	isOurs := func(e []byte) bool {
-		if kind(e) != '{' {
-			return false
-		}
-		ms, err := members(e)
-		if err != nil {
-			return false
-		}
-		for _, m := range ms {
-			if string(m.key) == "system" {
-				sys, _ := stringValue(m.val)
-				return strings.HasPrefix(sys, RegistrySystemPrefix)
+		ours := false
+		ok := eachMember(e, func(key, val []byte) bool {
+			if string(key) != "system" {
+				return true
 			}
-		}
-		return false
+			sys, _ := stringValue(val)
+			ours = strings.HasPrefix(sys, RegistrySystemPrefix)
+			return false
+		})
+		return ok && ours
 	}
 	switch kind(raw) {
 	case '[':

@@ -3,6 +3,7 @@ package deid
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/fmtbank/cmts/fhir/jsonscan"
@@ -24,6 +25,9 @@ type member struct {
 }
 
 var errSyntax = jsonscan.ErrSyntax
+
+// errStop ends a walk of eachMember early.
+var errStop = errors.New("deid: stop")
 
 // members splits the object obj (its raw text, braces included).
 func members(obj []byte) ([]member, error) {
@@ -56,12 +60,41 @@ func members(obj []byte) ([]member, error) {
 	return out, nil
 }
 
+// eachMember calls each with the key (decoded) and the raw value of the
+// members of the object obj in turn, until each returns false; it reports
+// whether obj is an object, well formed up to where it stopped. It splits
+// nothing out, for the checks that look at one member or two.
+func eachMember(obj []byte, each func(key, val []byte) bool) bool {
+	if kind(obj) != '{' {
+		return false
+	}
+	end, err := jsonscan.Object(obj, 0, func(k []byte, at int) (int, error) {
+		key := k
+		if bytes.IndexByte(k, '\\') >= 0 {
+			s, err := unquote(k)
+			if err != nil {
+				return 0, err
+			}
+			key = []byte(s)
+		}
+		next, err := jsonscan.SkipValue(obj, at)
+		if err != nil {
+			return 0, err
+		}
+		if !each(key, obj[at:next]) {
+			return 0, errStop
+		}
+		return next, nil
+	})
+	return err == errStop || (err == nil && end == len(obj))
+}
+
 // elements splits the array arr (its raw text, brackets included).
 func elements(arr []byte) ([][]byte, error) {
 	if kind(arr) != '[' {
 		return nil, errSyntax
 	}
-	var out [][]byte
+	out := make([][]byte, 0, 4)
 	end, err := jsonscan.Array(arr, 0, func(at int) (int, error) {
 		next, err := jsonscan.SkipValue(arr, at)
 		if err != nil {
