@@ -24,20 +24,15 @@ import (
 // taken before the commit), so the history is read again from well before.
 const viewOverlap = 5 * time.Minute
 
-// everyone is the access a view is loaded with: every tenant, but what
-// only its owner reads (donors, the audit trail), which no report counts.
-// Its history is read with the tenants of its rows added (view.sync), so
-// that a resource that comes to be read by its owner only (a recipient
-// given a donor code) is seen to leave every other tenant's sight.
+// everyone is the access a view reads with: every tenant, but what only its
+// owner reads (donors, the audit trail), which no report counts.
 var everyone = store.Access{Everyone: true}
 
 // view is one type's current resources as decoded.
 type view struct {
 	typ    string
 	decode func([]byte) (any, error)
-	// bodies says whether rows keep the stored JSON too (the types a
-	// look-back answers, so that it reads nothing but what changed).
-	bodies bool
+	viewOptions
 
 	mu     sync.RWMutex
 	loaded bool
@@ -53,6 +48,20 @@ type view struct {
 	// referrers are, by a reference a row makes ("Type/id", as linker
 	// gives it), the ids of the rows that make it, current ones only.
 	referrers map[string][]string
+}
+
+// viewOptions are what a view keeps besides what decode gives.
+type viewOptions struct {
+	// bodies: rows keep the stored JSON too (the types a look-back
+	// answers, so that it reads nothing but what changed).
+	bodies bool
+	// owners: the history is read with the tenants of the rows as well as
+	// everyone, so that a resource that comes to be read by its owner only
+	// (a Patient given a donor code) is seen to leave every other tenant's
+	// sight rather than kept as it was. (A type no validated resource of
+	// which is owner-only goes without: naming the tenants makes SQLite
+	// read the history twice.)
+	owners bool
 }
 
 type viewRow struct {
@@ -79,11 +88,11 @@ type views struct {
 
 // get is the report view of typ, which keeps what decode gives.
 func (vs *views) get(typ string, decode func([]byte) (any, error)) *view {
-	return vs.make(typ, typ, decode, false)
+	return vs.make(typ, typ, decode, viewOptions{})
 }
 
 // make is the view named name, made with these when it is new.
-func (vs *views) make(name, typ string, decode func([]byte) (any, error), bodies bool) *view {
+func (vs *views) make(name, typ string, decode func([]byte) (any, error), opts viewOptions) *view {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	if vs.m == nil {
@@ -91,7 +100,7 @@ func (vs *views) make(name, typ string, decode func([]byte) (any, error), bodies
 	}
 	v := vs.m[name]
 	if v == nil {
-		v = &view{typ: typ, decode: decode, bodies: bodies, rows: map[string]*viewRow{}, referrers: map[string][]string{}}
+		v = &view{typ: typ, decode: decode, viewOptions: opts, rows: map[string]*viewRow{}, referrers: map[string][]string{}}
 		vs.m[name] = v
 	}
 	return v
@@ -125,8 +134,10 @@ func (v *view) sync(ctx context.Context, st store.Store, now func() time.Time) e
 		v.loaded, v.synced = true, start
 		return nil
 	}
-	q := store.HistoryQuery{Access: store.Access{Tenants: slices.Clone(v.tenants), Everyone: true}, Type: v.typ,
-		Since: v.synced.Add(-viewOverlap), Count: reportPageCount}
+	q := store.HistoryQuery{Access: everyone, Type: v.typ, Since: v.synced.Add(-viewOverlap), Count: reportPageCount}
+	if v.owners {
+		q.Access = store.Access{Tenants: slices.Clone(v.tenants), Everyone: true}
+	}
 	for {
 		page, err := st.History(ctx, q)
 		if err != nil {

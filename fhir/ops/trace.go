@@ -163,10 +163,10 @@ type traceGraph struct {
 // traceGraph is the look-back's views, brought up to date.
 func (o *Ops) traceGraph(ctx context.Context) (*traceGraph, error) {
 	g := &traceGraph{
-		specimens:  o.views.make("trace Specimen", "Specimen", decodeTrace, true),
-		procedures: o.views.make("trace Procedure", "Procedure", decodeTrace, true),
-		patients:   o.views.make("trace Patient", "Patient", decodeTrace, true),
-		events:     o.views.make("trace AdverseEvent", "AdverseEvent", decodeTrace, true),
+		specimens:  o.views.make("trace Specimen", "Specimen", decodeTrace, viewOptions{bodies: true}),
+		procedures: o.views.make("trace Procedure", "Procedure", decodeTrace, viewOptions{bodies: true}),
+		patients:   o.views.make("trace Patient", "Patient", decodeTrace, viewOptions{bodies: true, owners: true}),
+		events:     o.views.make("trace AdverseEvent", "AdverseEvent", decodeTrace, viewOptions{bodies: true}),
 	}
 	var eg errgroup.Group
 	for _, v := range []*view{g.specimens, g.procedures, g.patients, g.events} {
