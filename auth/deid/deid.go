@@ -44,19 +44,22 @@ func JSON(b []byte) ([]byte, error) {
 	if kind(obj) != '{' {
 		return nil, fmt.Errorf("deid: not a JSON object")
 	}
-	ms, err := members(obj)
+	sp := &splitter{ms: make([]member, 0, 64)}
+	ms, err := sp.members(obj)
 	if err != nil {
 		return nil, err
 	}
 	if !isResource(ms) {
 		return nil, fmt.Errorf("deid: not a FHIR resource (no resourceType)")
 	}
-	out, _, err := resource(make([]byte, 0, len(obj)), ms)
+	out, _, err := resource(make([]byte, 0, len(obj)), ms, sp)
 	return out, err
 }
 
 type changes struct {
 	redacted, abstracted bool
+	// sp splits the objects met (one for the whole call).
+	sp *splitter
 }
 
 // isResource reports whether an object's members make a resource (a
@@ -72,8 +75,8 @@ func isResource(ms []member) bool {
 
 // resource appends the de-identified resource made of ms to out, labelled
 // in its meta for what was changed, and reports whether anything was.
-func resource(out []byte, ms []member) ([]byte, bool, error) {
-	var c changes
+func resource(out []byte, ms []member, sp *splitter) ([]byte, bool, error) {
+	c := changes{sp: sp}
 	start := len(out)
 	out, meta, err := object(out, ms, true, &c)
 	if err != nil {
@@ -229,12 +232,14 @@ func object(out []byte, ms []member, inResource bool, c *changes) ([]byte, span,
 func value(out []byte, raw []byte, c *changes) ([]byte, error) {
 	switch kind(raw) {
 	case '{':
-		ms, err := members(raw)
+		mark := c.sp.mark()
+		defer c.sp.release(mark)
+		ms, err := c.sp.members(raw)
 		if err != nil {
 			return nil, err
 		}
 		if isResource(ms) {
-			out, changed, err := resource(out, ms)
+			out, changed, err := resource(out, ms, c.sp)
 			if changed {
 				c.redacted = true
 			}
@@ -312,7 +317,9 @@ func taskParameters(out []byte, raw []byte, c *changes) ([]byte, error) {
 		if kind(e) != '{' {
 			return value(out, e, c)
 		}
-		ms, err := members(e)
+		mark := c.sp.mark()
+		defer c.sp.release(mark)
+		ms, err := c.sp.members(e)
 		if err != nil {
 			return nil, err
 		}

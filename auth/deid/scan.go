@@ -29,12 +29,43 @@ var errSyntax = jsonscan.ErrSyntax
 // errStop ends a walk of eachMember early.
 var errStop = errors.New("deid: stop")
 
+// splitter splits objects into members on one stack for a whole
+// de-identification: the members of an object stay valid until released
+// (after the members of the objects inside it were released), so that
+// splitting a resource's objects allocates once, not once an object.
+type splitter struct {
+	ms []member
+}
+
+// mark is where the stack is, for release.
+func (sp *splitter) mark() int { return len(sp.ms) }
+
+// release drops what was split since mark.
+func (sp *splitter) release(mark int) { sp.ms = sp.ms[:mark] }
+
+// members splits the object obj (its raw text, braces included) on the
+// stack; the result's capacity is its length, so appending to it copies.
+func (sp *splitter) members(obj []byte) ([]member, error) {
+	start := len(sp.ms)
+	out, err := appendMembers(sp.ms, obj)
+	if err != nil {
+		sp.ms = sp.ms[:start]
+		return nil, err
+	}
+	sp.ms = out
+	return out[start:len(out):len(out)], nil
+}
+
 // members splits the object obj (its raw text, braces included).
 func members(obj []byte) ([]member, error) {
+	return appendMembers(make([]member, 0, 8), obj)
+}
+
+// appendMembers appends the members of the object obj to out.
+func appendMembers(out []member, obj []byte) ([]member, error) {
 	if kind(obj) != '{' {
 		return nil, errSyntax
 	}
-	out := make([]member, 0, 8)
 	end, err := jsonscan.Object(obj, 0, func(k []byte, at int) (int, error) {
 		key := k
 		if bytes.IndexByte(k, '\\') >= 0 {
