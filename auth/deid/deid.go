@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -44,7 +45,7 @@ func JSON(b []byte) ([]byte, error) {
 	if kind(obj) != '{' {
 		return nil, fmt.Errorf("deid: not a JSON object")
 	}
-	sp := &splitter{ms: make([]member, 0, 64)}
+	sp := &splitter{ms: make([]member, 0, 24)}
 	ms, err := sp.members(obj)
 	if err != nil {
 		return nil, err
@@ -52,7 +53,8 @@ func JSON(b []byte) ([]byte, error) {
 	if !isResource(ms) {
 		return nil, fmt.Errorf("deid: not a FHIR resource (no resourceType)")
 	}
-	out, _, err := resource(make([]byte, 0, len(obj)), ms, sp)
+	// Room for the labels, so that adding them moves the tail in place.
+	out, _, err := resource(make([]byte, 0, len(obj)+256), ms, sp)
 	return out, err
 }
 
@@ -112,8 +114,7 @@ func resource(out []byte, ms []member, sp *splitter) ([]byte, bool, error) {
 			insert = append([]byte(`,"meta":`), l...)
 		}
 	}
-	tail := append(insert, out[meta.end:]...)
-	return append(out[:meta.start], tail...), true, nil
+	return slices.Replace(out, meta.start, meta.end, insert...), true, nil
 }
 
 // span is where a resource's meta value is in the output, or (start ==
