@@ -45,8 +45,8 @@ type view struct {
 	sorted bool
 	// tenants are the owners of the rows: a resource keeps its tenant.
 	tenants []string
-	// referrers are, by a reference a row makes ("Type/id", as linker
-	// gives it), the ids of the rows that make it, current ones only.
+	// referrers are, by a reference a row makes (as linker names it), the
+	// ids of the rows that make it, current ones only.
 	referrers map[string][]string
 }
 
@@ -72,9 +72,9 @@ type viewRow struct {
 	x    any
 }
 
-// linker is a decoded resource that names the resources it references
-// ("Type/id"), which a view indexes so that what references a resource is
-// found without a scan (the look-back's graph walk).
+// linker is a decoded resource that names the references it makes (the
+// look-back's linkKey: search parameter and "Type/id"), which a view
+// indexes so that what references a resource is found without a scan.
 type linker interface {
 	links() []string
 }
