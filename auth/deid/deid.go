@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 )
 
 // RegistrySystemPrefix starts the identifier systems the registry issues
@@ -413,8 +412,7 @@ func registryIdentifiers(raw []byte) (ours []byte, changed bool, err error) {
 			if string(key) != "system" {
 				return true
 			}
-			sys, _ := stringValue(val)
-			ours = strings.HasPrefix(sys, RegistrySystemPrefix)
+			ours = hasPrefix(val, RegistrySystemPrefix)
 			return false
 		})
 		return ok && ours

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/fmtbank/cmts/fhir/jsonscan"
 )
@@ -162,6 +163,19 @@ func stringValue(raw []byte) (string, bool) {
 	}
 	s, err := unquote(raw[1 : len(raw)-1])
 	return s, err == nil
+}
+
+// hasPrefix reports whether raw is a JSON string that starts with prefix,
+// without decoding it unless it holds an escape.
+func hasPrefix(raw []byte, prefix string) bool {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return false
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return bytes.HasPrefix(raw[1:len(raw)-1], []byte(prefix))
+	}
+	s, ok := stringValue(raw)
+	return ok && strings.HasPrefix(s, prefix)
 }
 
 // kind is the first byte of a raw value: '{', '[', '"' or a literal's.
