@@ -44,7 +44,7 @@ func JSON(b []byte) ([]byte, error) {
 	if kind(obj) != '{' {
 		return nil, fmt.Errorf("deid: not a JSON object")
 	}
-	sp := &splitter{ms: make([]member, 0, 24)}
+	sp := &splitter{ms: make([]member, 0, 24), es: make([][]byte, 0, 16)}
 	ms, err := sp.members(obj)
 	if err != nil {
 		return nil, err
@@ -248,17 +248,21 @@ func value(out []byte, raw []byte, c *changes) ([]byte, error) {
 		out, _, err = object(out, ms, false, c)
 		return out, err
 	case '[':
-		return array(out, raw, func(out, e []byte) ([]byte, error) { return value(out, e, c) })
+		return array(out, raw, c.sp, func(out, e []byte) ([]byte, error) { return value(out, e, c) })
 	}
 	return append(out, raw...), nil
 }
 
 // array appends the array raw to out, each element as each appends it.
-func array(out []byte, raw []byte, each func(out, e []byte) ([]byte, error)) ([]byte, error) {
-	es, err := elements(raw)
+func array(out []byte, raw []byte, sp *splitter, each func(out, e []byte) ([]byte, error)) ([]byte, error) {
+	mark := len(sp.es)
+	defer func() { sp.es = sp.es[:mark] }()
+	es, err := appendElements(sp.es, raw)
 	if err != nil {
 		return nil, err
 	}
+	sp.es = es
+	es = es[mark:len(es):len(es)]
 	out = append(out, '[')
 	for i, e := range es {
 		if i > 0 {
@@ -313,7 +317,7 @@ func resourceType(ms []member) string {
 // without the free-text values (valueString, valueMarkdown), the rest
 // de-identified as anywhere else.
 func taskParameters(out []byte, raw []byte, c *changes) ([]byte, error) {
-	return array(out, raw, func(out, e []byte) ([]byte, error) {
+	return array(out, raw, c.sp, func(out, e []byte) ([]byte, error) {
 		if kind(e) != '{' {
 			return value(out, e, c)
 		}

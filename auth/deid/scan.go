@@ -36,6 +36,8 @@ var errStop = errors.New("deid: stop")
 // splitting a resource's objects allocates once, not once an object.
 type splitter struct {
 	ms []member
+	// es are the arrays' elements, likewise (see array).
+	es [][]byte
 }
 
 // mark is where the stack is, for release.
@@ -123,10 +125,14 @@ func eachMember(obj []byte, each func(key, val []byte) bool) bool {
 
 // elements splits the array arr (its raw text, brackets included).
 func elements(arr []byte) ([][]byte, error) {
+	return appendElements(make([][]byte, 0, 4), arr)
+}
+
+// appendElements appends the elements of the array arr to out.
+func appendElements(out [][]byte, arr []byte) ([][]byte, error) {
 	if kind(arr) != '[' {
 		return nil, errSyntax
 	}
-	out := make([][]byte, 0, 4)
 	end, err := jsonscan.Array(arr, 0, func(at int) (int, error) {
 		next, err := jsonscan.SkipValue(arr, at)
 		if err != nil {
