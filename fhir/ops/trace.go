@@ -37,17 +37,18 @@ const (
 type Trace struct {
 	Start *store.Version
 	Found []*store.Version
-	seen  map[string]bool
+	seen  map[ref]bool
 	// Lots are the product lots among Found.
 	Lots []*store.Version
 }
 
-func key(typ, id string) string { return typ + "/" + id }
+// ref names a resource.
+type ref struct{ typ, id string }
 
 func (t *Trace) add(vs ...*store.Version) []*store.Version {
 	var fresh []*store.Version
 	for _, v := range vs {
-		k := key(v.Type, v.ID)
+		k := ref{v.Type, v.ID}
 		if t.seen[k] {
 			continue
 		}
@@ -82,7 +83,7 @@ func (o *Ops) Trace(ctx context.Context, p *fhir.Principal, typ, id string) (*Tr
 	if !o.policy.Readable(p, start) {
 		return nil, fhir.NotFound(typ, id)
 	}
-	t := &Trace{Start: start, seen: map[string]bool{}}
+	t := &Trace{Start: start, seen: map[ref]bool{}}
 	t.add(start)
 	switch {
 	case typ == "Specimen" || isDonor(start):
