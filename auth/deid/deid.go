@@ -44,7 +44,7 @@ func JSON(b []byte) ([]byte, error) {
 	if kind(obj) != '{' {
 		return nil, fmt.Errorf("deid: not a JSON object")
 	}
-	sp := &splitter{ms: make([]member, 0, 24), es: make([][]byte, 0, 16)}
+	sp := &splitter{ms: make([]member, 0, 12), es: make([][]byte, 0, 8)}
 	ms, err := sp.members(obj)
 	if err != nil {
 		return nil, err
@@ -483,7 +483,12 @@ func labelled(raw []byte, labels []string) ([]byte, error) {
 		l := labelJSON[code]
 		sec = append(sec, l)
 	}
-	list := []byte{'['}
+	size := 2
+	for _, s := range sec {
+		size += len(s) + 1
+	}
+	list := make([]byte, 0, size)
+	list = append(list, '[')
 	for i, s := range sec {
 		if i > 0 {
 			list = append(list, ',')
@@ -496,7 +501,7 @@ func labelled(raw []byte, labels []string) ([]byte, error) {
 	} else {
 		ms[at].val = list
 	}
-	return writeObject(nil, ms), nil
+	return writeObject(make([]byte, 0, len(raw)+len(list)+len(`,"security":`)), ms), nil
 }
 
 // hasLabel reports whether the security list holds our label code.

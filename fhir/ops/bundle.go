@@ -33,7 +33,8 @@ func (o *Ops) Bundle(p *fhir.Principal, t *Trace) ([]byte, error) {
 		g.Go(func() error {
 			size := 0
 			for _, v := range t.Found[lo:hi] {
-				size += len(v.Resource) + len(sources[v.Tenant]) + len(`,{"resource":"source":,}`)
+				// The de-identified view may add its security labels.
+				size += len(v.Resource) + len(sources[v.Tenant]) + len(`,{"resource":"source":,}`) + 256
 			}
 			out := make([]byte, 0, size)
 			for _, v := range t.Found[lo:hi] {
