@@ -23,20 +23,35 @@ func (o *Ops) Bundle(p *fhir.Principal, t *Trace) ([]byte, error) {
 		}
 	}
 	// Each entry is rendered (viewed, de-identified, tagged) on its own,
-	// so the trace is cut in one part per core; the parts are joined in
-	// order. Written directly: json.Marshal would re-validate and compact
-	// every entry, which the store and the view already give compact.
+	// so the trace is cut in one part per core, each written as
+	// ',{"resource":...}' entries (the very first without its comma); the
+	// first part is the Bundle's start, made large enough for the others
+	// to be appended to it in order.
+	// Written directly: json.Marshal would re-validate and compact every
+	// entry, which the store and the view already give compact.
+	const head, tail = `{"resourceType":"Bundle","type":"collection","entry":[`, `]}`
 	parts := make([][]byte, min(runtime.GOMAXPROCS(0), max(len(t.Found)/64, 1)))
+	sizes := make([]int, len(parts))
+	for i := range parts {
+		for _, v := range t.Found[i*len(t.Found)/len(parts) : (i+1)*len(t.Found)/len(parts)] {
+			// The de-identified view may add its security labels.
+			sizes[i] += len(v.Resource) + len(sources[v.Tenant]) + len(`,{"resource":"source":,}`) + 256
+		}
+	}
 	var g errgroup.Group
 	for i := range parts {
 		lo, hi := i*len(t.Found)/len(parts), (i+1)*len(t.Found)/len(parts)
 		g.Go(func() error {
-			size := 0
-			for _, v := range t.Found[lo:hi] {
-				// The de-identified view may add its security labels.
-				size += len(v.Resource) + len(sources[v.Tenant]) + len(`,{"resource":"source":,}`) + 256
+			var out []byte
+			if i == 0 {
+				total := len(head) + len(tail)
+				for _, n := range sizes {
+					total += n
+				}
+				out = append(make([]byte, 0, total), head...)
+			} else {
+				out = make([]byte, 0, sizes[i])
 			}
-			out := make([]byte, 0, size)
 			for _, v := range t.Found[lo:hi] {
 				body, ok, err := o.policy.TraceView(p, v)
 				if err != nil {
@@ -45,7 +60,11 @@ func (o *Ops) Bundle(p *fhir.Principal, t *Trace) ([]byte, error) {
 				if !ok {
 					continue
 				}
-				out = append(out, `,{"resource":`...)
+				if i == 0 && len(out) == len(head) {
+					out = append(out, `{"resource":`...) // the first entry
+				} else {
+					out = append(out, `,{"resource":`...)
+				}
 				if out, err = appendWithSource(out, body, sources[v.Tenant]); err != nil {
 					return err
 				}
@@ -58,29 +77,18 @@ func (o *Ops) Bundle(p *fhir.Principal, t *Trace) ([]byte, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	const head, tail = `{"resourceType":"Bundle","type":"collection"`, `,"entry":[]}`
-	size := len(head) + len(tail)
-	for _, part := range parts {
-		size += len(part)
-	}
-	out := make([]byte, 0, size)
-	out = append(out, head...)
-	entries := false
-	for _, part := range parts {
-		if len(part) == 0 {
-			continue
-		}
-		if !entries {
-			out = append(out, `,"entry":[`...)
-			part = part[1:] // without the first comma
-			entries = true
+	out := parts[0]
+	for _, part := range parts[1:] {
+		if len(out) == len(head) && len(part) > 0 {
+			part = part[1:] // the first entry: without its comma
 		}
 		out = append(out, part...)
 	}
-	if entries {
-		out = append(out, ']')
+	if len(out) == len(head) {
+		// No entry: a Bundle without the entry element.
+		return []byte(head[:len(head)-len(`,"entry":[`)] + "}"), nil
 	}
-	return append(out, '}'), nil
+	return append(out, tail...), nil
 }
 
 // appendWithSource appends a resource's JSON to out with meta.source set to
