@@ -12,7 +12,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
+	"slices"
 )
 
 // RegistrySystemPrefix starts the identifier systems the registry issues
@@ -44,26 +44,30 @@ func JSON(b []byte) ([]byte, error) {
 	if kind(obj) != '{' {
 		return nil, fmt.Errorf("deid: not a JSON object")
 	}
-	ms, err := members(obj)
+	sp := &splitter{ms: make([]member, 0, 12), es: make([][]byte, 0, 8)}
+	ms, err := sp.members(obj)
 	if err != nil {
 		return nil, err
 	}
 	if !isResource(ms) {
 		return nil, fmt.Errorf("deid: not a FHIR resource (no resourceType)")
 	}
-	out, _, err := resource(make([]byte, 0, len(obj)), ms)
+	// Room for the labels, so that adding them moves the tail in place.
+	out, _, err := resource(make([]byte, 0, len(obj)+256), ms, sp)
 	return out, err
 }
 
 type changes struct {
 	redacted, abstracted bool
+	// sp splits the objects met (one for the whole call).
+	sp *splitter
 }
 
 // isResource reports whether an object's members make a resource (a
 // string resourceType).
 func isResource(ms []member) bool {
 	for _, m := range ms {
-		if m.key == "resourceType" {
+		if string(m.key) == "resourceType" {
 			return kind(m.val) == '"'
 		}
 	}
@@ -72,8 +76,8 @@ func isResource(ms []member) bool {
 
 // resource appends the de-identified resource made of ms to out, labelled
 // in its meta for what was changed, and reports whether anything was.
-func resource(out []byte, ms []member) ([]byte, bool, error) {
-	var c changes
+func resource(out []byte, ms []member, sp *splitter) ([]byte, bool, error) {
+	c := changes{sp: sp}
 	start := len(out)
 	out, meta, err := object(out, ms, true, &c)
 	if err != nil {
@@ -109,8 +113,7 @@ func resource(out []byte, ms []member) ([]byte, bool, error) {
 			insert = append([]byte(`,"meta":`), l...)
 		}
 	}
-	tail := append(insert, out[meta.end:]...)
-	return append(out[:meta.start], tail...), true, nil
+	return slices.Replace(out, meta.start, meta.end, insert...), true, nil
 }
 
 // span is where a resource's meta value is in the output, or (start ==
@@ -123,7 +126,7 @@ func object(out []byte, ms []member, inResource bool, c *changes) ([]byte, span,
 	ref := isReference(ms)
 	task := inResource && resourceType(ms) == "Task"
 	n := 0
-	put := func(key string) {
+	put := func(key []byte) {
 		if n > 0 {
 			out = append(out, ',')
 		}
@@ -134,7 +137,7 @@ func object(out []byte, ms []member, inResource bool, c *changes) ([]byte, span,
 	meta := span{len(out), len(out)}
 	seenMeta := false
 	for _, m := range ms {
-		switch m.key {
+		switch string(m.key) {
 		case "telecom", "photo", "note", "presentedForm":
 			c.redacted = true
 			continue
@@ -210,7 +213,7 @@ func object(out []byte, ms []member, inResource bool, c *changes) ([]byte, span,
 			return nil, meta, err
 		}
 		if inResource {
-			switch m.key {
+			switch string(m.key) {
 			case "meta":
 				meta, seenMeta = span{at, len(out)}, true
 			case "resourceType", "id":
@@ -229,12 +232,14 @@ func object(out []byte, ms []member, inResource bool, c *changes) ([]byte, span,
 func value(out []byte, raw []byte, c *changes) ([]byte, error) {
 	switch kind(raw) {
 	case '{':
-		ms, err := members(raw)
+		mark := c.sp.mark()
+		defer c.sp.release(mark)
+		ms, err := c.sp.members(raw)
 		if err != nil {
 			return nil, err
 		}
 		if isResource(ms) {
-			out, changed, err := resource(out, ms)
+			out, changed, err := resource(out, ms, c.sp)
 			if changed {
 				c.redacted = true
 			}
@@ -243,17 +248,21 @@ func value(out []byte, raw []byte, c *changes) ([]byte, error) {
 		out, _, err = object(out, ms, false, c)
 		return out, err
 	case '[':
-		return array(out, raw, func(out, e []byte) ([]byte, error) { return value(out, e, c) })
+		return array(out, raw, c.sp, func(out, e []byte) ([]byte, error) { return value(out, e, c) })
 	}
 	return append(out, raw...), nil
 }
 
 // array appends the array raw to out, each element as each appends it.
-func array(out []byte, raw []byte, each func(out, e []byte) ([]byte, error)) ([]byte, error) {
-	es, err := elements(raw)
+func array(out []byte, raw []byte, sp *splitter, each func(out, e []byte) ([]byte, error)) ([]byte, error) {
+	mark := len(sp.es)
+	defer func() { sp.es = sp.es[:mark] }()
+	es, err := appendElements(sp.es, raw)
 	if err != nil {
 		return nil, err
 	}
+	sp.es = es
+	es = es[mark:len(es):len(es)]
 	out = append(out, '[')
 	for i, e := range es {
 		if i > 0 {
@@ -280,10 +289,10 @@ func writeObject(out []byte, ms []member) []byte {
 }
 
 // appendKey appends a member's key and colon.
-func appendKey(out []byte, key string) []byte {
+func appendKey(out []byte, key []byte) []byte {
 	for i := 0; i < len(key); i++ {
 		if c := key[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			q, _ := json.Marshal(key)
+			q, _ := json.Marshal(string(key))
 			out = append(out, q...)
 			return append(out, ':')
 		}
@@ -296,7 +305,7 @@ func appendKey(out []byte, key string) []byte {
 // resourceType is the resourceType of a resource's members.
 func resourceType(ms []member) string {
 	for _, m := range ms {
-		if m.key == "resourceType" {
+		if string(m.key) == "resourceType" {
 			s, _ := stringValue(m.val)
 			return s
 		}
@@ -308,17 +317,19 @@ func resourceType(ms []member) string {
 // without the free-text values (valueString, valueMarkdown), the rest
 // de-identified as anywhere else.
 func taskParameters(out []byte, raw []byte, c *changes) ([]byte, error) {
-	return array(out, raw, func(out, e []byte) ([]byte, error) {
+	return array(out, raw, c.sp, func(out, e []byte) ([]byte, error) {
 		if kind(e) != '{' {
 			return value(out, e, c)
 		}
-		ms, err := members(e)
+		mark := c.sp.mark()
+		defer c.sp.release(mark)
+		ms, err := c.sp.members(e)
 		if err != nil {
 			return nil, err
 		}
 		kept := ms[:0:0]
 		for _, m := range ms {
-			if m.key == "valueString" || m.key == "valueMarkdown" {
+			if string(m.key) == "valueString" || string(m.key) == "valueMarkdown" {
 				c.redacted = true
 				continue
 			}
@@ -359,19 +370,12 @@ var humanNameKeys = map[string]bool{"family": true, "given": true, "text": true,
 // parameter.
 func isHumanName(raw []byte) bool {
 	one := func(e []byte) bool {
-		if kind(e) != '{' {
-			return false
-		}
-		ms, err := members(e)
-		if err != nil {
-			return false
-		}
-		for _, m := range ms {
-			if humanNameKeys[m.key] {
-				return true
-			}
-		}
-		return false
+		found := false
+		ok := eachMember(e, func(key, _ []byte) bool {
+			found = humanNameKeys[string(key)]
+			return !found
+		})
+		return ok && found
 	}
 	if kind(raw) == '[' {
 		es, err := elements(raw)
@@ -393,7 +397,7 @@ func isHumanName(raw []byte) bool {
 func isReference(ms []member) bool {
 	ref := false
 	for _, m := range ms {
-		switch m.key {
+		switch string(m.key) {
 		case "code":
 			return false
 		case "reference", "identifier", "type":
@@ -407,20 +411,15 @@ func isReference(ms []member) bool {
 // from an Identifier or a list of them; ours is nil when none remain.
 func registryIdentifiers(raw []byte) (ours []byte, changed bool, err error) {
 	isOurs := func(e []byte) bool {
-		if kind(e) != '{' {
-			return false
-		}
-		ms, err := members(e)
-		if err != nil {
-			return false
-		}
-		for _, m := range ms {
-			if m.key == "system" {
-				sys, _ := stringValue(m.val)
-				return strings.HasPrefix(sys, RegistrySystemPrefix)
+		ours := false
+		ok := eachMember(e, func(key, val []byte) bool {
+			if string(key) != "system" {
+				return true
 			}
-		}
-		return false
+			ours = hasPrefix(val, RegistrySystemPrefix)
+			return false
+		})
+		return ok && ours
 	}
 	switch kind(raw) {
 	case '[':
@@ -470,7 +469,7 @@ func labelled(raw []byte, labels []string) ([]byte, error) {
 	at := -1
 	var sec [][]byte
 	for i, m := range ms {
-		if m.key == "security" && kind(m.val) == '[' {
+		if string(m.key) == "security" && kind(m.val) == '[' {
 			at = i
 			if sec, err = elements(m.val); err != nil {
 				return nil, err
@@ -484,7 +483,12 @@ func labelled(raw []byte, labels []string) ([]byte, error) {
 		l := labelJSON[code]
 		sec = append(sec, l)
 	}
-	list := []byte{'['}
+	size := 2
+	for _, s := range sec {
+		size += len(s) + 1
+	}
+	list := make([]byte, 0, size)
+	list = append(list, '[')
 	for i, s := range sec {
 		if i > 0 {
 			list = append(list, ',')
@@ -493,11 +497,11 @@ func labelled(raw []byte, labels []string) ([]byte, error) {
 	}
 	list = append(list, ']')
 	if at < 0 {
-		ms = append(ms, member{key: "security", val: list})
+		ms = append(ms, member{key: []byte("security"), val: list})
 	} else {
 		ms[at].val = list
 	}
-	return writeObject(nil, ms), nil
+	return writeObject(make([]byte, 0, len(raw)+len(list)+len(`,"security":`)), ms), nil
 }
 
 // hasLabel reports whether the security list holds our label code.
@@ -509,7 +513,7 @@ func hasLabel(sec [][]byte, code string) bool {
 		}
 		var sys, c string
 		for _, m := range ms {
-			switch m.key {
+			switch string(m.key) {
 			case "system":
 				sys, _ = stringValue(m.val)
 			case "code":

@@ -3,7 +3,9 @@ package deid
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/fmtbank/cmts/fhir/jsonscan"
 )
@@ -15,25 +17,66 @@ import (
 // a donor renders thousands of resources through it). Numbers and strings
 // keep their exact text.
 
-// member is one member of a JSON object: its key, decoded, and its value's
-// raw text.
+// member is one member of a JSON object: its key, decoded (the text itself
+// when it has no escape, so that splitting an object copies nothing), and
+// its value's raw text.
 type member struct {
-	key string
+	key []byte
 	val []byte
 }
 
 var errSyntax = jsonscan.ErrSyntax
 
+// errStop ends a walk of eachMember early.
+var errStop = errors.New("deid: stop")
+
+// splitter splits objects into members on one stack for a whole
+// de-identification: the members of an object stay valid until released
+// (after the members of the objects inside it were released), so that
+// splitting a resource's objects allocates once, not once an object.
+type splitter struct {
+	ms []member
+	// es are the arrays' elements, likewise (see array).
+	es [][]byte
+}
+
+// mark is where the stack is, for release.
+func (sp *splitter) mark() int { return len(sp.ms) }
+
+// release drops what was split since mark.
+func (sp *splitter) release(mark int) { sp.ms = sp.ms[:mark] }
+
+// members splits the object obj (its raw text, braces included) on the
+// stack; the result's capacity is its length, so appending to it copies.
+func (sp *splitter) members(obj []byte) ([]member, error) {
+	start := len(sp.ms)
+	out, err := appendMembers(sp.ms, obj)
+	if err != nil {
+		sp.ms = sp.ms[:start]
+		return nil, err
+	}
+	sp.ms = out
+	return out[start:len(out):len(out)], nil
+}
+
 // members splits the object obj (its raw text, braces included).
 func members(obj []byte) ([]member, error) {
+	return appendMembers(make([]member, 0, 8), obj)
+}
+
+// appendMembers appends the members of the object obj to out.
+func appendMembers(out []member, obj []byte) ([]member, error) {
 	if kind(obj) != '{' {
 		return nil, errSyntax
 	}
-	out := make([]member, 0, 8)
 	end, err := jsonscan.Object(obj, 0, func(k []byte, at int) (int, error) {
-		key, err := unquote(k)
-		if err != nil {
-			return 0, err
+		key := k
+		if bytes.IndexByte(k, '\\') >= 0 {
+			s, err := unquote(k)
+			if err != nil {
+				return 0, err
+			}
+			key = []byte(s)
 		}
 		next, err := jsonscan.SkipValue(obj, at)
 		if err != nil {
@@ -51,12 +94,45 @@ func members(obj []byte) ([]member, error) {
 	return out, nil
 }
 
+// eachMember calls each with the key (decoded) and the raw value of the
+// members of the object obj in turn, until each returns false; it reports
+// whether obj is an object, well formed up to where it stopped. It splits
+// nothing out, for the checks that look at one member or two.
+func eachMember(obj []byte, each func(key, val []byte) bool) bool {
+	if kind(obj) != '{' {
+		return false
+	}
+	end, err := jsonscan.Object(obj, 0, func(k []byte, at int) (int, error) {
+		key := k
+		if bytes.IndexByte(k, '\\') >= 0 {
+			s, err := unquote(k)
+			if err != nil {
+				return 0, err
+			}
+			key = []byte(s)
+		}
+		next, err := jsonscan.SkipValue(obj, at)
+		if err != nil {
+			return 0, err
+		}
+		if !each(key, obj[at:next]) {
+			return 0, errStop
+		}
+		return next, nil
+	})
+	return err == errStop || (err == nil && end == len(obj))
+}
+
 // elements splits the array arr (its raw text, brackets included).
 func elements(arr []byte) ([][]byte, error) {
+	return appendElements(make([][]byte, 0, 4), arr)
+}
+
+// appendElements appends the elements of the array arr to out.
+func appendElements(out [][]byte, arr []byte) ([][]byte, error) {
 	if kind(arr) != '[' {
 		return nil, errSyntax
 	}
-	var out [][]byte
 	end, err := jsonscan.Array(arr, 0, func(at int) (int, error) {
 		next, err := jsonscan.SkipValue(arr, at)
 		if err != nil {
@@ -93,6 +169,19 @@ func stringValue(raw []byte) (string, bool) {
 	}
 	s, err := unquote(raw[1 : len(raw)-1])
 	return s, err == nil
+}
+
+// hasPrefix reports whether raw is a JSON string that starts with prefix,
+// without decoding it unless it holds an escape.
+func hasPrefix(raw []byte, prefix string) bool {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return false
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return bytes.HasPrefix(raw[1:len(raw)-1], []byte(prefix))
+	}
+	s, ok := stringValue(raw)
+	return ok && strings.HasPrefix(s, prefix)
 }
 
 // kind is the first byte of a raw value: '{', '[', '"' or a literal's.

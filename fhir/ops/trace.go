@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"golang.org/x/sync/errgroup"
+	"regexp"
 	"slices"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/jsonscan"
 	"github.com/fmtbank/cmts/store"
 )
 
@@ -34,17 +37,18 @@ const (
 type Trace struct {
 	Start *store.Version
 	Found []*store.Version
-	seen  map[string]bool
+	seen  map[ref]bool
 	// Lots are the product lots among Found.
 	Lots []*store.Version
 }
 
-func key(typ, id string) string { return typ + "/" + id }
+// ref names a resource.
+type ref struct{ typ, id string }
 
 func (t *Trace) add(vs ...*store.Version) []*store.Version {
 	var fresh []*store.Version
 	for _, v := range vs {
-		k := key(v.Type, v.ID)
+		k := ref{v.Type, v.ID}
 		if t.seen[k] {
 			continue
 		}
@@ -79,17 +83,19 @@ func (o *Ops) Trace(ctx context.Context, p *fhir.Principal, typ, id string) (*Tr
 	if !o.policy.Readable(p, start) {
 		return nil, fhir.NotFound(typ, id)
 	}
-	t := &Trace{Start: start, seen: map[string]bool{}}
+	t := &Trace{Start: start, seen: map[ref]bool{}}
 	t.add(start)
 	switch {
-	case typ == "Specimen":
-		err = o.forward(ctx, a, t, []*store.Version{start})
-	case isDonor(start):
-		var specimens []*store.Version
-		specimens, err = o.search(ctx, a, "Specimen", refsTo("subject", "Patient", []string{id}))
-		if err == nil {
-			err = o.forward(ctx, a, t, t.add(specimens...))
+	case typ == "Specimen" || isDonor(start):
+		var g *traceGraph
+		if g, err = o.traceGraph(ctx); err != nil {
+			return nil, err
 		}
+		from := []*store.Version{start}
+		if typ == "Patient" {
+			from = t.add(heads(g.specimens.referring(a, linkKeys("subject", "Patient", from)))...)
+		}
+		err = o.forward(ctx, a, t, g, from)
 	default:
 		err = o.backward(ctx, a, t, start)
 	}
@@ -100,16 +106,17 @@ func (o *Ops) Trace(ctx context.Context, p *fhir.Principal, typ, id string) (*Tr
 }
 
 // forward adds the specimens derived from from (any depth), the procedures
-// that used any of them, their recipients and their adverse events.
-func (o *Ops) forward(ctx context.Context, a store.Access, t *Trace, from []*store.Version) error {
+// that used any of them, their recipients and their adverse events, as the
+// searches Specimen?parent=, Procedure?product-lot=,
+// Patient?_has:Procedure:subject:product-lot= and
+// AdverseEvent?substance:Procedure.product-lot= find them under a; but
+// walked in the look-back's views (traceGraph), so that a look-back reads
+// from the store only what changed since the last one.
+func (o *Ops) forward(ctx context.Context, a store.Access, t *Trace, g *traceGraph, from []*store.Version) error {
 	specimens := slices.Clone(from)
 	frontier := from
 	for len(frontier) > 0 {
-		children, err := o.search(ctx, a, "Specimen", refsTo("parent", "Specimen", ids(frontier)))
-		if err != nil {
-			return err
-		}
-		frontier = t.add(children...)
+		frontier = t.add(heads(g.specimens.referring(a, linkKeys("parent", "Specimen", frontier)))...)
 		specimens = append(specimens, frontier...)
 	}
 	for _, s := range specimens {
@@ -117,29 +124,151 @@ func (o *Ops) forward(ctx context.Context, a store.Access, t *Trace, from []*sto
 			t.Lots = append(t.Lots, s)
 		}
 	}
-	// Each is one query per chunk of specimens: the recipients and the
-	// events are found through the procedures in the store (_has, chain),
-	// not by listing the procedures' ids.
-	used := refsTo(paramProductLot, "Specimen", ids(specimens))
-	var treated, suspected []store.Expr
-	for _, u := range used {
-		treated = append(treated, store.Has{Type: "Procedure", Param: "subject", Filter: u})
-		suspected = append(suspected, store.Chain{Param: paramSubstance, TargetType: "Procedure", Filter: u})
+	procs := g.procedures.referring(a, linkKeys(paramProductLot, "Specimen", specimens))
+	var subjects []string
+	for _, r := range procs {
+		if s := r.x.(traceFacts).subject; s != "" {
+			subjects = append(subjects, s)
+		}
 	}
-	// The three are independent reads: run side by side, added in a fixed
-	// order so the trace reads the same every time.
-	var procs, patients, events []*store.Version
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { procs, err = o.search(gctx, a, "Procedure", used); return err })
-	g.Go(func() (err error) { patients, err = o.search(gctx, a, "Patient", treated); return err })
-	g.Go(func() (err error) { events, err = o.search(gctx, a, "AdverseEvent", suspected); return err })
-	if err := g.Wait(); err != nil {
-		return err
+	found, missing := g.patients.byID(a, subjects)
+	patients := heads(found)
+	if len(missing) > 0 {
+		// A Patient only its own tenant reads (one with a donor code) is
+		// not in the view, which reads as a reader of every tenant: the
+		// caller's own are visible under a, so the store is asked.
+		more, err := o.search(ctx, a, "Patient", idsExpr(missing))
+		if err != nil {
+			return err
+		}
+		patients = append(patients, more...)
+		slices.SortFunc(patients, func(x, y *store.Version) int { return strings.Compare(x.ID, y.ID) })
 	}
-	t.add(procs...)
+	events := g.events.referring(a, linkKeys(paramSubstance, "Procedure", heads(procs)))
+	t.add(heads(procs)...)
 	t.add(patients...)
-	t.add(events...)
+	t.add(heads(events)...)
 	return nil
+}
+
+// traceGraph are the look-back's views: every tenant's current Specimens,
+// Procedures, Patients and AdverseEvents with their bodies and the
+// references the walk follows, kept up to date from the store's history
+// like the reports' (facts.go). Like them they hold what depends on the
+// version alone; who sees what is decided on every look-back, by a here
+// and by the policy when the Bundle is made.
+type traceGraph struct {
+	specimens, procedures, patients, events *view
+}
+
+// traceGraph is the look-back's views, brought up to date.
+func (o *Ops) traceGraph(ctx context.Context) (*traceGraph, error) {
+	g := &traceGraph{
+		specimens:  o.views.make("trace Specimen", "Specimen", decodeTrace, viewOptions{bodies: true}),
+		procedures: o.views.make("trace Procedure", "Procedure", decodeTrace, viewOptions{bodies: true}),
+		patients:   o.views.make("trace Patient", "Patient", decodeTrace, viewOptions{bodies: true, owners: true}),
+		events:     o.views.make("trace AdverseEvent", "AdverseEvent", decodeTrace, viewOptions{bodies: true}),
+	}
+	var eg errgroup.Group
+	for _, v := range []*view{g.specimens, g.procedures, g.patients, g.events} {
+		eg.Go(func() error { return v.sync(ctx, o.store, o.now) })
+	}
+	return g, eg.Wait()
+}
+
+// traceFacts is what the look-back keeps of a version besides its body:
+// the references the walk follows (linkKey: Specimen.parent and subject,
+// Procedure's product-lot, AdverseEvent.suspectEntity.instance as the
+// substance parameter) and a Procedure's subject when a Patient.
+type traceFacts struct {
+	refs    []string
+	subject string
+}
+
+func (f traceFacts) links() []string { return f.refs }
+
+// linkKey is a reference of param to typ/id as a view indexes it.
+func linkKey(param, typ, id string) string { return param + " " + typ + "/" + id }
+
+// linkKeys are the references of param to each of vs (of type typ).
+func linkKeys(param, typ string, vs []*store.Version) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = linkKey(param, typ, v.ID)
+	}
+	return out
+}
+
+// relativeRef is a relative literal reference, optionally versioned: the
+// only kind the search index (fhir/search) records with its type and id,
+// so the only kind a search by reference finds.
+var relativeRef = regexp.MustCompile(`^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?$`)
+
+// target is the type and id a reference names, as the index reads it (ok
+// false for any other reference).
+func target(ref string) (typ, id string, ok bool) {
+	m := relativeRef.FindStringSubmatch(ref)
+	if m == nil {
+		return "", "", false
+	}
+	return m[1], m[2], true
+}
+
+// decodeTrace reads a Specimen's, Procedure's or AdverseEvent's traceFacts
+// (a Patient has none).
+func decodeTrace(b []byte) (any, error) {
+	var f traceFacts
+	link := func(param string, at int) (int, error) {
+		r, next, err := referenceAt(b, at)
+		if typ, id, ok := target(r.Reference); ok {
+			f.refs = append(f.refs, linkKey(param, typ, id))
+			if param == "subject" && typ == "Patient" {
+				f.subject = id
+			}
+		}
+		return next, err
+	}
+	_, err := jsonscan.Object(b, 0, func(k []byte, at int) (int, error) {
+		switch string(k) {
+		case "parent":
+			return jsonscan.Array(b, at, func(at int) (int, error) { return link("parent", at) })
+		case "subject":
+			return link("subject", at)
+		case "extension":
+			return jsonscan.Array(b, at, func(at int) (int, error) {
+				var url string
+				var ref reference
+				next, err := jsonscan.Object(b, at, func(k []byte, at int) (int, error) {
+					switch string(k) {
+					case "url":
+						s, next, err := jsonscan.String(b, at)
+						url = s
+						return next, err
+					case "valueReference":
+						r, next, err := referenceAt(b, at)
+						ref = r
+						return next, err
+					}
+					return jsonscan.SkipValue(b, at)
+				})
+				if typ, id, ok := target(ref.Reference); ok && url == productLotURL {
+					f.refs = append(f.refs, linkKey(paramProductLot, typ, id))
+				}
+				return next, err
+			})
+		case "suspectEntity":
+			return jsonscan.Array(b, at, func(at int) (int, error) {
+				return jsonscan.Object(b, at, func(k []byte, at int) (int, error) {
+					if string(k) != "instance" {
+						return jsonscan.SkipValue(b, at)
+					}
+					return link(paramSubstance, at)
+				})
+			})
+		}
+		return jsonscan.SkipValue(b, at)
+	})
+	return f, err
 }
 
 // backward adds the recipient's procedures, the lots they used, the
@@ -227,14 +356,6 @@ func idsExpr(ids []string) []store.Expr {
 		n := min(len(ids), maxOr)
 		out = append(out, store.ID{IDs: ids[:n]})
 		ids = ids[n:]
-	}
-	return out
-}
-
-func ids(vs []*store.Version) []string {
-	out := make([]string, len(vs))
-	for i, v := range vs {
-		out[i] = v.ID
 	}
 	return out
 }

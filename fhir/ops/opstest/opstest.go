@@ -31,6 +31,7 @@ type NewStore func(t testing.TB) store.Store
 func Run(t *testing.T, newStore NewStore) {
 	t.Run("Trace", func(t *testing.T) { testTrace(t, newStore) })
 	t.Run("TraceDepth", func(t *testing.T) { testTraceDepth(t, newStore) })
+	t.Run("TraceAfterChanges", func(t *testing.T) { testTraceAfterChanges(t, newStore) })
 	t.Run("Recall", func(t *testing.T) { testRecall(t, newStore) })
 	t.Run("RecallTwice", func(t *testing.T) { testRecallTwice(t, newStore) })
 	t.Run("AEReport", func(t *testing.T) { testAEReport(t, newStore) })
@@ -55,6 +56,8 @@ type Registry struct {
 	Engine *search.Engine
 	// Pol is the access policy over the guide's search engine.
 	Pol *policy.Policy
+	// Now stamps what the registry writes (default time.Now).
+	Now func() time.Time
 }
 
 // NewRegistry writes into st.
@@ -82,12 +85,20 @@ func (r *Registry) put(tenant string, res map[string]any) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	v := store.Version{Tenant: tenant, Type: typ, ID: id, VersionID: 1, LastUpdated: time.Now().UTC(),
+	v := store.Version{Tenant: tenant, Type: typ, ID: id, VersionID: 1, LastUpdated: r.now(),
 		Resource: body, Index: idx, Method: "PUT"}
 	v.Reach = policy.Reach(&v)
 	if err := r.St.Put(context.Background(), store.Write{Version: v}); err != nil {
 		r.t.Fatalf("put %s/%s: %v", typ, id, err)
 	}
+}
+
+// now is the stamp of a write.
+func (r *Registry) now() time.Time {
+	if r.Now != nil {
+		return r.Now().UTC()
+	}
+	return time.Now().UTC()
 }
 
 func meta(profile string) map[string]any { return map[string]any{"profile": []string{sd + profile}} }
@@ -401,13 +412,28 @@ func testRecall(t *testing.T, newStore NewStore) {
 				guard = refusing{r.Pol, tc.refuse}
 			}
 			o := r.ops(t, guard)
-			err := recall(o, tc.p, tc.typ, tc.id, tc.params)
+			// A look-back first, so that the answer is made from views
+			// brought up to date after the recall's writes.
+			if _, err := o.Trace(context.Background(), bankStaff, "Patient", "d1"); err != nil {
+				t.Fatal(err)
+			}
+			_, body, _, _, err := o.Operation(context.Background(), tc.p, tc.typ, tc.id, "$recall", tc.params, nil)
 			var fe *fhir.Error
 			switch {
 			case tc.status == 0 && err != nil:
 				t.Fatal(err)
 			case tc.status != 0 && (!errors.As(err, &fe) || fe.Status != tc.status):
 				t.Fatalf("want %d, got %v", tc.status, err)
+			}
+			// The answer is the trace with the lots as recalled.
+			recalled := 0
+			for _, s := range tc.want {
+				if strings.HasSuffix(s, "recalled") {
+					recalled++
+				}
+			}
+			if n := strings.Count(string(body), `"valueCode":"recalled"`); tc.status == 0 && n != recalled {
+				t.Errorf("the answer shows %d lots recalled, want %d: %s", n, recalled, body)
 			}
 			if diff := cmp.Diff(tc.want, r.lots(t)); diff != "" {
 				t.Errorf("lots (-want +got):\n%s", diff)
