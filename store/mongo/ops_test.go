@@ -33,5 +33,5 @@ func TestFollowUpTruth(t *testing.T) {
 	t.Parallel()
 	srv := mongotest.Start(t)
 	r := opstest.NewRegistry(t, open(t, srv))
-	r.CheckFollowUpTruth(t, r.SynthFollowUp(300, 5))
+	r.CheckFollowUpTruthTogether(t, r.SynthFollowUp(300, 5))
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/fmtbank/cmts/fhir"
@@ -240,8 +241,44 @@ func efficacyLines(lines []string) map[string]string {
 // and $aid-eligibility of every recipient.
 func (r *Registry) CheckFollowUpTruth(t testing.TB, truth synth.Truth) {
 	t.Helper()
+	for _, check := range r.followUpTruthChecks(truth) {
+		check.run(t)
+	}
+}
+
+// CheckFollowUpTruthTogether is CheckFollowUpTruth with its three parts
+// ($efficacy-report, $follow-up-due, $aid-eligibility) run side by side,
+// as subtests of t started from goroutines of their own (they only read):
+// on FerretDB each part is a few seconds of scans.
+func (r *Registry) CheckFollowUpTruthTogether(t *testing.T, truth synth.Truth) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, check := range r.followUpTruthChecks(truth) {
+		wg.Go(func() { t.Run(check.name, func(t *testing.T) { check.run(t) }) })
+	}
+	wg.Wait()
+}
+
+// followUpTruthCheck is one part of CheckFollowUpTruth.
+type followUpTruthCheck struct {
+	name string
+	run  func(t testing.TB)
+}
+
+// followUpTruthChecks are the parts of CheckFollowUpTruth.
+func (r *Registry) followUpTruthChecks(truth synth.Truth) []followUpTruthCheck {
 	o := ops.New(ops.Options{Store: r.St, Policy: r.Pol})
 	on := url.Values{"on": {truth.On}}
+	return []followUpTruthCheck{
+		{"EfficacyReport", func(t testing.TB) { r.checkEfficacyTruth(t, truth, o, on) }},
+		{"FollowUpDue", func(t testing.TB) { r.checkFollowUpDueTruth(t, truth, o, on) }},
+		{"AidEligibility", func(t testing.TB) { r.checkAidTruth(t, truth, o, on) }},
+	}
+}
+
+// checkEfficacyTruth: $efficacy-report for each hospital and the regulator.
+func (r *Registry) checkEfficacyTruth(t testing.TB, truth synth.Truth, o *ops.Ops, on url.Values) {
+	t.Helper()
 	if len(truth.EfficacyReport) == 0 || truth.EfficacyReport[0].Denominator == 0 {
 		t.Fatalf("the truth holds no efficacy figures: %+v", truth.EfficacyReport)
 	}
@@ -263,6 +300,12 @@ func (r *Registry) CheckFollowUpTruth(t testing.TB, truth synth.Truth) {
 	if diff := cmp.Diff(masked(efficacyTruth(truth.EfficacyReport)), report(nhc)); diff != "" {
 		t.Errorf("$efficacy-report, the regulator (-want +got):\n%s", diff)
 	}
+}
+
+// checkFollowUpDueTruth: $follow-up-due's recipients and visits for each
+// hospital.
+func (r *Registry) checkFollowUpDueTruth(t testing.TB, truth synth.Truth, o *ops.Ops, on url.Values) {
+	t.Helper()
 	for h, want := range truth.FollowUpDue {
 		p := principal(h, fhir.TenantHospital, fhir.RoleClinician)
 		body, _, err := operation(o, p, "Patient", "", "$follow-up-due", on)
@@ -284,6 +327,11 @@ func (r *Registry) CheckFollowUpTruth(t testing.TB, truth synth.Truth) {
 			t.Errorf("$follow-up-due, hospital %s (-want +got):\n%s", h, diff)
 		}
 	}
+}
+
+// checkAidTruth: the recipients $aid-eligibility admits, for each hospital.
+func (r *Registry) checkAidTruth(t testing.TB, truth synth.Truth, o *ops.Ops, on url.Values) {
+	t.Helper()
 	for h, want := range truth.AidEligibleByHospital {
 		p := principal(h, fhir.TenantHospital, fhir.RoleClinician)
 		got := 0
