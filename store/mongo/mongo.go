@@ -271,7 +271,7 @@ type versionDoc struct {
 	Deleted bool   `bson:"deleted"`
 	Body    []byte `bson:"body"`
 	// Idx holds the index entries of a current version, when projected.
-	Idx []entryDoc `bson:"idx,omitempty"`
+	Idx entryList `bson:"idx,omitempty"`
 	// Sup reports a superseded version, when projected.
 	Sup    bool   `bson:"sup,omitempty"`
 	Method string `bson:"method,omitempty"`

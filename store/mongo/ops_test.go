@@ -27,11 +27,11 @@ func TestAEReportTruth(t *testing.T) {
 }
 
 // TestFollowUpTruth: $efficacy-report, $follow-up-due and $aid-eligibility
-// on a synthetic registry of 100 patients (what they read of it) equal the
-// generator's truth on FerretDB too.
+// on a synthetic registry of 300 patients (what they read of it, the
+// recipients written first) equal the generator's truth on FerretDB too.
 func TestFollowUpTruth(t *testing.T) {
 	t.Parallel()
 	srv := mongotest.Start(t)
 	r := opstest.NewRegistry(t, open(t, srv))
-	r.CheckFollowUpTruth(t, r.SynthFollowUp(100, 5))
+	r.CheckFollowUpTruthTogether(t, r.SynthFollowUp(300, 5))
 }

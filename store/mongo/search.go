@@ -2,6 +2,7 @@ package mongo
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"regexp"
@@ -19,15 +20,22 @@ import (
 // one multikey index per array serves every parameter, and a match is an
 // equality or an anchored $regex on one array element: forms that MongoDB and
 // FerretDB evaluate alike.
+//
+// No entry is encoded twice in one array's worth of meaning: a token's
+// param|code is in tokc only and a reference's param|id in refi only, not
+// in code as well (code holds the other kinds'), so an exact string search
+// looks in all three (compileString). FerretDB v1 decodes every array
+// element of every document on every query, so each element costs every
+// search (see docs/mongodb.md, "Layout").
 const (
-	fIdx     = "idx"  // every entry, as stored by entryDoc
+	fIdx     = "idx"  // every entry, packed by packEntries into one binary value
 	fTok     = "tok"  // token: param|system|code (system empty when there is none)
-	fTokCode = "tokc" // token: param|code, for a search without a system
+	fTokCode = "tokc" // token: param|code, for a search without a system or an exact string
 	fRef     = "ref"  // reference: param|type|id (empty for an absolute one)
-	fRefID   = "refi" // reference: param|id, for any target type
+	fRefID   = "refi" // reference: param|id, for any target type or an exact string
 	fRefURL  = "refu" // absolute or canonical reference: param|url
 	fValue   = "val"  // every entry: param|Value (string, uri, token text...)
-	fCode    = "code" // every entry: param|Code (a string's exact text...)
+	fCode    = "code" // every entry but tokens and references: param|Code (a string's exact text...)
 	fLow     = "lo"   // date, number, quantity: param|Low (sortable)
 	fHigh    = "hi"   // date, number, quantity: param|High (sortable)
 )
@@ -35,7 +43,8 @@ const (
 // indexArrays lists the fields above, in the order they are stored.
 var indexArrays = []string{fIdx, fTok, fTokCode, fRef, fRefID, fRefURL, fValue, fCode, fLow, fHigh}
 
-// entryDoc is a store.IndexEntry as stored in fIdx.
+// entryDoc is a store.IndexEntry as documents written before the packed
+// form hold it in fIdx (an array of these); they are still read.
 type entryDoc struct {
 	Param  string `bson:"p"`
 	Kind   string `bson:"k"`
@@ -45,6 +54,94 @@ type entryDoc struct {
 	Low    string `bson:"l,omitempty"`
 	High   string `bson:"h,omitempty"`
 	Group  int    `bson:"g,omitempty"`
+}
+
+func (d *entryDoc) entry() store.IndexEntry {
+	return store.IndexEntry{Param: d.Param, Kind: store.IndexKind(d.Kind), System: d.System, Code: d.Code,
+		Value: d.Value, Low: d.Low, High: d.High, Group: d.Group}
+}
+
+// packedEntries is the first byte of fIdx's packed form, naming its layout.
+const packedEntries = 1
+
+// packEntries packs index entries into fIdx's binary value: packedEntries,
+// then per entry its seven strings (Param, Kind, System, Code, Value, Low,
+// High), each as a uvarint length and the bytes, and its Group as a varint.
+// The filters never look inside fIdx (they use the arrays); it is read back
+// whole for store.Match, and one binary value costs a server that decodes
+// every document (FerretDB v1) far less than a subdocument per entry.
+func packEntries(entries []store.IndexEntry) []byte {
+	b := []byte{packedEntries}
+	for _, e := range entries {
+		for _, s := range [...]string{e.Param, string(e.Kind), e.System, e.Code, e.Value, e.Low, e.High} {
+			b = binary.AppendUvarint(b, uint64(len(s)))
+			b = append(b, s...)
+		}
+		b = binary.AppendVarint(b, int64(e.Group))
+	}
+	return b
+}
+
+// unpackEntries reverses packEntries.
+func unpackEntries(b []byte) ([]store.IndexEntry, error) {
+	if len(b) == 0 || b[0] != packedEntries {
+		return nil, fmt.Errorf("mongo: stored index entries: unknown layout")
+	}
+	b = b[1:]
+	var out []store.IndexEntry
+	bad := fmt.Errorf("mongo: stored index entries: truncated")
+	for len(b) > 0 {
+		var f [7]string
+		for i := range f {
+			n, w := binary.Uvarint(b)
+			if w <= 0 || n > uint64(len(b)-w) {
+				return nil, bad
+			}
+			f[i] = string(b[w : w+int(n)])
+			b = b[w+int(n):]
+		}
+		g, w := binary.Varint(b)
+		if w <= 0 {
+			return nil, bad
+		}
+		b = b[w:]
+		out = append(out, store.IndexEntry{Param: f[0], Kind: store.IndexKind(f[1]), System: f[2], Code: f[3],
+			Value: f[4], Low: f[5], High: f[6], Group: int(g)})
+	}
+	return out, nil
+}
+
+// entryList is fIdx as read back: the packed form, or the array of entryDoc
+// that documents written before it hold.
+type entryList []store.IndexEntry
+
+// UnmarshalBSONValue reads either form of fIdx.
+func (l *entryList) UnmarshalBSONValue(typ byte, data []byte) error {
+	raw := bson.RawValue{Type: bson.Type(typ), Value: data}
+	switch raw.Type {
+	case bson.TypeBinary:
+		_, b := raw.Binary()
+		entries, err := unpackEntries(b)
+		if err != nil {
+			return err
+		}
+		*l = entries
+	case bson.TypeArray:
+		var docs []entryDoc
+		if err := raw.Unmarshal(&docs); err != nil {
+			return err
+		}
+		out := make([]store.IndexEntry, len(docs))
+		for i := range docs {
+			out[i] = docs[i].entry()
+		}
+		*l = out
+	case bson.TypeNull:
+		*l = nil
+	default:
+		return fmt.Errorf("mongo: stored index entries of BSON type %v", raw.Type)
+	}
+	return nil
 }
 
 // encodeKey joins the parts of an index value with "|", escaping "\" and "|"
@@ -75,12 +172,8 @@ func indexFields(entries []store.IndexEntry) bson.D {
 	}
 	arrays := map[string][]string{}
 	add := func(f, v string) { arrays[f] = append(arrays[f], v) }
-	docs := make([]entryDoc, 0, len(entries))
 	for _, e := range entries {
-		docs = append(docs, entryDoc{Param: e.Param, Kind: string(e.Kind), System: e.System, Code: e.Code,
-			Value: e.Value, Low: e.Low, High: e.High, Group: e.Group})
 		add(fValue, encodeKey(e.Param, e.Value))
-		add(fCode, encodeKey(e.Param, e.Code))
 		switch {
 		case e.Kind == store.KindToken:
 			add(fTok, encodeKey(e.Param, e.System, e.Code))
@@ -94,20 +187,18 @@ func indexFields(entries []store.IndexEntry) bson.D {
 		case store.IsRangeKind(e.Kind):
 			add(fLow, encodeKey(e.Param, e.Low))
 			add(fHigh, encodeKey(e.Param, e.High))
+			add(fCode, encodeKey(e.Param, e.Code))
+		default:
+			add(fCode, encodeKey(e.Param, e.Code))
 		}
 	}
-	d := bson.D{{Key: fIdx, Value: docs}}
+	d := bson.D{{Key: fIdx, Value: bson.Binary{Data: packEntries(entries)}}}
 	for _, f := range indexArrays[1:] {
 		if vs := arrays[f]; len(vs) > 0 {
 			d = append(d, bson.E{Key: f, Value: vs})
 		}
 	}
 	return d
-}
-
-func (d *entryDoc) entry() store.IndexEntry {
-	return store.IndexEntry{Param: d.Param, Kind: store.IndexKind(d.Kind), System: d.System, Code: d.Code,
-		Value: d.Value, Low: d.Low, High: d.High, Group: d.Group}
 }
 
 // searchSort is the default page order of Search; vid breaks the tie between
@@ -475,7 +566,11 @@ func compileString(e store.String) (bson.D, bool, error) {
 	case store.Prefix, store.Below:
 		return bson.D{{Key: fValue, Value: prefixRegex(encodeKey(e.Param, e.Text))}}, true, nil
 	case store.Exact:
-		return bson.D{{Key: fCode, Value: encodeKey(e.Param, e.Text)}}, true, nil
+		// Any entry's param|Code: a token's is in tokc, a reference's in
+		// refi, the others' in code (indexFields).
+		k := encodeKey(e.Param, e.Text)
+		return bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: fCode, Value: k}}, bson.D{{Key: fTokCode, Value: k}},
+			bson.D{{Key: fRefID, Value: k}}}}}, true, nil
 	case store.Equal:
 		return bson.D{{Key: fValue, Value: encodeKey(e.Param, e.Text)}}, true, nil
 	case store.Above:
@@ -608,9 +703,7 @@ func (s *Store) readIndexed(ctx context.Context, w int64, mv *moving, filter bso
 	vs := make([]*store.Version, 0, len(docs))
 	for _, d := range docs {
 		v := d.version()
-		for i := range d.Idx {
-			v.Index = append(v.Index, d.Idx[i].entry())
-		}
+		v.Index = d.Idx
 		vs = append(vs, v)
 	}
 	return vs, nil
@@ -644,9 +737,7 @@ func (l *lookup) Current(typ, id string) (*store.Version, error) {
 	if len(docs) > 0 && docs[0].seenBy(l.c.access) {
 		d := docs[0]
 		v = d.version()
-		for i := range d.Idx {
-			v.Index = append(v.Index, d.Idx[i].entry())
-		}
+		v.Index = d.Idx
 	}
 	l.current[key] = v
 	return v, nil

@@ -18,6 +18,9 @@ const crashLease = time.Second
 // TestCrash runs the shared crash suite on the commit-record protocol, with
 // the marks of a committed transaction cleared as it is rolled forward (as
 // on MongoDB) and left until a writer builds on them (as on FerretDB v1).
+// It runs before the parallel tests, so that no load of theirs stretches
+// a step past the one-second lease; its two halves, each a database of its
+// own and mostly waiting for leases to run out, run side by side.
 func TestCrash(t *testing.T) {
 	srv := mongotest.Start(t)
 	for _, clear := range []bool{true, false} {
@@ -26,6 +29,7 @@ func TestCrash(t *testing.T) {
 			steps = steps[:len(steps)-1] // no "cleared"
 		}
 		t.Run(map[bool]string{true: "clear at once", false: "clear later"}[clear], func(t *testing.T) {
+			t.Parallel()
 			storetest.RunCrash(t, storetest.Crasher{Steps: steps, Stale: crashLease, New: func(t *testing.T) func(string) store.Store {
 				db := srv.Database(t)
 				return func(step string) store.Store {

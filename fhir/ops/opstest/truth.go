@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/fmtbank/cmts/fhir"
@@ -159,26 +160,33 @@ func (r *Registry) CheckTruth(t testing.TB, truth synth.Truth) {
 
 // SynthFollowUp is Synth storing only what the follow-up operations read
 // (Procedures, Conditions, recipients and efficacy Observations): on
-// FerretDB the rest would take minutes to write.
+// FerretDB the rest would take minutes to write. It writes the recipients
+// first, then the rest, each through the store's batches: on FerretDB a
+// Read by id scans the versions stored before the one it finds, so
+// $aid-eligibility of every recipient then reads past recipients only,
+// not past thousands of observations.
 func (r *Registry) SynthFollowUp(patients int, seed uint64) synth.Truth {
 	r.t.Helper()
 	g, err := synth.Generate(synth.Options{Patients: patients, Seed: seed})
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	keep := func(v *store.Version) bool {
+	recipient := func(v *store.Version) bool {
+		return v.Type == "Patient" && bytes.Contains(v.Resource, []byte("cmts-recipient"))
+	}
+	rest := func(v *store.Version) bool {
 		switch v.Type {
 		case "Procedure", "Condition":
 			return true
-		case "Patient":
-			return bytes.Contains(v.Resource, []byte("cmts-recipient"))
 		case "Observation":
 			return bytes.Contains(v.Resource, []byte("cmts-efficacy"))
 		}
 		return false
 	}
-	if err := g.Write(context.Background(), synth.WriteOptions{Store: only{r.St, keep}, Indexer: r.Engine}); err != nil {
-		r.t.Fatal(err)
+	for _, keep := range []func(*store.Version) bool{recipient, rest} {
+		if err := g.Write(context.Background(), synth.WriteOptions{Store: only{r.St, keep}, Indexer: r.Engine}); err != nil {
+			r.t.Fatal(err)
+		}
 	}
 	return g.Truth()
 }
@@ -233,8 +241,44 @@ func efficacyLines(lines []string) map[string]string {
 // and $aid-eligibility of every recipient.
 func (r *Registry) CheckFollowUpTruth(t testing.TB, truth synth.Truth) {
 	t.Helper()
+	for _, check := range r.followUpTruthChecks(truth) {
+		check.run(t)
+	}
+}
+
+// CheckFollowUpTruthTogether is CheckFollowUpTruth with its three parts
+// ($efficacy-report, $follow-up-due, $aid-eligibility) run side by side,
+// as subtests of t started from goroutines of their own (they only read):
+// on FerretDB each part is a few seconds of scans.
+func (r *Registry) CheckFollowUpTruthTogether(t *testing.T, truth synth.Truth) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, check := range r.followUpTruthChecks(truth) {
+		wg.Go(func() { t.Run(check.name, func(t *testing.T) { check.run(t) }) })
+	}
+	wg.Wait()
+}
+
+// followUpTruthCheck is one part of CheckFollowUpTruth.
+type followUpTruthCheck struct {
+	name string
+	run  func(t testing.TB)
+}
+
+// followUpTruthChecks are the parts of CheckFollowUpTruth.
+func (r *Registry) followUpTruthChecks(truth synth.Truth) []followUpTruthCheck {
 	o := ops.New(ops.Options{Store: r.St, Policy: r.Pol})
 	on := url.Values{"on": {truth.On}}
+	return []followUpTruthCheck{
+		{"EfficacyReport", func(t testing.TB) { r.checkEfficacyTruth(t, truth, o, on) }},
+		{"FollowUpDue", func(t testing.TB) { r.checkFollowUpDueTruth(t, truth, o, on) }},
+		{"AidEligibility", func(t testing.TB) { r.checkAidTruth(t, truth, o, on) }},
+	}
+}
+
+// checkEfficacyTruth: $efficacy-report for each hospital and the regulator.
+func (r *Registry) checkEfficacyTruth(t testing.TB, truth synth.Truth, o *ops.Ops, on url.Values) {
+	t.Helper()
 	if len(truth.EfficacyReport) == 0 || truth.EfficacyReport[0].Denominator == 0 {
 		t.Fatalf("the truth holds no efficacy figures: %+v", truth.EfficacyReport)
 	}
@@ -256,6 +300,12 @@ func (r *Registry) CheckFollowUpTruth(t testing.TB, truth synth.Truth) {
 	if diff := cmp.Diff(masked(efficacyTruth(truth.EfficacyReport)), report(nhc)); diff != "" {
 		t.Errorf("$efficacy-report, the regulator (-want +got):\n%s", diff)
 	}
+}
+
+// checkFollowUpDueTruth: $follow-up-due's recipients and visits for each
+// hospital.
+func (r *Registry) checkFollowUpDueTruth(t testing.TB, truth synth.Truth, o *ops.Ops, on url.Values) {
+	t.Helper()
 	for h, want := range truth.FollowUpDue {
 		p := principal(h, fhir.TenantHospital, fhir.RoleClinician)
 		body, _, err := operation(o, p, "Patient", "", "$follow-up-due", on)
@@ -277,6 +327,11 @@ func (r *Registry) CheckFollowUpTruth(t testing.TB, truth synth.Truth) {
 			t.Errorf("$follow-up-due, hospital %s (-want +got):\n%s", h, diff)
 		}
 	}
+}
+
+// checkAidTruth: the recipients $aid-eligibility admits, for each hospital.
+func (r *Registry) checkAidTruth(t testing.TB, truth synth.Truth, o *ops.Ops, on url.Values) {
+	t.Helper()
 	for h, want := range truth.AidEligibleByHospital {
 		p := principal(h, fhir.TenantHospital, fhir.RoleClinician)
 		got := 0
