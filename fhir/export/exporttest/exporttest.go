@@ -159,7 +159,7 @@ func newEnv(t *testing.T, b backend, s setup) *env {
 		exIdx = s.idx(exIdx)
 	}
 	ex, err := export.New(export.Options{Store: exStore, Policy: exPol, Indexer: exIdx, Types: codec.ResourceTypes(),
-		Compartment: policy.PatientCompartment, Files: files, MaxJobs: s.maxJobs, Poll: 20 * time.Millisecond,
+		Compartment: policy.PatientCompartment, Files: files, MaxJobs: s.maxJobs, Poll: 100 * time.Millisecond,
 		PageSize: s.pageSize, Now: s.now})
 	if err != nil {
 		t.Fatal(err)
