@@ -172,6 +172,11 @@ type String struct {
 	Param string
 	Mode  StringMode
 	Text  string
+	// Folded is, for Exact, the Value of the entries whose Code is Text
+	// (Text normalised as the entries were): a backend may find them by
+	// Value, then compare Code. Empty: not known (or empty), and the
+	// entries are found by Code alone.
+	Folded string
 }
 
 // Missing matches resources that have no entry of Param, of any kind

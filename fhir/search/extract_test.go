@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/fmtbank/cmts/fhir/fhirtest"
+	"github.com/fmtbank/cmts/fhir/jsonscan"
 	"github.com/fmtbank/cmts/store"
 	"github.com/google/go-cmp/cmp"
 )
@@ -498,6 +499,16 @@ func TestEntriesAllExamples(t *testing.T) {
 		if err := json.NewDecoder(bytes.NewReader(body)).Decode(&head); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
+		// Entries reads the body as encoding/json would.
+		var want any
+		d := json.NewDecoder(bytes.NewReader(body))
+		d.UseNumber()
+		if err := d.Decode(&want); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if got, _, err := decode(body, jsonscan.SkipWS(body, 0)); err != nil || !cmp.Equal(want, got) {
+			t.Errorf("%s: decode differs from encoding/json (%v)", filepath.Base(f), err)
+		}
 		es, err := e.Entries(head.ResourceType, body)
 		if err != nil {
 			t.Errorf("%s: %v", filepath.Base(f), err)
@@ -559,3 +570,37 @@ func benchmarkEntries(b *testing.B, file string) {
 
 func BenchmarkEntriesPatient(b *testing.B)     { benchmarkEntries(b, "Patient-example.json") }
 func BenchmarkEntriesObservation(b *testing.B) { benchmarkEntries(b, "Observation-example.json") }
+
+// TestDecode checks that decode reads JSON as encoding/json does with
+// UseNumber, and refuses what it refuses.
+func TestDecode(t *testing.T) {
+	t.Parallel()
+	for _, doc := range []string{
+		`{"resourceType":"Patient","active":true,"deceasedBoolean":false,"x":null,"n":[0,-1.5e3,12,1E+2,0.25]}`,
+		` { "a" : [ ] , "b" : { } , "c" : [ { "d" : "e" } ] } `,
+		`{"esc":"a\"b\\c\/d\u00e9\u4e2d\ud83d\ude00\n\t","\u0061key":"v","dup":1,"dup":2}`,
+		`{"bad utf8":"` + "\xff\xfe" + `","zh":"王小明","nbsp":"a` + "\u00a0" + `b"}`,
+		`"just a string"`, `[1,"two",[3]]`, `-0`, `true`, `null`,
+	} {
+		var want any
+		d := json.NewDecoder(strings.NewReader(doc))
+		d.UseNumber()
+		if err := d.Decode(&want); err != nil {
+			t.Fatalf("encoding/json: %s: %v", doc, err)
+		}
+		got, _, err := decode([]byte(doc), jsonscan.SkipWS([]byte(doc), 0))
+		if err != nil {
+			t.Errorf("%s: %v", doc, err)
+			continue
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", doc, diff)
+		}
+	}
+	for _, doc := range []string{`{`, `{"a"}`, `{"a":}`, `{"a":1,}`, `[1,]`, `[1 2]`, `01`, `1.`, `.5`, `-`, `1e`, `+1`,
+		`tru`, `nul`, `{"a":tx}`, `"unterminated`, "\"control\x01\"", `"bad \x escape"`, `{1:2}`, ``} {
+		if _, _, err := decode([]byte(doc), jsonscan.SkipWS([]byte(doc), 0)); err == nil {
+			t.Errorf("%q: no error", doc)
+		}
+	}
+}

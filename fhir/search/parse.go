@@ -447,7 +447,7 @@ func (p *parser) value(par *param, key, mod, raw string, inComposite bool) (stor
 		v := unescape(raw)
 		switch mod {
 		case "exact":
-			return store.String{Param: par.code, Mode: store.Exact, Text: v}, nil
+			return store.String{Param: par.code, Mode: store.Exact, Text: v, Folded: Normalize(v)}, nil
 		case "contains":
 			return store.String{Param: par.code, Mode: store.Contains, Text: Normalize(v)}, nil
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fmtbank/cmts/store"
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestMigrateMethod opens a file written before versions had a method
@@ -151,5 +152,83 @@ func TestMigrateAddressee(t *testing.T) {
 			t.Errorf("Read by the addressee = %+v, %v; want version 2 of h1, addressed to c1", v, err)
 		}
 		s.Close()
+	}
+}
+
+// TestMigrateIndexes opens a file with the index set of an earlier release
+// (idx_token over every entry, idx_low and idx_high with an IN term,
+// current_type): Open replaces them, and searches of every kind find the
+// entries written before.
+func TestMigrateIndexes(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(1980, 5, 17, 0, 0, 0, 0, time.UTC)
+	v := store.Version{Tenant: "h1", Type: "Patient", ID: "p1", VersionID: 1, LastUpdated: time.Unix(1, 0).UTC(), Resource: []byte("{}"),
+		Index: []store.IndexEntry{
+			{Param: "name", Kind: store.KindString, Code: "Zhang San", Value: "zhang san"},
+			{Param: "gender", Kind: store.KindToken, System: "http://hl7.org/fhir/administrative-gender", Code: "male"},
+			{Param: "birthdate", Kind: store.KindDate, Low: store.EncodeTime(day), High: store.EncodeTime(day.Add(24*time.Hour - time.Microsecond))},
+		}}
+	if err := s.Put(ctx, store.Write{Version: v}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP INDEX idx_code`, `DROP INDEX idx_range_low`, `DROP INDEX idx_range_high`,
+		`CREATE INDEX idx_token ON idx (param, code, kind, system, grp)`,
+		`CREATE INDEX idx_low ON idx (param, low, high, kind, grp) WHERE kind IN ('date', 'number', 'quantity')`,
+		`CREATE INDEX idx_high ON idx (param, high, low, kind, grp) WHERE kind IN ('date', 'number', 'quantity')`,
+		`CREATE INDEX current_type ON current (type, id)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	if s, err = Open(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var names []string
+	rows, err := s.r.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('idx', 'current') AND sql IS NOT NULL ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"current_addressed", "current_id", "current_shared", "current_tenant_type", "idx_code", "idx_range_high", "idx_range_low", "idx_text"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("indexes (-want +got):\n%s", diff)
+	}
+	for _, f := range []store.Expr{
+		store.String{Param: "name", Mode: store.Exact, Text: "Zhang San", Folded: "zhang san"},
+		store.String{Param: "name", Mode: store.Prefix, Text: "zhang"},
+		store.Token{Param: "gender", Code: "male"},
+		store.Range{Param: "birthdate", Bounds: []store.Bound{{Op: store.GE, Value: store.EncodeTime(day)}}},
+		store.Missing{Param: "birthdate"},
+	} {
+		page, err := s.Search(ctx, store.Query{Access: store.Tenant("h1"), Type: "Patient", Filter: f, Count: 10})
+		if err != nil {
+			t.Fatalf("%#v: %v", f, err)
+		}
+		if len(page.Versions) != 1 || page.Versions[0].ID != "p1" {
+			t.Errorf("%#v found %d resources; want p1", f, len(page.Versions))
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -596,7 +597,7 @@ func (cp *compiler) cond(e store.Expr, s scope) (frag, error) {
 		return f, nil
 	case store.Has:
 		// The referrers' entries that point at the resource, found through
-		// idx_token (param, code = id, kind, system = type), then the
+		// idx_code (param, code = id, kind, system = type), then the
 		// referrers' rows.
 		a, r := cp.alias("i"), cp.alias("r")
 		f := sqlf("EXISTS (SELECT 1 FROM idx "+a+" CROSS JOIN current "+r+" ON "+r+".pk = "+a+".pk WHERE "+
@@ -661,13 +662,10 @@ func leaf(e store.Expr, a string, probe bool) (frag, error) {
 		}
 		return f, nil
 	case store.String:
-		// Every leaf on value but :exact (on code) names value <> '' (no
-		// entry with an empty value matches a search text anyway): the
-		// (param, value) index holds only such entries.
+		// Every leaf on value names value <> '' (no entry with an empty
+		// value matches a search text anyway): the (param, value) index
+		// holds only such entries.
 		p := sqlf(a+".param = ? AND "+col("value")+" <> ''", e.Param)
-		if e.Mode == store.Exact {
-			p = sqlf(a+".param = ?", e.Param)
-		}
 		switch e.Mode {
 		case store.Prefix, store.Below:
 			// A range on (param, value) instead of LIKE, which folds ASCII case
@@ -677,7 +675,13 @@ func leaf(e store.Expr, a string, probe bool) (frag, error) {
 			}
 			return sqlf("%s AND "+col("value")+" >= ?", p, e.Text), nil
 		case store.Exact:
-			return sqlf("%s AND "+col("code")+" = ?", p, e.Text), nil
+			// String entries are not in idx_code: they are found by their
+			// folded text, then compared exactly. Without it, only by code
+			// (every entry of the parameter is read).
+			if e.Folded == "" {
+				return sqlf(a+".param = ? AND "+col("code")+" = ?", e.Param, e.Text), nil
+			}
+			return sqlf("%s AND "+col("value")+" = ? AND "+col("code")+" = ?", p, e.Folded, e.Text), nil
 		case store.Contains:
 			return sqlf("%s AND instr("+col("value")+", ?) > 0", p, e.Text), nil
 		case store.Equal:
@@ -698,7 +702,7 @@ func leaf(e store.Expr, a string, probe bool) (frag, error) {
 			return frag{}, fmt.Errorf("sqlite: string mode %d: %w", e.Mode, store.ErrInvalidQuery)
 		}
 	case store.Range:
-		f := sqlf(a+".param = ? AND "+col("kind")+" IN ('date', 'number', 'quantity')", e.Param)
+		f := sqlf(a+".param = ? AND "+qualify(rangeKinds, col("")), e.Param)
 		for _, b := range e.Bounds {
 			c := col("low")
 			if b.High {
@@ -739,6 +743,15 @@ func leaf(e store.Expr, a string, probe bool) (frag, error) {
 	}
 	return frag{}, fmt.Errorf("sqlite: %T: %w", e, store.ErrInvalidQuery)
 }
+
+// qualify prefixes the columns of a term of the schema (codeKinds,
+// rangeKinds) with an alias: as the index's own term, it tells SQLite the
+// index holds the rows.
+func qualify(term, prefix string) string {
+	return termColumns.ReplaceAllString(term, prefix+"$1")
+}
+
+var termColumns = regexp.MustCompile(`\b(kind|value)\b`)
 
 var compareOps = map[store.CompareOp]string{store.LT: "<", store.LE: "<=", store.GT: ">", store.GE: ">="}
 
@@ -881,8 +894,10 @@ func (cp *compiler) pkset(e store.Expr) (cand, bool, error) {
 		if e.Missing {
 			return cand{}, false, nil
 		}
-		a := cp.alias("m")
-		return cand{frag: sqlf("SELECT "+a+".pk FROM idx "+a+" WHERE "+a+".param = ?", e.Param), rank: 7, exact: true}, true, nil
+		// Every entry is in idx_code or in idx_text.
+		a, b := cp.alias("m"), cp.alias("m")
+		return cand{frag: sqlf("SELECT "+a+".pk FROM idx "+a+" WHERE "+a+".param = ? AND "+strings.ReplaceAll(codeKinds, "kind", a+".kind")+
+			" UNION ALL SELECT "+b+".pk FROM idx "+b+" WHERE "+b+".param = ? AND "+b+".value <> ''", e.Param, e.Param), rank: 7, exact: true}, true, nil
 	case store.And:
 		var conj []store.Expr
 		flatten(e, &conj)
@@ -920,7 +935,7 @@ func (cp *compiler) pkset(e store.Expr) (cand, bool, error) {
 
 // chainSet is a Chain's candidate set: the targets that match (by their own
 // candidate set), then the entries that point at them, found through
-// idx_token (param, code = id, kind, system = type). Without a candidate set
+// idx_code (param, code = id, kind, system = type). Without a candidate set
 // for the targets there is none: every entry of the parameter, of every
 // resource type, would be a candidate, and walking the query's type is
 // cheaper.

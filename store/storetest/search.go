@@ -369,6 +369,11 @@ func sysTokQ(param, system, code string) store.Token {
 func strQ(param string, mode store.StringMode, text string) store.String {
 	return store.String{Param: param, Mode: mode, Text: text}
 }
+
+// exactQ is an Exact String whose entries have Value folded.
+func exactQ(param, text, folded string) store.String {
+	return store.String{Param: param, Mode: store.Exact, Text: text, Folded: folded}
+}
 func rangeQ(param string, bounds ...store.Bound) store.Range {
 	return store.Range{Param: param, Bounds: bounds}
 }
@@ -429,11 +434,12 @@ func searchCases() []searchCase {
 		{name: "string prefix empty text", typ: "Practitioner", filter: strQ("name", store.Prefix, ""), want: pre("Practitioner", "doc1")},
 		// 尿 is E5 B0 BF in UTF-8: the prefix's upper end is not valid UTF-8.
 		{name: "string prefix ending in byte BF", typ: "Observation", filter: strQ("code", store.Prefix, "尿"), want: pre("Observation", "o3")},
-		{name: "string exact", typ: "Patient", filter: strQ("name", store.Exact, "Zhang San"), want: pre("Patient", "d1")},
-		{name: "string exact is case sensitive", typ: "Patient", filter: strQ("name", store.Exact, "zhang san"), want: []string{}},
-		{name: "string exact accents", typ: "Patient", filter: strQ("name", store.Exact, "Müller"), want: pre("Patient", "r4")},
-		{name: "string exact chinese", typ: "Patient", filter: strQ("name", store.Exact, "张三"), want: pre("Patient", "d1")},
-		{name: "string exact chinese other tenant", tenant: "h2", typ: "Patient", filter: strQ("name", store.Exact, "张三"), want: pre("Patient", "x1")},
+		{name: "string exact", typ: "Patient", filter: exactQ("name", "Zhang San", "zhang san"), want: pre("Patient", "d1")},
+		{name: "string exact, value not given", typ: "Patient", filter: strQ("name", store.Exact, "Zhang San"), want: pre("Patient", "d1")},
+		{name: "string exact is case sensitive", typ: "Patient", filter: exactQ("name", "zhang san", "zhang san"), want: []string{}},
+		{name: "string exact accents", typ: "Patient", filter: exactQ("name", "Müller", "muller"), want: pre("Patient", "r4")},
+		{name: "string exact chinese", typ: "Patient", filter: exactQ("name", "张三", "张三"), want: pre("Patient", "d1")},
+		{name: "string exact chinese other tenant", tenant: "h2", typ: "Patient", filter: exactQ("name", "张三", "张三"), want: pre("Patient", "x1")},
 		{name: "string contains", typ: "Patient", filter: strQ("name", store.Contains, "ng"), want: pre("Patient", "d1", "r1")},
 		{name: "string contains chinese", typ: "Patient", filter: strQ("name", store.Contains, "小"), want: pre("Patient", "r1")},
 		{name: "string contains is not a pattern", typ: "Patient", filter: strQ("name", store.Contains, "%"), want: []string{}},
