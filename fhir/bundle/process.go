@@ -135,13 +135,12 @@ func (w *Writer) Process(ctx context.Context, p *fhir.Principal, req *Request, r
 				writes = append(writes, e)
 			}
 		}
-		var results []*Result
-		var err error
-		if seq, ok := w.seqStore(writes); ok {
-			results, err = w.stream(ctx, seq, p, writes, bodies)
-		} else if results, err = w.Write(ctx, p, writes); err == nil {
-			for i, r := range results {
-				results[i] = keep(r, new(Result), new(store.Version), bodies)
+		results, streamed, err := w.streamed(ctx, p, writes, bodies)
+		if !streamed && err == nil {
+			if results, err = w.writeAll(ctx, p, writes); err == nil {
+				for i, r := range results {
+					results[i] = keep(r, new(Result), new(store.Version), bodies)
+				}
 			}
 		}
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -138,5 +139,39 @@ func TestResponseWriteTo(t *testing.T) {
 	}
 	if diff := cmp.Diff(string(want), got.String()); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestConditionalReferencesIn checks the conditional references read from
+// a resource's JSON in place, and a conditional update's id.
+func TestConditionalReferencesIn(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, json string
+		refs       []string
+		sure       bool
+		id         string
+	}{
+		{"none", `{"resourceType":"Patient","id":"a"}`, nil, true, "a"},
+		{"two, one repeated", `{"resourceType":"Observation","subject":{"reference":"Patient?identifier=s|v"},
+			"performer":[{"reference":"Practitioner?name=x"},{"reference":"Patient?identifier=s|v"}]}`,
+			[]string{"Patient?identifier=s|v", "Practitioner?name=x"}, true, ""},
+		{"literal and absolute ones left out", `{"resourceType":"Observation","subject":{"reference":"Patient/1"},
+			"focus":[{"reference":"http://x/fhir/Patient?name=y"}],"id":"o"}`, nil, true, "o"},
+		{"an escaped '?'", `{"resourceType":"Observation","subject":{"reference":"Patient\u003fname=x"}}`, []string{"Patient?name=x"}, true, ""},
+		{"in a contained resource", `{"resourceType":"Patient","contained":[{"resourceType":"Observation","id":"o","subject":{"reference":"Patient?name=y"}}]}`,
+			[]string{"Patient?name=y"}, true, ""},
+		{"an escaped key", `{"resourceType":"Observation","subject":{"refer\u0065nce":"Patient?name=x"}}`, nil, false, ""},
+		{"malformed", `{"resourceType":"Observation","subject":{"reference":"Patient?name=x"`, nil, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			refs, sure := conditionalReferencesIn([]byte(tc.json))
+			if sure != tc.sure || (sure && !slices.Equal(refs, tc.refs)) {
+				t.Errorf("conditionalReferencesIn: %q, %v; want %q, %v", refs, sure, tc.refs, tc.sure)
+			}
+			if id, ok := topLevelID([]byte(tc.json)); tc.sure && (!ok || id != tc.id) {
+				t.Errorf("topLevelID: %q, %v; want %q", id, ok, tc.id)
+			}
+		})
 	}
 }

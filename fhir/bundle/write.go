@@ -8,11 +8,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"iter"
 	"net/http"
 	"net/url"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,16 +40,17 @@ type Store interface {
 	Transact(ctx context.Context, conds []store.Query, decide func(matches [][]*store.Version) ([]store.Write, error)) error
 }
 
-// SeqStore is a Store that can store the writes of a transaction without
-// conditions as they are made, beginning with the first while later ones
-// are still being built (store/sqlite has it): building a write (marshal,
-// validate, index) and storing one then overlap, on different cores.
+// SeqStore is a Store that can store the writes of a transaction as they
+// are made, beginning with the first while later ones are still being
+// built (store/sqlite has it): building a write (marshal, validate, index)
+// and storing one then overlap, on different cores.
 type SeqStore interface {
-	// TransactSeq stores every write writes yields, all or none, as
-	// Transact does without conditions; an error yielded, or an error
-	// storing one, stores none. It stops pulling writes at the first
-	// error.
-	TransactSeq(ctx context.Context, writes iter.Seq2[store.Write, error]) error
+	// TransactSeq is Transact for writes made one by one: with the
+	// matches of conds (searched as Transact does, under the lock that
+	// holds until the commit), it stores every write writes(matches)
+	// yields, all or none; an error yielded, or an error storing one,
+	// stores none. It stops pulling writes at the first error.
+	TransactSeq(ctx context.Context, conds []store.Query, writes func(matches [][]*store.Version) iter.Seq2[store.Write, error]) error
 }
 
 // Options configure a Writer. Store, Codec and Indexer are required.
@@ -177,6 +180,9 @@ type plan struct {
 	ops patchOps       // PATCH
 	// cond is the index of the entry's condition in conds (-1: none).
 	cond int
+	// bodyID is a conditional update's resource id read from its JSON
+	// before it is parsed (stream).
+	bodyID string
 	// Filled in by decide:
 	id     string
 	cur    *store.Version
@@ -190,9 +196,15 @@ type plan struct {
 // Results are in the order of entries. A failure is an *EntryError naming
 // the entry, wrapping a *fhir.Error (or a store error).
 func (w *Writer) Write(ctx context.Context, p *fhir.Principal, entries []*Entry) ([]*Result, error) {
-	if seq, ok := w.seqStore(entries); ok {
-		return w.stream(ctx, seq, p, entries, true)
+	if results, ok, err := w.streamed(ctx, p, entries, true); ok || err != nil {
+		return results, err
 	}
+	return w.writeAll(ctx, p, entries)
+}
+
+// writeAll is Write holding every entry at once: each resource parsed
+// before the store is asked, every write built before it stores any.
+func (w *Writer) writeAll(ctx context.Context, p *fhir.Principal, entries []*Entry) ([]*Result, error) {
 	parsed, err := w.parseAll(entries)
 	if err != nil {
 		return nil, err
@@ -312,26 +324,46 @@ func (w *Writer) prepare(p *fhir.Principal, e *Entry, res *fhir.Resource, conds 
 		}
 		pl.res = res
 	}
+	if err := w.entryCondition(p, pl, conds); err != nil {
+		return nil, err
+	}
+	return pl, nil
+}
+
+// entryCondition adds the condition of an entry's own interaction
+// (ifNoneExist, a conditional update or delete), if it has one, to conds.
+func (w *Writer) entryCondition(p *fhir.Principal, pl *plan, conds *[]store.Query) error {
+	e := pl.e
 	var params url.Values
 	switch {
 	case e.Method == http.MethodPost && e.IfNoneExist != "":
 		v, err := search.ParseQuery(strings.TrimPrefix(e.IfNoneExist, e.Type+"?")).Condition()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		params = v
 	case e.ID == "" && (e.Method == http.MethodPut || e.Method == http.MethodDelete):
 		params = e.Query
 	}
-	if params != nil {
-		q, err := w.condition(p, e.Type, params)
-		if err != nil {
-			return nil, err
-		}
-		pl.cond = len(*conds)
-		*conds = append(*conds, q)
+	if params == nil {
+		return nil
 	}
-	return pl, nil
+	q, err := w.condition(p, e.Type, params)
+	if err != nil {
+		return err
+	}
+	pl.cond = len(*conds)
+	*conds = append(*conds, q)
+	return nil
+}
+
+// resourceID is the id of the entry's resource: that of the parsed
+// resource, or before it is parsed, the one read from its JSON.
+func (pl *plan) resourceID() string {
+	if pl.res != nil {
+		return pl.res.ID()
+	}
+	return pl.bodyID
 }
 
 // newPlan checks what an entry asks before its resource is read: the
@@ -438,24 +470,29 @@ func (w *Writer) conditionalReferences(p *fhir.Principal, plans []*plan, conds *
 				continue
 			}
 			seen[ref] = true
-			if !w.opts.Codec.IsResourceType(typ) {
-				return nil, &EntryError{Index: pl.e.Index, Err: fhir.Invalid(fhir.IssueInvalid,
-					"The conditional reference '"+ref+"' does not name a resource type", "条件引用 '"+ref+"' 未指明资源类型")}
-			}
-			params, err := search.ParseQuery(raw).Condition()
-			if err == nil {
-				var q store.Query
-				if q, err = w.condition(p, typ, params); err == nil {
-					out = append(out, condRef{ref: ref, cond: len(*conds)})
-					*conds = append(*conds, q)
-				}
-			}
+			q, err := w.referenceCondition(p, typ, raw)
 			if err != nil {
 				return nil, &EntryError{Index: pl.e.Index, Err: err}
 			}
+			out = append(out, condRef{ref: ref, cond: len(*conds)})
+			*conds = append(*conds, q)
 		}
 	}
 	return out, nil
+}
+
+// referenceCondition compiles the condition of a conditional reference
+// typ?query.
+func (w *Writer) referenceCondition(p *fhir.Principal, typ, query string) (store.Query, error) {
+	if !w.opts.Codec.IsResourceType(typ) {
+		return store.Query{}, fhir.Invalid(fhir.IssueInvalid,
+			"The conditional reference '"+typ+"?"+query+"' does not name a resource type", "条件引用 '"+typ+"?"+query+"' 未指明资源类型")
+	}
+	params, err := search.ParseQuery(query).Condition()
+	if err != nil {
+		return store.Query{}, err
+	}
+	return w.condition(p, typ, params)
 }
 
 // decide runs inside the store's transaction, with the matches of every
@@ -498,45 +535,98 @@ const minStream = 32
 // cores building while the store writes.
 const window = 128
 
-// seqStore returns the store as a SeqStore when entries are stored by
-// stream: a transaction of minStream entries or more on a store that has
-// TransactSeq, without conditions (ifNoneExist, a conditional update or
-// delete, a conditional reference), which TransactSeq cannot evaluate.
-func (w *Writer) seqStore(entries []*Entry) (SeqStore, bool) {
+// streamPlan is what stream knows of a transaction's entries before the
+// store is asked: each entry's plan, and the conditions (the entries' own,
+// then one per distinct conditional reference) with refs saying which is
+// whose.
+type streamPlan struct {
+	plans []*plan
+	conds []store.Query
+	refs  []condRef
+}
+
+// streamed carries out entries by stream when it can: a transaction of
+// minStream entries or more on a store that has TransactSeq, whose
+// conditions are known without parsing its resources (planStream). ok is
+// false when it cannot (then nothing was done).
+func (w *Writer) streamed(ctx context.Context, p *fhir.Principal, entries []*Entry, bodies bool) (results []*Result, ok bool, err error) {
 	seq, ok := w.opts.Store.(SeqStore)
 	if !ok || len(entries) < minStream {
-		return nil, false
+		return nil, false, nil
 	}
-	for _, e := range entries {
-		switch e.Method {
-		case http.MethodPost:
-			if e.IfNoneExist != "" || mayHoldConditionalReference(e.Resource) {
-				return nil, false
-			}
-		case http.MethodPut:
-			if e.ID == "" || mayHoldConditionalReference(e.Resource) {
-				return nil, false
-			}
-		case http.MethodDelete:
-			if e.ID == "" {
-				return nil, false
+	sp, ok, err := w.planStream(p, entries)
+	if !ok || err != nil {
+		return nil, false, err
+	}
+	results, err = w.stream(ctx, seq, p, sp, bodies)
+	return results, true, err
+}
+
+// planStream plans entries without parsing their resources: the
+// conditional references are read from the JSON in place, as is a
+// conditional update's id. ok is false when a resource is in doubt (see
+// conditionalReferencesIn), and so must be parsed before the transaction
+// begins.
+func (w *Writer) planStream(p *fhir.Principal, entries []*Entry) (sp *streamPlan, ok bool, err error) {
+	sp = &streamPlan{plans: make([]*plan, len(entries))}
+	seen := map[string]bool{}
+	for i, e := range entries {
+		pl, err := w.newPlan(p, e)
+		if err != nil {
+			return nil, false, &EntryError{Index: e.Index, Err: err}
+		}
+		sp.plans[i] = pl
+		if e.Method == http.MethodPut && e.ID == "" {
+			if pl.bodyID, ok = topLevelID(e.Resource); !ok {
+				return nil, false, nil
 			}
 		}
+		if err := w.entryCondition(p, pl, &sp.conds); err != nil {
+			return nil, false, &EntryError{Index: e.Index, Err: err}
+		}
+		if e.Method != http.MethodPost && e.Method != http.MethodPut {
+			continue
+		}
+		refs, ok := conditionalReferencesIn(e.Resource)
+		if !ok {
+			return nil, false, nil
+		}
+		for _, ref := range refs {
+			if seen[ref] {
+				continue
+			}
+			seen[ref] = true
+			typ, query, _ := strings.Cut(ref, "?")
+			q, err := w.referenceCondition(p, typ, query)
+			if err != nil {
+				return nil, false, &EntryError{Index: e.Index, Err: err}
+			}
+			sp.refs = append(sp.refs, condRef{ref: ref, cond: len(sp.conds)})
+			sp.conds = append(sp.conds, q)
+		}
 	}
-	return seq, true
+	return sp, true, nil
 }
 
 // mayHoldConditionalReference reports whether a resource, as JSON, may
-// hold a conditional reference ("Patient?identifier=..."): whether a
-// "reference" member anywhere in it is one. It reads the JSON in place,
-// without parsing the resource, and answers true when in doubt
-// (malformed or deeply nested JSON, a '?' escaped), so that such a
-// resource goes the way of one that has a conditional reference.
+// hold a conditional reference: whether conditionalReferencesIn finds one
+// or is in doubt.
 func mayHoldConditionalReference(raw []byte) bool {
+	refs, sure := conditionalReferencesIn(raw)
+	return len(refs) > 0 || !sure
+}
+
+// conditionalReferencesIn lists the conditional references
+// ("Patient?identifier=...") in a resource, as JSON: the values of the
+// "reference" members anywhere in it (Reference.reference, in nested
+// elements, extensions and contained resources alike) that are. It reads
+// the JSON in place, without parsing the resource; sure is false when in
+// doubt (malformed or deeply nested JSON, an escaped key, which might spell
+// "reference"), and then the resource must be parsed to know.
+func conditionalReferencesIn(raw []byte) (refs []string, sure bool) {
 	if bytes.IndexByte(raw, '?') < 0 && !bytes.Contains(raw, []byte(`\u003`)) {
-		return false
+		return nil, true
 	}
-	var found bool
 	var value func(at, depth int) (int, error)
 	value = func(at, depth int) (int, error) {
 		if depth > 64 {
@@ -547,11 +637,13 @@ func mayHoldConditionalReference(raw []byte) bool {
 			return jsonscan.Object(raw, at, func(key []byte, at int) (int, error) {
 				if string(key) == "reference" && raw[at] == '"' {
 					ref, next, err := jsonscan.String(raw, at)
-					found = found || isConditionalReference(ref)
+					if isConditionalReference(ref) && !slices.Contains(refs, ref) {
+						refs = append(refs, ref)
+					}
 					return next, err
 				}
 				if bytes.IndexByte(key, '\\') >= 0 {
-					return 0, jsonscan.ErrSyntax // an escaped key might spell "reference"
+					return 0, jsonscan.ErrSyntax
 				}
 				return value(at, depth+1)
 			})
@@ -562,10 +654,33 @@ func mayHoldConditionalReference(raw []byte) bool {
 	}
 	i := jsonscan.SkipWS(raw, 0)
 	if i >= len(raw) {
-		return true
+		return nil, false
 	}
-	_, err := value(i, 0)
-	return found || err != nil
+	if _, err := value(i, 0); err != nil {
+		return nil, false
+	}
+	return refs, true
+}
+
+// topLevelID reads a resource's id ("" for none) from its JSON in place;
+// sure is false when in doubt (malformed JSON, an escaped key).
+func topLevelID(raw []byte) (id string, sure bool) {
+	i := jsonscan.SkipWS(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return "", false
+	}
+	_, err := jsonscan.Object(raw, i, func(key []byte, at int) (int, error) {
+		if bytes.IndexByte(key, '\\') >= 0 {
+			return 0, jsonscan.ErrSyntax
+		}
+		if string(key) == "id" && raw[at] == '"' {
+			s, next, err := jsonscan.String(raw, at)
+			id = s
+			return next, err
+		}
+		return jsonscan.SkipValue(raw, at)
+	})
+	return id, err == nil
 }
 
 // isConditionalReference reports whether a reference is a search
@@ -575,60 +690,64 @@ func isConditionalReference(ref string) bool {
 	return ok && !strings.Contains(typ, "/") && !strings.Contains(typ, ":")
 }
 
-// stream carries out entries without conditions as one transaction on a
-// SeqStore, as Write does, holding no more than a window of them at a
-// time in their costly forms: their targets are chosen first (so that a
-// reference to any entry, earlier or later, is rewritten), then each
-// entry's resource is parsed, checked, its current version read and its
-// write built, on every core, at most window entries ahead of the store,
-// which takes them in entry order; once stored, an entry keeps only its
-// result, without index entries, and without the resource unless bodies
-// is set. The audit records follow the data in the same transaction.
-func (w *Writer) stream(ctx context.Context, st SeqStore, p *fhir.Principal, entries []*Entry, bodies bool) ([]*Result, error) {
-	plans := make([]*plan, len(entries))
-	for i, e := range entries {
-		pl, err := w.newPlan(p, e)
-		if err != nil {
-			return nil, &EntryError{Index: e.Index, Err: err}
-		}
-		plans[i] = pl
-	}
-	to, err := w.targets(ctx, p, plans, nil, false)
-	if err != nil {
-		return nil, err
+// stream carries out a transaction on a SeqStore, as Write does, holding
+// no more than a window of its entries at a time in their costly forms:
+// once the store has the matches of the conditions (under its lock), every
+// entry's target is chosen (so that a reference to any entry, earlier or
+// later, is rewritten), then each entry's resource is parsed, checked, its
+// current version read and its write built, on every core, at most window
+// entries ahead of the store, which takes them in entry order; once
+// stored, an entry keeps only its result, without index entries, and
+// without the resource unless bodies is set. The audit records follow the
+// data in the same transaction.
+func (w *Writer) stream(ctx context.Context, st SeqStore, p *fhir.Principal, sp *streamPlan, bodies bool) ([]*Result, error) {
+	plans := sp.plans
+	entries := make([]*Entry, len(plans))
+	for i, pl := range plans {
+		entries[i] = pl.e
 	}
 	now := w.opts.Now().UTC().Truncate(time.Microsecond)
-	b := newBuilders(len(plans), func(i int) (*store.Write, error) {
-		return w.buildStreamed(ctx, plans[i], p, to, now)
-	})
-	defer b.close()
 	results := make([]*Result, len(plans))
 	kept := make([]Result, len(plans))
 	versions := make([]store.Version, len(plans))
-	err = st.TransactSeq(ctx, func(yield func(store.Write, error) bool) {
-		for i, pl := range plans {
-			wr, err := b.take(i)
-			if err != nil {
-				yield(store.Write{}, &EntryError{Index: pl.e.Index, Err: err})
-				return
+	err := st.TransactSeq(ctx, sp.conds, func(matches [][]*store.Version) iter.Seq2[store.Write, error] {
+		return func(yield func(store.Write, error) bool) {
+			to, err := w.targets(ctx, p, plans, matches, false)
+			if err == nil {
+				err = resolveReferences(to, sp.refs, matches)
 			}
-			if wr != nil && !yield(*wr, nil) {
-				return
-			}
-			results[i] = keep(pl.result, &kept[i], &versions[i], bodies)
-			// What the plan built is stored: only its result is needed.
-			pl.res, pl.ops, pl.cur, pl.result = nil, nil, nil, nil
-			b.done()
-		}
-		if w.opts.Auditor != nil {
-			audits, err := w.opts.Auditor.AuditWrites(ctx, p, now, entries, results)
 			if err != nil {
 				yield(store.Write{}, err)
 				return
 			}
-			for _, a := range audits {
-				if !yield(a, nil) {
+			b := newBuilders(len(plans), func(i int) (*store.Write, error) {
+				return w.buildStreamed(ctx, plans[i], p, to, now)
+			})
+			defer b.close()
+			for i, pl := range plans {
+				wr, err := b.take(i)
+				if err != nil {
+					yield(store.Write{}, &EntryError{Index: pl.e.Index, Err: err})
 					return
+				}
+				if wr != nil && !yield(*wr, nil) {
+					return
+				}
+				results[i] = keep(pl.result, &kept[i], &versions[i], bodies)
+				// What the plan built is stored: only its result is needed.
+				pl.res, pl.ops, pl.cur, pl.result = nil, nil, nil, nil
+				b.done()
+			}
+			if w.opts.Auditor != nil {
+				audits, err := w.opts.Auditor.AuditWrites(ctx, p, now, entries, results)
+				if err != nil {
+					yield(store.Write{}, err)
+					return
+				}
+				for _, a := range audits {
+					if !yield(a, nil) {
+						return
+					}
 				}
 			}
 		}
@@ -644,8 +763,9 @@ func (w *Writer) stream(ctx context.Context, st SeqStore, p *fhir.Principal, ent
 }
 
 // buildStreamed is build for stream, doing first what Write does for every
-// entry before building: parse and check the resource, read the current
-// version.
+// entry before building: parse and check the resource (that a conditional
+// update's id and conditional references are those planStream read from
+// its JSON), read the current version unless the condition found it.
 func (w *Writer) buildStreamed(ctx context.Context, pl *plan, p *fhir.Principal, to map[string]string, now time.Time) (*store.Write, error) {
 	e := pl.e
 	if e.Method == http.MethodPost || e.Method == http.MethodPut {
@@ -656,9 +776,12 @@ func (w *Writer) buildStreamed(ctx context.Context, pl *plan, p *fhir.Principal,
 		if err := checkResource(e, res); err != nil {
 			return nil, err
 		}
+		if err := checkPlanned(pl, res, to); err != nil {
+			return nil, err
+		}
 		pl.res = res
 	}
-	if e.Method != http.MethodPost && pl.result == nil {
+	if e.Method != http.MethodPost && pl.result == nil && pl.cur == nil {
 		cur, err := w.current(ctx, p, e.Type, pl.id)
 		if err != nil {
 			return nil, err
@@ -666,6 +789,26 @@ func (w *Writer) buildStreamed(ctx context.Context, pl *plan, p *fhir.Principal,
 		pl.cur = cur
 	}
 	return w.build(ctx, pl, p, to, now)
+}
+
+// checkPlanned checks a parsed resource against what planStream read from
+// its JSON: a conditional update's id, and every conditional reference
+// (each one resolved in to). The JSON reader is exact for what the parser
+// accepts, so this refuses nothing it read right; it keeps a reader's
+// mistake from storing an unresolved reference.
+func checkPlanned(pl *plan, res *fhir.Resource, to map[string]string) error {
+	if pl.e.Method == http.MethodPut && pl.e.ID == "" && res.ID() != pl.bodyID {
+		return fmt.Errorf("bundle: entry %d: the resource's id %q is not the %q read from its JSON", pl.e.Index, res.ID(), pl.bodyID)
+	}
+	if !mayHoldConditionalReference(pl.e.Resource) {
+		return nil
+	}
+	for _, ref := range res.References() {
+		if _, ok := to[ref]; isConditionalReference(ref) && !ok {
+			return fmt.Errorf("bundle: entry %d: the conditional reference %q was not read from its JSON", pl.e.Index, ref)
+		}
+	}
+	return nil
 }
 
 // keep is what a result keeps once its write is stored, in r and v: the
@@ -775,6 +918,12 @@ func (w *Writer) resolve(ctx context.Context, p *fhir.Principal, plans []*plan, 
 	if err != nil {
 		return nil, err
 	}
+	return to, resolveReferences(to, refs, matches)
+}
+
+// resolveReferences adds to to where each conditional reference points:
+// the one resource its condition matched.
+func resolveReferences(to map[string]string, refs []condRef, matches [][]*store.Version) error {
 	for _, r := range refs {
 		m := matches[r.cond]
 		if len(m) != 1 {
@@ -782,12 +931,12 @@ func (w *Writer) resolve(ctx context.Context, p *fhir.Principal, plans []*plan, 
 			if len(m) > 1 {
 				how = "more than one resource"
 			}
-			return nil, fhir.PreconditionFailed("The conditional reference '"+r.ref+"' matches "+how+"; it must match exactly one",
+			return fhir.PreconditionFailed("The conditional reference '"+r.ref+"' matches "+how+"; it must match exactly one",
 				"条件引用 '"+r.ref+"' 匹配的资源数不是一个")
 		}
 		to[r.ref] = m[0].Type + "/" + m[0].ID
 	}
-	return to, nil
+	return nil
 }
 
 // targets chooses each entry's target (see target; read: whether the
@@ -862,7 +1011,7 @@ func (w *Writer) target(ctx context.Context, p *fhir.Principal, pl *plan, matche
 		return nil
 	case pl.cond >= 0 && len(m) == 1:
 		if e.Method == http.MethodPut {
-			if rid := pl.res.ID(); rid != "" && rid != m[0].ID {
+			if rid := pl.resourceID(); rid != "" && rid != m[0].ID {
 				return fhir.Invalid(fhir.IssueInvalid, "The resource id does not match the resource the criteria found",
 					"资源 id 与条件匹配到的资源不一致").WithExpression(e.Type + ".id")
 			}
@@ -875,7 +1024,7 @@ func (w *Writer) target(ctx context.Context, p *fhir.Principal, pl *plan, matche
 	case pl.cond >= 0:
 		// Conditional update matching nothing creates, with the body's id
 		// if it has one.
-		if pl.id = pl.res.ID(); pl.id == "" {
+		if pl.id = pl.resourceID(); pl.id == "" {
 			pl.id = NewID()
 		} else if err := CheckID(pl.id); err != nil {
 			return err

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"iter"
 	"testing"
 	"time"
 
@@ -109,15 +110,17 @@ func TestTransactSeq(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pulled := 0
-			err := s.TransactSeq(ctx, func(yield func(store.Write, error) bool) {
-				for i, id := range tc.ids {
-					pulled++
-					if i == tc.failAt {
-						yield(store.Write{}, errStop)
-						return
-					}
-					if !yield(write(id), nil) {
-						return
+			err := s.TransactSeq(ctx, nil, func([][]*store.Version) iter.Seq2[store.Write, error] {
+				return func(yield func(store.Write, error) bool) {
+					for i, id := range tc.ids {
+						pulled++
+						if i == tc.failAt {
+							yield(store.Write{}, errStop)
+							return
+						}
+						if !yield(write(id), nil) {
+							return
+						}
 					}
 				}
 			})

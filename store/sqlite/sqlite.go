@@ -672,13 +672,33 @@ func (s *Store) putSeq(ctx context.Context, tx *sql.Tx, r *queuedPut) error {
 	return nil
 }
 
-// TransactSeq is Transact without conditions for writes made one by one
-// (bundle.SeqStore): it stores every write writes yields, all or none, in
-// an SQL transaction of its own, writing each as it comes, so that the
-// caller builds the next ones meanwhile (the write lock is held while it
-// does).
-func (s *Store) TransactSeq(ctx context.Context, writes iter.Seq2[store.Write, error]) error {
-	return s.commit(ctx, &queuedPut{seq: writes, transact: true})
+// TransactSeq is Transact for writes made one by one (bundle.SeqStore):
+// it stores every write that writes(matches) yields, all or none, in an SQL
+// transaction of its own, writing each as it comes, so that the caller
+// builds the next ones meanwhile (the write lock is held while it does).
+// With conditions, their matches are searched first under the write lock,
+// as Transact does.
+func (s *Store) TransactSeq(ctx context.Context, conds []store.Query, writes func(matches [][]*store.Version) iter.Seq2[store.Write, error]) error {
+	if len(conds) == 0 {
+		return s.commit(ctx, &queuedPut{seq: writes(nil), transact: true})
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(err)
+	}
+	defer s.unbind(tx)
+	defer tx.Rollback()
+	matches, err := s.matches(ctx, conds)
+	if err != nil {
+		return err
+	}
+	if err := s.putSeq(ctx, tx, &queuedPut{seq: writes(matches), transact: true}); err != nil {
+		return err
+	}
+	if err := s.crash("written"); err != nil {
+		return err
+	}
+	return wrap(tx.Commit())
 }
 
 // PutIf is Transact with one condition and at most one write.
@@ -720,15 +740,8 @@ func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([
 	}
 	defer s.unbind(tx)
 	defer tx.Rollback()
-	matches := make([][]*store.Version, len(conds))
-	for i, q := range conds {
-		page, err := s.Search(ctx, q)
-		if err != nil {
-			return err
-		}
-		matches[i] = page.Versions
-	}
-	if err := s.crash("searched"); err != nil {
+	matches, err := s.matches(ctx, conds)
+	if err != nil {
 		return err
 	}
 	ws, err := decide(matches)
@@ -745,6 +758,23 @@ func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([
 		return err
 	}
 	return wrap(tx.Commit())
+}
+
+// matches searches the conditions of a Transact, whose write lock is held
+// (the searches run on the read pool and see every write committed).
+func (s *Store) matches(ctx context.Context, conds []store.Query) ([][]*store.Version, error) {
+	matches := make([][]*store.Version, len(conds))
+	for i, q := range conds {
+		page, err := s.Search(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		matches[i] = page.Versions
+	}
+	if err := s.crash("searched"); err != nil {
+		return nil, err
+	}
+	return matches, nil
 }
 
 // distinct refuses two writes of one resource in a transaction.
