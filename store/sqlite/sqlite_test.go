@@ -33,5 +33,5 @@ func TestCrash(t *testing.T) {
 			s.CrashAfter(step)
 			return s
 		}
-	}})
+	}, Seq: true})
 }

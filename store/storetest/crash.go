@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +27,9 @@ type Crasher struct {
 	// before others may recover it; the suite waits that long before the
 	// next writers come, as a restart would take.
 	Stale time.Duration
+	// Seq says the stores also store writes as they are made
+	// (TransactSeq, which bundle.SeqStore names).
+	Seq bool
 }
 
 // RunCrash stops a transaction after each of the backend's steps, then
@@ -34,10 +38,45 @@ type Crasher struct {
 // every reader, including while two stores recover it at once, and that
 // later transactions on the same resources succeed: recovery frees the
 // version numbers a dead writer took.
+//
+// With Seq, the same transaction is stopped there through TransactSeq too.
 func RunCrash(t *testing.T, c Crasher) {
 	for _, step := range c.Steps {
 		t.Run("after "+step, func(t *testing.T) {
-			testCrashAfter(t, c.New(t), step, c.Stale)
+			testCrashAfter(t, c.New(t), step, c.Stale, false)
+		})
+		if c.Seq {
+			t.Run("TransactSeq after "+step, func(t *testing.T) {
+				testCrashAfter(t, c.New(t), step, c.Stale, true)
+			})
+		}
+	}
+}
+
+// seqStore is bundle.SeqStore, which this package cannot import.
+type seqStore interface {
+	TransactSeq(ctx context.Context, conds []store.Query, writes func(matches [][]*store.Version) iter.Seq2[store.Write, error]) error
+}
+
+// transactVia is s's Transact, or with seq, the same through TransactSeq.
+func transactVia(s store.Store, seq bool) func(context.Context, []store.Query, func([][]*store.Version) ([]store.Write, error)) error {
+	if !seq {
+		return s.Transact
+	}
+	return func(ctx context.Context, conds []store.Query, decide func([][]*store.Version) ([]store.Write, error)) error {
+		return s.(seqStore).TransactSeq(ctx, conds, func(m [][]*store.Version) iter.Seq2[store.Write, error] {
+			return func(yield func(store.Write, error) bool) {
+				ws, err := decide(m)
+				if err != nil {
+					yield(store.Write{}, err)
+					return
+				}
+				for _, w := range ws {
+					if !yield(w, nil) {
+						return
+					}
+				}
+			}
 		})
 	}
 }
@@ -46,12 +85,12 @@ func RunCrash(t *testing.T, c Crasher) {
 // exists before (an update), the others are created.
 var crashIDs = []string{"c1", "c2", "c3"}
 
-func testCrashAfter(t *testing.T, open func(string) store.Store, step string, stale time.Duration) {
+func testCrashAfter(t *testing.T, open func(string) store.Store, step string, stale time.Duration, seq bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s1 := open(step)
 	mustPut(t, s1, 0, version("h1", "Patient", "c1", 1, base, condTok("OLD")))
-	err := s1.Transact(ctx, []store.Query{condQuery("OLD", false, false)}, func(m [][]*store.Version) ([]store.Write, error) {
+	err := transactVia(s1, seq)(ctx, []store.Query{condQuery("OLD", false, false)}, func(m [][]*store.Version) ([]store.Write, error) {
 		if len(m[0]) != 1 {
 			return nil, fmt.Errorf("matches = %v, want c1", ids(m[0]))
 		}
