@@ -66,30 +66,12 @@ func members(obj []byte) ([]member, error) {
 
 // appendMembers appends the members of the object obj to out.
 func appendMembers(out []member, obj []byte) ([]member, error) {
-	if kind(obj) != '{' {
-		return nil, errSyntax
-	}
-	end, err := jsonscan.Object(obj, 0, func(k []byte, at int) (int, error) {
-		key := k
-		if bytes.IndexByte(k, '\\') >= 0 {
-			s, err := unquote(k)
-			if err != nil {
-				return 0, err
-			}
-			key = []byte(s)
-		}
-		next, err := jsonscan.SkipValue(obj, at)
-		if err != nil {
-			return 0, err
-		}
-		out = append(out, member{key: key, val: obj[at:next]})
-		return next, nil
+	err := walkMembers(obj, func(key, val []byte) error {
+		out = append(out, member{key: key, val: val})
+		return nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	if end != len(obj) {
-		return nil, errSyntax
 	}
 	return out, nil
 }
@@ -99,8 +81,21 @@ func appendMembers(out []member, obj []byte) ([]member, error) {
 // whether obj is an object, well formed up to where it stopped. It splits
 // nothing out, for the checks that look at one member or two.
 func eachMember(obj []byte, each func(key, val []byte) bool) bool {
+	err := walkMembers(obj, func(key, val []byte) error {
+		if !each(key, val) {
+			return errStop
+		}
+		return nil
+	})
+	return err == nil || err == errStop
+}
+
+// walkMembers calls each with the key (decoded) and the raw value of the
+// members of the object obj in turn, until it returns an error, which
+// walkMembers returns; obj must be an object, well formed to its end.
+func walkMembers(obj []byte, each func(key, val []byte) error) error {
 	if kind(obj) != '{' {
-		return false
+		return errSyntax
 	}
 	end, err := jsonscan.Object(obj, 0, func(k []byte, at int) (int, error) {
 		key := k
@@ -115,12 +110,15 @@ func eachMember(obj []byte, each func(key, val []byte) bool) bool {
 		if err != nil {
 			return 0, err
 		}
-		if !each(key, obj[at:next]) {
-			return 0, errStop
-		}
-		return next, nil
+		return next, each(key, obj[at:next])
 	})
-	return err == errStop || (err == nil && end == len(obj))
+	switch {
+	case err != nil:
+		return err
+	case end != len(obj):
+		return errSyntax
+	}
+	return nil
 }
 
 // elements splits the array arr (its raw text, brackets included).

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -543,15 +542,7 @@ func TestSearchPlans(t *testing.T) {
 	ctx := context.Background()
 	for _, bm := range append(benchmarks(set), planQueries()...) {
 		q := bm.next(rand.New(rand.NewPCG(5, 6)))
-		tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := compileSearch(q, q.Count, estimator(ctx, tx, s.tuning))
-		tx.Rollback()
-		if err != nil {
-			t.Fatal(err)
-		}
+		st := compileFor(t, s, q)
 		count, err := explain(ctx, s, st.count)
 		if err != nil {
 			t.Fatal(err)

@@ -41,16 +41,7 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 	wholeTable := regexp.MustCompile(`^SCAN (?:[a-z]+[0-9]*)(?: |$)`)
 	for _, bm := range append(benchmarks(set), planQueries()...) {
 		t.Run(bm.name, func(t *testing.T) {
-			q := bm.next(rand.New(rand.NewPCG(5, 6)))
-			tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, err := compileSearch(q, q.Count, estimator(ctx, tx, s.tuning))
-			tx.Rollback()
-			if err != nil {
-				t.Fatal(err)
-			}
+			st := compileFor(t, s, bm.next(rand.New(rand.NewPCG(5, 6))))
 			var plans []string
 			for _, f := range []frag{st.count, st.page} {
 				p, err := explain(ctx, s, f)
@@ -113,4 +104,20 @@ func planEveryone(typ string, f store.Expr) func(*rand.Rand) store.Query {
 	return func(*rand.Rand) store.Query {
 		return store.Query{Access: store.Access{Everyone: true}, Type: typ, Filter: f, Count: 20, WantTotal: true}
 	}
+}
+
+// compileFor compiles q as Search would, with s's estimates.
+func compileFor(t testing.TB, s *Store, q store.Query) searchSQL {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	st, err := compileSearch(q, q.Count, estimator(ctx, tx, s.tuning))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

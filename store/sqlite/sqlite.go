@@ -734,30 +734,20 @@ func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([
 		}
 		return s.commit(ctx, &queuedPut{ws: ws, transact: true})
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return wrap(err)
-	}
-	defer s.unbind(tx)
-	defer tx.Rollback()
-	matches, err := s.matches(ctx, conds)
-	if err != nil {
-		return err
-	}
-	ws, err := decide(matches)
-	if err != nil || len(ws) == 0 {
-		return err
-	}
-	if err := distinct(ws); err != nil {
-		return err
-	}
-	if err := s.putAll(ctx, tx, &queuedPut{ws: ws, transact: true}); err != nil {
-		return err
-	}
-	if err := s.crash("written"); err != nil {
-		return err
-	}
-	return wrap(tx.Commit())
+	return s.TransactSeq(ctx, conds, func(matches [][]*store.Version) iter.Seq2[store.Write, error] {
+		ws, err := decide(matches)
+		return func(yield func(store.Write, error) bool) {
+			if err != nil {
+				yield(store.Write{}, err)
+				return
+			}
+			for _, w := range ws {
+				if !yield(w, nil) {
+					return
+				}
+			}
+		}
+	})
 }
 
 // matches searches the conditions of a Transact, whose write lock is held
