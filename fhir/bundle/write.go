@@ -204,28 +204,36 @@ func (w *Writer) Write(ctx context.Context, p *fhir.Principal, entries []*Entry)
 
 // writeAll is Write holding every entry at once: each resource parsed
 // before the store is asked, every write built before it stores any.
+//
+// A large transaction (minStream entries) on a store without TransactSeq is
+// planned as stream plans it, when it can be (planStream), and each
+// resource parsed only when its write is built, so that at most the
+// entries being built hold their parsed resources (some fifteen times
+// their JSON each), not all of them at once.
 func (w *Writer) writeAll(ctx context.Context, p *fhir.Principal, entries []*Entry) ([]*Result, error) {
-	parsed, err := w.parseAll(entries)
-	if err != nil {
-		return nil, err
-	}
-	plans := make([]*plan, len(entries))
-	var conds []store.Query
-	for i, e := range entries {
-		pl, err := w.prepare(p, e, parsed[i], &conds)
+	var sp *streamPlan
+	if _, seq := w.opts.Store.(SeqStore); !seq && len(entries) >= minStream {
+		s, ok, err := w.planStream(p, entries)
 		if err != nil {
-			return nil, &EntryError{Index: e.Index, Err: err}
+			return nil, err
 		}
-		plans[i] = pl
+		if ok {
+			sp = s
+		}
 	}
-	refs, err := w.conditionalReferences(p, plans, &conds)
-	if err != nil {
-		return nil, err
+	parsed := sp == nil
+	if parsed {
+		s, err := w.planParsed(p, entries)
+		if err != nil {
+			return nil, err
+		}
+		sp = s
 	}
+	plans := sp.plans
 	now := w.opts.Now().UTC().Truncate(time.Microsecond)
 	var results []*Result
-	err = w.opts.Store.Transact(ctx, conds, func(matches [][]*store.Version) ([]store.Write, error) {
-		writes, err := w.decide(ctx, p, plans, refs, matches, now)
+	err := w.opts.Store.Transact(ctx, sp.conds, func(matches [][]*store.Version) ([]store.Write, error) {
+		writes, err := w.decide(ctx, p, plans, sp.refs, matches, now, parsed)
 		if err != nil {
 			return nil, err
 		}
@@ -253,6 +261,27 @@ func (w *Writer) writeAll(ctx context.Context, p *fhir.Principal, entries []*Ent
 		return nil, err
 	}
 	return results, nil
+}
+
+// planParsed plans entries with their resources parsed, on every core,
+// before the store is asked.
+func (w *Writer) planParsed(p *fhir.Principal, entries []*Entry) (*streamPlan, error) {
+	parsed, err := w.parseAll(entries)
+	if err != nil {
+		return nil, err
+	}
+	sp := &streamPlan{plans: make([]*plan, len(entries))}
+	for i, e := range entries {
+		pl, err := w.prepare(p, e, parsed[i], &sp.conds)
+		if err != nil {
+			return nil, &EntryError{Index: e.Index, Err: err}
+		}
+		sp.plans[i] = pl
+	}
+	if sp.refs, err = w.conditionalReferences(p, sp.plans, &sp.conds); err != nil {
+		return nil, err
+	}
+	return sp, nil
 }
 
 // conflict explains a store conflict: a create whose id another tenant (or
@@ -498,17 +527,31 @@ func (w *Writer) referenceCondition(p *fhir.Principal, typ, query string) (store
 // decide runs inside the store's transaction, with the matches of every
 // condition: it chooses each entry's target, resolves references, checks
 // preconditions against current versions and builds the writes.
-func (w *Writer) decide(ctx context.Context, p *fhir.Principal, plans []*plan, refs []condRef, matches [][]*store.Version, now time.Time) ([]store.Write, error) {
-	to, err := w.resolve(ctx, p, plans, refs, matches)
+//
+// Unless parsed, the plans' resources are not parsed yet: each is parsed as
+// its write is built (buildStreamed), as stream does.
+func (w *Writer) decide(ctx context.Context, p *fhir.Principal, plans []*plan, refs []condRef, matches [][]*store.Version, now time.Time, parsed bool) ([]store.Write, error) {
+	to, err := w.targets(ctx, p, plans, matches, parsed)
+	if err == nil {
+		err = resolveReferences(to, refs, matches)
+	}
 	if err != nil {
 		return nil, err
+	}
+	build := w.build
+	if !parsed {
+		build = w.buildStreamed
 	}
 	// Building a write (marshalling, validating, indexing) is most of the
 	// CPU work after parsing; each entry's is its own.
 	built := make([]*store.Write, len(plans))
 	errs := make([]error, len(plans))
 	forEach(len(plans), func(i int) {
-		built[i], errs[i] = w.build(ctx, plans[i], p, to, now)
+		built[i], errs[i] = build(ctx, plans[i], p, to, now)
+		// decide is called once: the parsed resource (some fifteen times
+		// its JSON) is not needed again, while the store, maybe slow,
+		// writes what was built.
+		plans[i].res = nil
 	})
 	var writes []store.Write
 	for i, pl := range plans {
@@ -908,17 +951,6 @@ func (b *builders) done() { b.free <- struct{}{} }
 func (b *builders) close() {
 	close(b.stop)
 	b.wg.Wait()
-}
-
-// resolve chooses each entry's target (matches: those of the conditions)
-// and returns where every fullUrl and conditional reference points
-// (Type/id).
-func (w *Writer) resolve(ctx context.Context, p *fhir.Principal, plans []*plan, refs []condRef, matches [][]*store.Version) (map[string]string, error) {
-	to, err := w.targets(ctx, p, plans, matches, true)
-	if err != nil {
-		return nil, err
-	}
-	return to, resolveReferences(to, refs, matches)
 }
 
 // resolveReferences adds to to where each conditional reference points:

@@ -147,6 +147,11 @@ func Run(t *testing.T, newStore NewStore) {
 	}
 }
 
+// RunTransactions runs the suite's transaction and batch tests alone: for
+// a store that takes a transaction's writes in more than one way, run once
+// with each.
+func RunTransactions(t *testing.T, newStore NewStore) { testTransaction(t, newStore) }
+
 // open gives a test a fresh store behind a fresh server.
 func open(t *testing.T, newStore NewStore, opts ...Options) (*Client, store.Store) {
 	t.Helper()
