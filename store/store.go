@@ -12,6 +12,7 @@ package store
 import (
 	"context"
 	"errors"
+	"iter"
 	"time"
 )
 
@@ -66,6 +67,23 @@ type Version struct {
 type Write struct {
 	PrevVersion int64
 	Version     Version
+}
+
+// Writes yields ws in order, or err alone when it is not nil: writes made
+// all at once, as a store that takes them one by one (TransactSeq) pulls
+// them.
+func Writes(ws []Write, err error) iter.Seq2[Write, error] {
+	return func(yield func(Write, error) bool) {
+		if err != nil {
+			yield(Write{}, err)
+			return
+		}
+		for _, w := range ws {
+			if !yield(w, nil) {
+				return
+			}
+		}
+	}
 }
 
 // HistoryQuery selects versions for _history at instance (Type and ID set),

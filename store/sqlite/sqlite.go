@@ -735,18 +735,7 @@ func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([
 		return s.commit(ctx, &queuedPut{ws: ws, transact: true})
 	}
 	return s.TransactSeq(ctx, conds, func(matches [][]*store.Version) iter.Seq2[store.Write, error] {
-		ws, err := decide(matches)
-		return func(yield func(store.Write, error) bool) {
-			if err != nil {
-				yield(store.Write{}, err)
-				return
-			}
-			for _, w := range ws {
-				if !yield(w, nil) {
-					return
-				}
-			}
-		}
+		return store.Writes(decide(matches))
 	})
 }
 

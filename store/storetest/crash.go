@@ -65,18 +65,7 @@ func transactVia(s store.Store, seq bool) func(context.Context, []store.Query, f
 	}
 	return func(ctx context.Context, conds []store.Query, decide func([][]*store.Version) ([]store.Write, error)) error {
 		return s.(seqStore).TransactSeq(ctx, conds, func(m [][]*store.Version) iter.Seq2[store.Write, error] {
-			return func(yield func(store.Write, error) bool) {
-				ws, err := decide(m)
-				if err != nil {
-					yield(store.Write{}, err)
-					return
-				}
-				for _, w := range ws {
-					if !yield(w, nil) {
-						return
-					}
-				}
-			}
+			return store.Writes(decide(m))
 		})
 	}
 }
