@@ -211,7 +211,7 @@ func (w *Writer) Write(ctx context.Context, p *fhir.Principal, entries []*Entry)
 // entries being built hold their parsed resources (some fifteen times
 // their JSON each), not all of them at once.
 func (w *Writer) writeAll(ctx context.Context, p *fhir.Principal, entries []*Entry) ([]*Result, error) {
-	var sp *streamPlan
+	var sp *txPlan
 	if _, seq := w.opts.Store.(SeqStore); !seq && len(entries) >= minStream {
 		s, ok, err := w.planStream(p, entries)
 		if err != nil {
@@ -265,12 +265,12 @@ func (w *Writer) writeAll(ctx context.Context, p *fhir.Principal, entries []*Ent
 
 // planParsed plans entries with their resources parsed, on every core,
 // before the store is asked.
-func (w *Writer) planParsed(p *fhir.Principal, entries []*Entry) (*streamPlan, error) {
+func (w *Writer) planParsed(p *fhir.Principal, entries []*Entry) (*txPlan, error) {
 	parsed, err := w.parseAll(entries)
 	if err != nil {
 		return nil, err
 	}
-	sp := &streamPlan{plans: make([]*plan, len(entries))}
+	sp := &txPlan{plans: make([]*plan, len(entries))}
 	for i, e := range entries {
 		pl, err := w.prepare(p, e, parsed[i], &sp.conds)
 		if err != nil {
@@ -578,11 +578,11 @@ const minStream = 32
 // cores building while the store writes.
 const window = 128
 
-// streamPlan is what stream knows of a transaction's entries before the
-// store is asked: each entry's plan, and the conditions (the entries' own,
+// txPlan is what Write knows of a transaction's entries before the store
+// is asked: each entry's plan, and the conditions (the entries' own,
 // then one per distinct conditional reference) with refs saying which is
 // whose.
-type streamPlan struct {
+type txPlan struct {
 	plans []*plan
 	conds []store.Query
 	refs  []condRef
@@ -610,8 +610,8 @@ func (w *Writer) streamed(ctx context.Context, p *fhir.Principal, entries []*Ent
 // conditional update's id. ok is false when a resource is in doubt (see
 // conditionalReferencesIn), and so must be parsed before the transaction
 // begins.
-func (w *Writer) planStream(p *fhir.Principal, entries []*Entry) (sp *streamPlan, ok bool, err error) {
-	sp = &streamPlan{plans: make([]*plan, len(entries))}
+func (w *Writer) planStream(p *fhir.Principal, entries []*Entry) (sp *txPlan, ok bool, err error) {
+	sp = &txPlan{plans: make([]*plan, len(entries))}
 	seen := map[string]bool{}
 	for i, e := range entries {
 		pl, err := w.newPlan(p, e)
@@ -651,12 +651,10 @@ func (w *Writer) planStream(p *fhir.Principal, entries []*Entry) (sp *streamPlan
 	return sp, true, nil
 }
 
-// mayHoldConditionalReference reports whether a resource, as JSON, may
-// hold a conditional reference: whether conditionalReferencesIn finds one
-// or is in doubt.
-func mayHoldConditionalReference(raw []byte) bool {
-	refs, sure := conditionalReferencesIn(raw)
-	return len(refs) > 0 || !sure
+// mayHaveQuery reports whether a resource, as JSON, may hold a '?' (maybe
+// escaped): without one, it holds no conditional reference.
+func mayHaveQuery(raw []byte) bool {
+	return bytes.IndexByte(raw, '?') >= 0 || bytes.Contains(raw, []byte(`\u003`))
 }
 
 // conditionalReferencesIn lists the conditional references
@@ -667,7 +665,7 @@ func mayHoldConditionalReference(raw []byte) bool {
 // doubt (malformed or deeply nested JSON, an escaped key, which might spell
 // "reference"), and then the resource must be parsed to know.
 func conditionalReferencesIn(raw []byte) (refs []string, sure bool) {
-	if bytes.IndexByte(raw, '?') < 0 && !bytes.Contains(raw, []byte(`\u003`)) {
+	if !mayHaveQuery(raw) {
 		return nil, true
 	}
 	var value func(at, depth int) (int, error)
@@ -743,7 +741,7 @@ func isConditionalReference(ref string) bool {
 // stored, an entry keeps only its result, without index entries, and
 // without the resource unless bodies is set. The audit records follow the
 // data in the same transaction.
-func (w *Writer) stream(ctx context.Context, st SeqStore, p *fhir.Principal, sp *streamPlan, bodies bool) ([]*Result, error) {
+func (w *Writer) stream(ctx context.Context, st SeqStore, p *fhir.Principal, sp *txPlan, bodies bool) ([]*Result, error) {
 	plans := sp.plans
 	entries := make([]*Entry, len(plans))
 	for i, pl := range plans {
@@ -843,7 +841,7 @@ func checkPlanned(pl *plan, res *fhir.Resource, to map[string]string) error {
 	if pl.e.Method == http.MethodPut && pl.e.ID == "" && res.ID() != pl.bodyID {
 		return fmt.Errorf("bundle: entry %d: the resource's id %q is not the %q read from its JSON", pl.e.Index, res.ID(), pl.bodyID)
 	}
-	if !mayHoldConditionalReference(pl.e.Resource) {
+	if !mayHaveQuery(pl.e.Resource) {
 		return nil
 	}
 	for _, ref := range res.References() {

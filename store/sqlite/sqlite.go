@@ -789,9 +789,7 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, w store.Write) error {
 	}
 	var pk, cur int64
 	var tenant string
-	sel := s.stmt(ctx, tx, selectCurrent)
-	err := sel.QueryRowContext(ctx, v.Type, v.ID).Scan(&pk, &cur, &tenant)
-	sel.Close()
+	err := s.bound(ctx, tx, selectCurrent).QueryRowContext(ctx, v.Type, v.ID).Scan(&pk, &cur, &tenant)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if w.PrevVersion != 0 {
