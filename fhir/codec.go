@@ -26,6 +26,9 @@ type Codec struct {
 	types  map[string]bool
 	names  []string
 	limits Limits
+	// verify makes Marshal check each canonical form against the
+	// marshaller's (Verifying).
+	verify bool
 }
 
 // NewCodec builds the R4 codec, with the default limits. Times without a
@@ -58,6 +61,15 @@ func (c *Codec) WithLimits(l Limits) *Codec {
 	return &cc
 }
 
+// Verifying returns a codec that checks, on every Marshal, that the form
+// written from the received JSON (canonical) is the marshaller's, and
+// fails the write if it is not; the test suites write through one.
+func (c *Codec) Verifying() *Codec {
+	cc := *c
+	cc.verify = true
+	return &cc
+}
+
 // Limits returns the limits Parse enforces.
 func (c *Codec) Limits() Limits { return c.limits }
 
@@ -72,6 +84,11 @@ type Resource struct {
 	Type string
 	cr   *bcrpb.ContainedResource
 	msg  protoreflect.Message
+	// raw is the JSON the resource was parsed from, as long as only
+	// SetID and SetMeta (recorded in edit) have changed it since: Marshal
+	// then writes it from raw (canonical). nil once anything else has.
+	raw  []byte
+	edit canonicalEdit
 }
 
 // collector gathers every validation problem instead of stopping at the first.
@@ -189,7 +206,7 @@ func (c *Codec) Parse(data []byte) (*Resource, error) {
 		return nil, Invalid(IssueStructure, "The body holds no resource", "请求体中没有资源")
 	}
 	inner := m.Get(fd).Message()
-	return &Resource{Type: string(inner.Descriptor().Name()), cr: cr, msg: inner}, nil
+	return &Resource{Type: string(inner.Descriptor().Name()), cr: cr, msg: inner, raw: trimmed}, nil
 }
 
 // ID returns the resource's logical id ("" if none).
@@ -205,6 +222,7 @@ func (r *Resource) ID() string {
 func (r *Resource) SetID(id string) {
 	fd := r.msg.Descriptor().Fields().ByName("id")
 	r.msg.Set(fd, protoreflect.ValueOfMessage((&d4pb.Id{Value: id}).ProtoReflect()))
+	r.edit.id, r.edit.setID = id, true
 }
 
 // SetMeta sets meta.versionId and meta.lastUpdated, keeping the rest of meta.
@@ -216,10 +234,31 @@ func (r *Resource) SetMeta(versionID string, lastUpdated time.Time) {
 	meta.Set(mf.ByName("last_updated"), protoreflect.ValueOfMessage((&d4pb.Instant{
 		ValueUs: lastUpdated.UnixMicro(), Timezone: "Z", Precision: d4pb.Instant_MICROSECOND,
 	}).ProtoReflect()))
+	r.edit.versionID, r.edit.lastUpdated, r.edit.setMeta = versionID, lastUpdated, true
 }
 
-// Marshal writes the resource as compact R4 JSON.
+// Marshal writes the resource as compact R4 JSON, in the one form
+// google/fhir/go's marshaller writes: from the JSON it was parsed from where
+// that is sure to give the same bytes (canonical), else by marshalling.
 func (c *Codec) Marshal(r *Resource) ([]byte, error) {
+	if r.raw != nil {
+		if b, ok := canonical(make([]byte, 0, len(r.raw)+64), r.raw, r.edit); ok {
+			if c.verify {
+				m, err := c.marshal(r)
+				if err != nil {
+					return nil, err
+				}
+				if !bytes.Equal(b, m) {
+					return nil, fmt.Errorf("fhir: canonical form of %s differs from the marshaller's:\n%s\n%s", r.Type, b, m)
+				}
+			}
+			return b, nil
+		}
+	}
+	return c.marshal(r)
+}
+
+func (c *Codec) marshal(r *Resource) ([]byte, error) {
 	b, err := c.m.Marshal(r.cr)
 	if err != nil {
 		return nil, fmt.Errorf("fhir: marshal %s: %w", r.Type, err)

@@ -45,6 +45,9 @@ func (r *Resource) References() []string {
 func (r *Resource) RewriteReferences(to map[string]string) (int, error) {
 	w := &rewriter{to: to}
 	err := walkReferences(r.msg, w.reference, w)
+	if w.n > 0 || err != nil {
+		r.raw = nil // no longer what was received
+	}
 	return w.n, err
 }
 

@@ -323,6 +323,9 @@ func (r *Registry) ops(t testing.TB, guard bundle.Guard) *ops.Ops {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, bench := t.(*testing.B); !bench {
+		codec = codec.Verifying() // see resttest's codecAndEngine
+	}
 	w, err := bundle.NewWriter(bundle.Options{Store: r.St, Codec: codec, Indexer: r.Engine, Guard: guard,
 		Now: func() time.Time { return recallNow }})
 	if err != nil {
