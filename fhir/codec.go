@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fmtbank/cmts/fhir/jsonscan"
 	"github.com/google/fhir/go/fhirversion"
 	"github.com/google/fhir/go/jsonformat"
 	d4pb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
@@ -173,14 +174,12 @@ func (c *Codec) Parse(data []byte) (*Resource, error) {
 	if err := c.limits.scan(trimmed); err != nil {
 		return nil, err
 	}
-	var head struct {
-		ResourceType *string `json:"resourceType"`
-	}
-	if err := json.Unmarshal(trimmed, &head); err != nil || head.ResourceType == nil {
+	typ, ok := resourceTypeOf(trimmed)
+	if !ok {
 		return nil, Invalid(IssueRequired, "The resource has no resourceType", "资源缺少 resourceType").WithExpression("resourceType")
 	}
-	if !c.types[*head.ResourceType] {
-		return nil, Invalid(IssueNotSupported, "Unknown resource type '"+*head.ResourceType+"'", "未知的资源类型 '"+*head.ResourceType+"'").WithExpression("resourceType")
+	if !c.types[typ] {
+		return nil, Invalid(IssueNotSupported, "Unknown resource type '"+typ+"'", "未知的资源类型 '"+typ+"'").WithExpression("resourceType")
 	}
 	col := &collector{}
 	pb, err := c.um.UnmarshalWithErrorReporter(trimmed, col)
@@ -207,6 +206,21 @@ func (c *Codec) Parse(data []byte) (*Resource, error) {
 	}
 	inner := m.Get(fd).Message()
 	return &Resource{Type: string(inner.Descriptor().Name()), cr: cr, msg: inner, raw: trimmed}, nil
+}
+
+// resourceTypeOf reads the top-level resourceType of a valid JSON object in
+// place (decoding the body into a struct to find it walked every member).
+func resourceTypeOf(body []byte) (string, bool) {
+	typ, found := "", false
+	_, err := jsonscan.Object(body, 0, func(key []byte, at int) (int, error) {
+		if string(key) != "resourceType" || body[at] != '"' {
+			return jsonscan.SkipValue(body, at)
+		}
+		s, next, err := jsonscan.String(body, at)
+		typ, found = s, true
+		return next, err
+	})
+	return typ, found && err == nil
 }
 
 // ID returns the resource's logical id ("" if none).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -59,11 +60,12 @@ func (e Engine) entries(resourceType string, body []byte, want func(*param) bool
 	if !ok || m["resourceType"] != resourceType {
 		return nil, fmt.Errorf("search: index: the body is not a %s resource", resourceType)
 	}
-	x := extractor{out: make([]store.IndexEntry, 0, 32), seen: map[store.IndexEntry]bool{}}
+	x := extractor{out: make([]store.IndexEntry, 0, 32)}
 	for _, p := range t.indexed {
 		if !want(p) {
 			continue
 		}
+		x.start, x.seen = len(x.out), nil
 		for _, expr := range p.exprs {
 			nodes, err := expr.Evaluate(res)
 			if err != nil {
@@ -85,16 +87,34 @@ func (e Engine) entries(resourceType string, body []byte, want func(*param) bool
 
 // extractor collects the entries of one resource, without duplicates.
 type extractor struct {
-	out   []store.IndexEntry
+	out []store.IndexEntry
+	// start is where the parameter in progress begins in out: entries of
+	// different parameters never repeat each other.
+	start int
+	// seen holds out[start:] once that is long (nil before): a few
+	// entries are compared faster than they are hashed.
 	seen  map[store.IndexEntry]bool
 	group int
 }
 
+// seenLen is how many entries of one parameter add compares one by one.
+const seenLen = 16
+
 func (x *extractor) add(e store.IndexEntry) {
-	if x.seen[e] {
+	if x.seen == nil && len(x.out)-x.start > seenLen {
+		x.seen = make(map[store.IndexEntry]bool, 2*seenLen)
+		for _, o := range x.out[x.start:] {
+			x.seen[o] = true
+		}
+	}
+	if x.seen != nil {
+		if x.seen[e] {
+			return
+		}
+		x.seen[e] = true
+	} else if slices.Contains(x.out[x.start:], e) {
 		return
 	}
-	x.seen[e] = true
 	x.out = append(x.out, e)
 }
 
@@ -134,7 +154,9 @@ func (x *extractor) composite(p *param, res any, nodes []fhirpath.Node) error {
 		// partial group is dropped.
 		if !complete {
 			for _, e := range x.out[mark:] {
-				delete(x.seen, e)
+				if x.seen != nil {
+					delete(x.seen, e)
+				}
 			}
 			x.out = x.out[:mark]
 		}

@@ -344,6 +344,19 @@ func TestEntriesValues(t *testing.T) {
 		param string // only entries of this parameter (and its extras) are compared
 		want  []store.IndexEntry
 	}{
+		// duplicates are dropped whether few or many (extractor.add
+		// compares the first seenLen one by one, then hashes)
+		{"repeated names", "Patient", `{"resourceType":"Patient","name":[` + strings.Repeat(`{"given":["A","B","a"]},`, 10) + `{"given":["C","B"]}]}`, "given",
+			[]store.IndexEntry{strEntry("given", "A", "a"), strEntry("given", "B", "b"), strEntry("given", "a", "a"), strEntry("given", "C", "c")}},
+		{"many names", "Patient", `{"resourceType":"Patient","name":[{"given":["n01","n02","n03","n04","n05","n06","n07","n08","n09","n10","n11","n12","n13","n14","n15","n16","n17","n18","n19","n20"]},{"given":["n02","n19","n21"]}]}`, "given",
+			func() []store.IndexEntry {
+				var out []store.IndexEntry
+				for i := 1; i <= 21; i++ {
+					n := fmt.Sprintf("n%02d", i)
+					out = append(out, strEntry("given", n, n))
+				}
+				return out
+			}()},
 		{"date year", "Patient", `{"resourceType":"Patient","birthDate":"1974"}`, "birthdate",
 			[]store.IndexEntry{dateEntry("birthdate", "1974-01-01"+day, "1974-12-31"+dayEnd)}},
 		{"date month", "Patient", `{"resourceType":"Patient","birthDate":"2020-02"}`, "birthdate",

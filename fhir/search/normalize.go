@@ -35,6 +35,11 @@ func Normalize(s string) string {
 		// lower-casing.
 		return collapseLower(s)
 	}
+	return normalizeSlowly(s)
+}
+
+// normalizeSlowly is Normalize by its every step.
+func normalizeSlowly(s string) string {
 	s = norm.NFKC.String(s)
 	// A Caser keeps state, so each call makes its own.
 	s = cases.Fold().String(s)
@@ -63,9 +68,9 @@ func Normalize(s string) string {
 	return norm.NFC.String(b.String())
 }
 
-// isPlainLower reports whether s is already normal: printable ASCII with no
-// upper-case letters and single inner spaces. Most index values of codes and
-// many names pass, and skip the Unicode passes.
+// isPlainLower reports whether s is already normal: printable ASCII and CJK
+// ideographs with no upper-case letters and single inner spaces. Most index
+// values of codes and many names pass, and skip the Unicode passes.
 func isPlainLower(s string) bool {
 	if s == "" {
 		return true
@@ -76,7 +81,19 @@ func isPlainLower(s string) bool {
 	prevSpace := false
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c >= utf8.RuneSelf || c < ' ' || c == 0x7f || (c >= 'A' && c <= 'Z') {
+		if c >= utf8.RuneSelf {
+			// CJK Unified Ideographs, which every step leaves alone
+			// (TestNormalizeLeavesIdeographs): Chinese names and
+			// addresses, most of what a registry indexes
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if !isUnifiedIdeograph(r) {
+				return false
+			}
+			i += size - 1
+			prevSpace = false
+			continue
+		}
+		if c < ' ' || c == 0x7f || (c >= 'A' && c <= 'Z') {
 			return false
 		}
 		if c == ' ' {
@@ -90,6 +107,8 @@ func isPlainLower(s string) bool {
 	}
 	return true
 }
+
+func isUnifiedIdeograph(r rune) bool { return r >= 0x4e00 && r <= 0x9fff }
 
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -3,6 +3,7 @@ package search
 import (
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/fmtbank/cmts/store"
 )
@@ -107,5 +108,21 @@ func TestChinesePrefix(t *testing.T) {
 				t.Errorf("name=%s matches %v, want %v", tt.query, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestNormalizeLeavesIdeographs backs isPlainLower's shortcut: the full
+// normalisation leaves every rune it takes for a CJK Unified Ideograph as it is, alone and
+// among plain lower-case text.
+func TestNormalizeLeavesIdeographs(t *testing.T) {
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if !isUnifiedIdeograph(r) {
+			continue
+		}
+		for _, s := range []string{string(r), "ab " + string(r) + string(r) + " c1"} {
+			if got := normalizeSlowly(s); got != s {
+				t.Fatalf("normalizing %q gives %q", s, got)
+			}
+		}
 	}
 }

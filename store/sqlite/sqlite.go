@@ -162,6 +162,15 @@ const insertEntry = `INSERT OR FAIL INTO idx (pk, param, n, kind, system, code, 
 // lock is held, and a statement per entry costs more than the entry.
 var insertSizes = []int{64, 32, 16, 8, 4, 2, 1}
 
+// insertSQL is insertRows of each of insertSizes, built once.
+var insertSQL = func() map[int]string {
+	m := map[int]string{}
+	for _, n := range insertSizes {
+		m[n] = insertRows(n)
+	}
+	return m
+}()
+
 // insertRows is an INSERT of n entries.
 func insertRows(n int) string {
 	const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -269,7 +278,7 @@ func (s *Store) insertIndex(ctx context.Context, tx *sql.Tx, pk int64, entries [
 				e := &entries[n]
 				args = append(args, pk, e.Param, n, string(e.Kind), e.System, e.Code, e.Value, e.Low, e.High, e.Group)
 			}
-			if _, err := s.exec(ctx, tx, insertRows(size), args...); err != nil {
+			if _, err := s.exec(ctx, tx, insertSQL[size], args...); err != nil {
 				return wrap(err)
 			}
 			order = order[size:]
