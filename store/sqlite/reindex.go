@@ -33,7 +33,7 @@ func (s *Store) Scan(ctx context.Context, after *store.SearchCursor, limit int) 
 
 // SetIndex replaces a current version's entries in one transaction.
 func (s *Store) SetIndex(ctx context.Context, v *store.Version, entries []store.IndexEntry) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return wrap(err)
 	}
