@@ -183,3 +183,26 @@ func TestConditionalReferencesIn(t *testing.T) {
 		})
 	}
 }
+
+// TestNewOrderedID checks that ordered ids are valid FHIR ids of NewID's
+// length, distinct within a millisecond, and sort in the order of their
+// milliseconds.
+func TestNewOrderedID(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 2, 3, 4, 5e6, time.UTC)
+	seen := map[string]bool{}
+	prev := ""
+	for i := range 2000 {
+		id := NewOrderedID(t0.Add(time.Duration(i/4) * time.Millisecond))
+		if err := CheckID(id); err != nil || len(id) != len(NewID()) {
+			t.Fatalf("%q: %v", id, err)
+		}
+		if seen[id] {
+			t.Fatalf("%q made twice", id)
+		}
+		seen[id] = true
+		if i%4 == 0 && id <= prev {
+			t.Fatalf("%q (ms %d) sorts before %q", id, i/4, prev)
+		}
+		prev = max(prev, id)
+	}
+}

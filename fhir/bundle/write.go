@@ -53,6 +53,15 @@ type SeqStore interface {
 	TransactSeq(ctx context.Context, conds []store.Query, writes func(matches [][]*store.Version) iter.Seq2[store.Write, error]) error
 }
 
+// OrderedIDStore is a Store whose writes are cheaper when new ids sort in
+// the order they are made (store/sqlite, whose tables and indexes are
+// B-trees: random ids put each create on a page of its own in four of
+// them). A store that spreads writes by id (MongoDB's shard key) does not
+// implement it, and gets random ids.
+type OrderedIDStore interface {
+	OrderedIDs() bool
+}
+
 // Options configure a Writer. Store, Codec and Indexer are required.
 type Options struct {
 	Store   Store
@@ -91,7 +100,12 @@ type Guard interface {
 // delete, each conditional or not) for a REST request or for the entries of
 // a transaction: one implementation of their rules, stored through one
 // atomic store write. A REST write is a transaction of one entry.
-type Writer struct{ opts Options }
+type Writer struct {
+	opts Options
+	// newID makes the ids the server assigns (NewID, or NewOrderedID
+	// for an OrderedIDStore).
+	newID func() string
+}
 
 // NewWriter checks the options.
 func NewWriter(opts Options) (*Writer, error) {
@@ -112,7 +126,11 @@ func NewWriter(opts Options) (*Writer, error) {
 	if opts.PatchOps <= 0 {
 		opts.PatchOps = fhir.DefaultPatchOps
 	}
-	return &Writer{opts: opts}, nil
+	w := &Writer{opts: opts, newID: NewID}
+	if o, ok := opts.Store.(OrderedIDStore); ok && o.OrderedIDs() {
+		w.newID = func() string { return NewOrderedID(opts.Now()) }
+	}
+	return w, nil
 }
 
 // Result is what one write entry did.
@@ -170,6 +188,20 @@ func CheckID(id string) error {
 func NewID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// NewOrderedID makes a server-assigned id that sorts after those made
+// before now's millisecond: 48 bits of Unix milliseconds, then 80 random
+// bits, hex (32 digits, as NewID). Like a UUIDv7 it tells when it was
+// made, which the resource's meta.lastUpdated tells anyway.
+func NewOrderedID(now time.Time) string {
+	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	_, _ = rand.Read(b[6:])
 	return hex.EncodeToString(b[:])
 }
 
@@ -1037,7 +1069,7 @@ func (w *Writer) target(ctx context.Context, p *fhir.Principal, pl *plan, matche
 		return nil
 	case e.Method == http.MethodPost:
 		// The spec has the server ignore a client id on create.
-		pl.id = NewID()
+		pl.id = w.newID()
 		return nil
 	case pl.cond >= 0 && len(m) == 1:
 		if e.Method == http.MethodPut {
@@ -1055,7 +1087,7 @@ func (w *Writer) target(ctx context.Context, p *fhir.Principal, pl *plan, matche
 		// Conditional update matching nothing creates, with the body's id
 		// if it has one.
 		if pl.id = pl.resourceID(); pl.id == "" {
-			pl.id = NewID()
+			pl.id = w.newID()
 		} else if err := CheckID(pl.id); err != nil {
 			return err
 		}

@@ -424,6 +424,12 @@ type Store struct {
 	crashAfter string
 }
 
+// OrderedIDs tells the bundle writer to assign ids that grow with time
+// (bundle.OrderedIDStore): a create then appends to the B-trees keyed by
+// id (current's, versions') instead of dirtying a page of each at random,
+// which a group commit writes out and fsyncs whole.
+func (s *Store) OrderedIDs() bool { return true }
+
 // Exists reports whether dir holds a store (Open would create one).
 func Exists(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, FileName))
