@@ -46,19 +46,20 @@ func canonical(dst, body []byte, edit canonicalEdit) ([]byte, bool) {
 type canonicalizer struct {
 	dst  []byte
 	edit canonicalEdit
-	// members is reused by nested objects as a stack (see object).
+	// members is reused by nested objects as a stack (see objectAt).
 	members []member
 }
 
 // member is one member of an object: its name and where its value sits.
 type member struct {
-	name   []byte
-	at     int
-	extra  byte // 'i' (id) or 'm' (meta): written from edit, not from body
-	ignore bool
+	name []byte
+	at   int
+	// extra is 'i' (id), 'm' (meta), 'v' (meta.versionId) or 'u'
+	// (meta.lastUpdated): written from edit, not from body (0).
+	extra byte
 }
 
-// maxDepth bounds the nesting canonical follows (the codec's own limit is
+// maxCanonicalDepth bounds the nesting canonical follows (the codec's own limit is
 // lower; this only keeps the recursion finite if it is raised).
 const maxCanonicalDepth = 128
 
@@ -95,10 +96,8 @@ func (c *canonicalizer) objectAt(b []byte, i int, top, meta bool, depth int) (in
 			meta && (string(name) == "_versionId" || string(name) == "_lastUpdated"):
 			// SetID and SetMeta replace the element, its extensions too
 			ok = false
-		case meta && string(name) == "versionId":
-			m.ignore = true
-		case meta && string(name) == "lastUpdated":
-			m.ignore = true
+		case meta && (string(name) == "versionId" || string(name) == "lastUpdated"):
+			return next, nil // written from edit
 		}
 		c.members = append(c.members, m)
 		return next, nil
@@ -115,13 +114,7 @@ func (c *canonicalizer) objectAt(b []byte, i int, top, meta bool, depth int) (in
 	if meta {
 		c.members = append(c.members, member{name: []byte("versionId"), extra: 'v'}, member{name: []byte("lastUpdated"), extra: 'u'})
 	}
-	ms := c.members[base:]
-	kept := ms[:0]
-	for _, m := range ms {
-		if !m.ignore {
-			kept = append(kept, m)
-		}
-	}
+	kept := c.members[base:]
 	if len(kept) == 0 {
 		return 0, false // an empty object, which the parser drops
 	}
@@ -144,11 +137,11 @@ func (c *canonicalizer) objectAt(b []byte, i int, top, meta bool, depth int) (in
 			c.dst = c.edit.lastUpdated.UTC().AppendFormat(c.dst, "2006-01-02T15:04:05.000000Z")
 			c.dst = append(c.dst, '"')
 		case 'm':
-			if m.at < 0 { // the body has no meta
-				c.metaOnly()
-				continue
+			mb, at := b, m.at
+			if at < 0 { // the body has no meta: edit an empty one
+				mb, at = []byte("{}"), 0
 			}
-			if _, ok := c.objectAt(b, m.at, false, true, depth+1); !ok {
+			if _, ok := c.objectAt(mb, at, false, true, depth+1); !ok {
 				return 0, false
 			}
 		default:
@@ -159,15 +152,6 @@ func (c *canonicalizer) objectAt(b []byte, i int, top, meta bool, depth int) (in
 	}
 	c.dst = append(c.dst, '}')
 	return end, true
-}
-
-// metaOnly writes the meta of a resource that had none.
-func (c *canonicalizer) metaOnly() {
-	c.dst = append(c.dst, `{"lastUpdated":"`...)
-	c.dst = c.edit.lastUpdated.UTC().AppendFormat(c.dst, "2006-01-02T15:04:05.000000Z")
-	c.dst = append(c.dst, `","versionId":`...)
-	c.dst = appendJSONString(c.dst, c.edit.versionID)
-	c.dst = append(c.dst, '}')
 }
 
 // value writes the value at b[i].
