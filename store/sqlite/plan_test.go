@@ -74,7 +74,7 @@ func TestInsertBuildsNoTable(t *testing.T) {
 	defer s.Close()
 	for shape := range rowShape(1 << 6) {
 		args := rowShape(shape).appendArgs(nil, &store.IndexEntry{}, 0)
-		rows, err := s.w.QueryContext(ctx, "EXPLAIN "+s.insertSQL(shape, 2), make([]any, 1+2*(len(args)))...)
+		rows, err := s.w.QueryContext(ctx, "EXPLAIN "+s.insertSQL(shape, 2), make([]any, 2*(1+len(args)))...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -289,48 +289,65 @@ func (s *Store) unbind(tx *sql.Tx) {
 	b.mu.Unlock()
 }
 
-// insertIndex writes a version's entries (n keeps their order). Entries
-// are written by shape (which of their optional columns hold something):
-// a statement per shape names the empty columns as literals and binds the
-// resource's pk once, so that a Patient's entries bind about half the
-// values they would one column each (binding was a sixth of the insert).
+// insertIndex writes a version's entries (n keeps their order).
 func (s *Store) insertIndex(ctx context.Context, tx *sql.Tx, pk int64, entries []store.IndexEntry) error {
-	if len(entries) == 0 {
+	var b idxBatch
+	b.add(pk, entries)
+	return s.flushIndex(ctx, tx, &b)
+}
+
+// idxBatch gathers the idx rows of the versions one commit writes, so
+// that they are inserted together, by shape (which of their optional
+// columns hold something): a statement per shape names the empty columns
+// as literals, and one statement carries the rows of several versions
+// (per statement, SQLite and database/sql cost about as much as a row).
+type idxBatch struct {
+	rows [1 << 6][]idxRow
+	n    int
+}
+
+// idxRow is the n-th entry of the version whose current row is pk.
+type idxRow struct {
+	pk int64
+	n  int
+	e  *store.IndexEntry
+}
+
+// idxBatchRows is how many rows a batch gathers before it is written.
+const idxBatchRows = 1024
+
+func (b *idxBatch) add(pk int64, entries []store.IndexEntry) {
+	for i := range entries {
+		sh := shapeOf(&entries[i])
+		b.rows[sh] = append(b.rows[sh], idxRow{pk: pk, n: i, e: &entries[i]})
+	}
+	b.n += len(entries)
+}
+
+// flushIndex writes b's rows and empties it.
+func (s *Store) flushIndex(ctx context.Context, tx *sql.Tx, b *idxBatch) error {
+	if b.n == 0 {
 		return nil
 	}
-	order := make([]int, len(entries))
-	shapes := make([]rowShape, len(entries))
-	for i := range order {
-		order[i], shapes[i] = i, shapeOf(&entries[i])
-	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		if shapes[a] != shapes[b] {
-			return int(shapes[a]) - int(shapes[b])
-		}
-		return strings.Compare(entries[a].Param, entries[b].Param)
-	})
-	args := make([]any, 0, 1+9*min(insertSizes[0], len(entries)))
-	for len(order) > 0 {
-		shape := shapes[order[0]]
-		same := 1
-		for same < len(order) && shapes[order[same]] == shape {
-			same++
-		}
-		run := order[:same]
-		order = order[same:]
+	args := make([]any, 0, 10*min(insertSizes[0], b.n))
+	for shape := range b.rows {
+		run := b.rows[shape]
 		for _, size := range insertSizes {
 			for len(run) >= size {
-				args = append(args[:0], pk)
-				for _, n := range run[:size] {
-					args = shape.appendArgs(args, &entries[n], n)
+				args = args[:0]
+				for _, r := range run[:size] {
+					args = rowShape(shape).appendArgs(append(args, r.pk), r.e, r.n)
 				}
-				if _, err := s.exec(ctx, tx, s.insertSQL(shape, size), args...); err != nil {
+				if _, err := s.exec(ctx, tx, s.insertSQL(rowShape(shape), size), args...); err != nil {
 					return wrap(err)
 				}
 				run = run[size:]
 			}
 		}
+		clear(b.rows[shape])
+		b.rows[shape] = b.rows[shape][:0]
 	}
+	b.n = 0
 	return nil
 }
 
@@ -387,9 +404,7 @@ func (s *Store) insertSQL(shape rowShape, n int) string {
 	} else {
 		row += ", 0)"
 	}
-	// ?1 is the pk every row shares; each bare ? after it takes the next
-	// number.
-	rows := strings.Repeat(strings.Replace(row, "(?, ", "(?1, ", 1)+", ", n)
+	rows := strings.Repeat(row+", ", n)
 	q := strings.TrimSuffix(insertEntry, insertRow) + strings.TrimSuffix(rows, ", ")
 	if s.insertText.sql == nil {
 		s.insertText.sql = map[int]string{}
@@ -761,11 +776,15 @@ func (s *Store) writeGroupTx(ctx context.Context, batch []*queuedPut, savepoints
 // putAll writes r's writes in tx, stopping at the first failure (or at the
 // step a test stops a Transact at).
 func (s *Store) putAll(ctx context.Context, tx *sql.Tx, r *queuedPut) error {
+	b := &idxBatch{}
 	if r.seq != nil {
-		return s.putSeq(ctx, tx, r)
+		if err := s.putSeq(ctx, tx, r, b); err != nil {
+			return err
+		}
+		return s.flushIndex(ctx, tx, b)
 	}
 	for i, w := range r.ws {
-		if err := s.put(ctx, tx, w); err != nil {
+		if err := s.put(ctx, tx, w, b); err != nil {
 			return err
 		}
 		if i == 0 && r.transact {
@@ -774,12 +793,12 @@ func (s *Store) putAll(ctx context.Context, tx *sql.Tx, r *queuedPut) error {
 			}
 		}
 	}
-	return nil
+	return s.flushIndex(ctx, tx, b)
 }
 
 // putSeq is putAll of the writes r.seq yields, refusing two of one
-// resource as distinct does.
-func (s *Store) putSeq(ctx context.Context, tx *sql.Tx, r *queuedPut) error {
+// resource as distinct does; b gathers their entries.
+func (s *Store) putSeq(ctx context.Context, tx *sql.Tx, r *queuedPut, b *idxBatch) error {
 	seen := map[[2]string]bool{}
 	first := true
 	for w, err := range r.seq {
@@ -791,7 +810,7 @@ func (s *Store) putSeq(ctx context.Context, tx *sql.Tx, r *queuedPut) error {
 			return fmt.Errorf("sqlite: %s/%s written twice in one transaction: %w", k[0], k[1], store.ErrConflict)
 		}
 		seen[k] = true
-		if err := s.put(ctx, tx, w); err != nil {
+		if err := s.put(ctx, tx, w, b); err != nil {
 			return err
 		}
 		if first {
@@ -824,7 +843,11 @@ func (s *Store) TransactSeq(ctx context.Context, conds []store.Query, writes fun
 	if err != nil {
 		return err
 	}
-	if err := s.putSeq(ctx, tx, &queuedPut{seq: writes(matches), transact: true}); err != nil {
+	b := &idxBatch{}
+	if err := s.putSeq(ctx, tx, &queuedPut{seq: writes(matches), transact: true}, b); err != nil {
+		return err
+	}
+	if err := s.flushIndex(ctx, tx, b); err != nil {
 		return err
 	}
 	if err := s.crash("written"); err != nil {
@@ -913,19 +936,25 @@ func (s *Store) crash(step string) error {
 	return nil
 }
 
-// put is Put inside tx.
-func (s *Store) put(ctx context.Context, tx *sql.Tx, w store.Write) error {
+// put is Put inside tx, its index entries gathered in b.
+func (s *Store) put(ctx context.Context, tx *sql.Tx, w store.Write, b *idxBatch) error {
 	v := w.Version
 	if v.VersionID != w.PrevVersion+1 {
 		return fmt.Errorf("sqlite: version %d does not follow %d: %w", v.VersionID, w.PrevVersion, store.ErrConflict)
 	}
 	var pk, cur int64
 	var tenant string
-	st, err := s.bound(ctx, tx, selectCurrent)
-	if err != nil {
-		return err
+	err := sql.ErrNoRows
+	// A create (no previous version) inserts without looking first: if
+	// the resource exists after all, current's UNIQUE (type, id) refuses
+	// it (ErrConflict), as the check below would.
+	if w.PrevVersion != 0 {
+		st, berr := s.bound(ctx, tx, selectCurrent)
+		if berr != nil {
+			return berr
+		}
+		err = st.QueryRowContext(ctx, v.Type, v.ID).Scan(&pk, &cur, &tenant)
 	}
-	err = st.QueryRowContext(ctx, v.Type, v.ID).Scan(&pk, &cur, &tenant)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if w.PrevVersion != 0 {
@@ -949,6 +978,10 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, w store.Write) error {
 			v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), int(v.Reach), v.Addressee, pk); err != nil {
 			return wrap(err)
 		}
+		// the entries gathered may be an earlier version's of this one
+		if err := s.flushIndex(ctx, tx, b); err != nil {
+			return err
+		}
 		if _, err := s.exec(ctx, tx, deleteIndex, pk); err != nil {
 			return wrap(err)
 		}
@@ -958,7 +991,10 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, w store.Write) error {
 		return wrap(err)
 	}
 	if !v.Deleted {
-		return s.insertIndex(ctx, tx, pk, v.Index)
+		b.add(pk, v.Index)
+		if b.n >= idxBatchRows {
+			return s.flushIndex(ctx, tx, b)
+		}
 	}
 	return nil
 }
