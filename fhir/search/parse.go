@@ -342,7 +342,7 @@ func (p *parser) param(t *typeParams, key, value string, depth int) (store.Expr,
 		default:
 			return nil, badValue(key, value, "use true or false", "应为 true 或 false")
 		}
-		param := par.code
+		param := par.entries()
 		if par.kind == KindComposite {
 			param += "$0"
 		}
@@ -442,25 +442,25 @@ func isTarget(par *param, name string) bool {
 func (p *parser) value(par *param, key, mod, raw string, inComposite bool) (store.Expr, error) {
 	switch par.kind {
 	case store.KindToken:
-		return p.token(par.code, key, mod, raw)
+		return p.token(par.entries(), key, mod, raw)
 	case store.KindString:
 		v := unescape(raw)
 		switch mod {
 		case "exact":
-			return store.String{Param: par.code, Mode: store.Exact, Text: v, Folded: Normalize(v)}, nil
+			return store.String{Param: par.entries(), Mode: store.Exact, Text: v, Folded: Normalize(v)}, nil
 		case "contains":
-			return store.String{Param: par.code, Mode: store.Contains, Text: Normalize(v)}, nil
+			return store.String{Param: par.entries(), Mode: store.Contains, Text: Normalize(v)}, nil
 		}
-		return store.String{Param: par.code, Mode: store.Prefix, Text: Normalize(v)}, nil
+		return store.String{Param: par.entries(), Mode: store.Prefix, Text: Normalize(v)}, nil
 	case store.KindURI:
 		v := unescape(raw)
 		switch mod {
 		case "above":
-			return store.String{Param: par.code, Mode: store.Above, Text: v}, nil
+			return store.String{Param: par.entries(), Mode: store.Above, Text: v}, nil
 		case "below":
-			return store.String{Param: par.code, Mode: store.Below, Text: v}, nil
+			return store.String{Param: par.entries(), Mode: store.Below, Text: v}, nil
 		}
-		return store.String{Param: par.code, Mode: store.Equal, Text: v}, nil
+		return store.String{Param: par.entries(), Mode: store.Equal, Text: v}, nil
 	case store.KindDate:
 		return p.date(par, key, unescape(raw), inComposite)
 	case store.KindNumber, store.KindQuantity:
@@ -536,7 +536,7 @@ func (p *parser) date(par *param, key, v string, inComposite bool) (store.Expr, 
 			"不是合法的日期（格式 YYYY、YYYY-MM、YYYY-MM-DD 或 YYYY-MM-DDThh:mm[:ss][时区]）")
 	}
 	s, e := store.EncodeTime(lo), store.EncodeTime(hi)
-	rng := func(b ...store.Bound) store.Range { return store.Range{Param: par.code, Bounds: b} }
+	rng := func(b ...store.Bound) store.Range { return store.Range{Param: par.entries(), Bounds: b} }
 	switch pre {
 	case "eq":
 		return rng(bound(false, store.GE, s), bound(true, store.LE, e)), nil
@@ -599,7 +599,7 @@ func (p *parser) number(par *param, key, raw string, inComposite bool) (store.Ex
 	}
 	enc := store.EncodeNumber
 	rng := func(b ...store.Bound) store.Range {
-		return store.Range{Param: par.code, Bounds: b, System: system, Code: code}
+		return store.Range{Param: par.entries(), Bounds: b, System: system, Code: code}
 	}
 	val := enc(d.value)
 	switch pre {
@@ -832,7 +832,7 @@ func (p *parser) sort(s *Search, t *typeParams, key string, values []string) err
 			if len(s.Sort) == p.limits.MaxSortKeys {
 				return tooCostly(key, "Too many sort keys", "排序键过多", p.limits.MaxSortKeys)
 			}
-			s.Sort = append(s.Sort, store.SortKey{Param: par.code, Desc: desc})
+			s.Sort = append(s.Sort, store.SortKey{Param: par.entries(), Desc: desc})
 		}
 	}
 	return nil

@@ -76,6 +76,21 @@ func TestParse(t *testing.T) {
 			want: Search{Filter: store.Missing{Param: "gender", Missing: true}}},
 		{name: "token missing false", typ: "Patient", query: "gender:missing=false",
 			want: Search{Filter: store.Missing{Param: "gender", Missing: false}}},
+		// A parameter whose entries would repeat another's (same type and
+		// expression) is searched by the other's: Patient's phonetic is
+		// Patient.name, CodeSystem's url is its system.
+		{name: "repeating string", typ: "Patient", query: "phonetic=Wang",
+			want: Search{Filter: store.String{Param: "name", Mode: store.Prefix, Text: "wang"}}},
+		{name: "repeating string exact", typ: "Patient", query: "phonetic:exact=王",
+			want: Search{Filter: store.String{Param: "name", Mode: store.Exact, Text: "王", Folded: "王"}}},
+		{name: "repeating missing", typ: "Practitioner", query: "phonetic:missing=true",
+			want: Search{Filter: store.Missing{Param: "name", Missing: true}}},
+		{name: "repeating sort", typ: "Patient", query: "_sort=-phonetic",
+			want: Search{Sort: []store.SortKey{{Param: "name", Desc: true}}}},
+		{name: "repeating uri", typ: "CodeSystem", query: "url=http://a",
+			want: Search{Filter: store.String{Param: "system", Mode: store.Equal, Text: "http://a"}}},
+		{name: "repeating reference left alone", typ: "Coverage", query: "patient=Patient/1",
+			want: Search{Filter: store.Reference{Param: "patient", Type: "Patient", ID: "1"}}},
 		{name: "escaped pipe and comma", typ: "Patient", query: `identifier=http://a\|b|c\,d`,
 			want: Search{Filter: store.Token{Param: "identifier", System: sp("http://a|b"), Code: "c,d"}}},
 		{name: "escaped backslash before comma", typ: "Patient", query: `identifier=a\\,b`,

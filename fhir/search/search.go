@@ -7,6 +7,7 @@ package search
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -164,6 +165,26 @@ type param struct {
 	components []component
 	modifiers  map[string]bool
 	def        *paramDef
+	// sameAs names the parameter of the type whose entries this one's
+	// would repeat (same type and expression: Patient's phonetic is its
+	// name), and which are searched instead; "" for none.
+	sameAs string
+}
+
+// entries is the Param of the index entries the parameter is searched by.
+func (p *param) entries() string {
+	if p.sameAs != "" {
+		return p.sameAs
+	}
+	return p.code
+}
+
+// repeats reports whether p's entries would be q's: the same kind and
+// expressions. A reference parameter is left alone (its name also
+// selects what _include follows), and so is a composite.
+func (p *param) repeats(q *param) bool {
+	return p.kind == q.kind && p.kind != store.KindReference && p.kind != KindComposite &&
+		len(p.exprs) > 0 && slices.Equal(p.exprs, q.exprs)
 }
 
 // component is one part of a composite parameter.
@@ -284,10 +305,24 @@ func newRegistry(custom ...[]byte) (*registry, error) {
 			t.sorted = append(t.sorted, p)
 		}
 		sort.Slice(t.sorted, func(i, j int) bool { return t.sorted[i].code < t.sorted[j].code })
-		for _, p := range t.sorted {
-			if p.supported() {
-				t.indexed = append(t.indexed, p)
+	params:
+		for i, p := range t.sorted {
+			if !p.supported() {
+				continue
 			}
+			// A parameter that repeats another is searched by the other's
+			// entries and writes none of its own: a Patient's names are
+			// not written twice. (Expressions are parsed once per text, so
+			// equal ones are the same pointer.)
+			for _, q := range t.indexed {
+				if p.repeats(q) {
+					cp := *p
+					cp.sameAs = q.code
+					t.params[p.code], t.sorted[i] = &cp, &cp
+					continue params
+				}
+			}
+			t.indexed = append(t.indexed, p)
 		}
 	}
 	return r, nil
