@@ -43,7 +43,10 @@ func BenchmarkREST(b *testing.B) {
 // parser alone on the embedded store (issue 9's targets: >= 5,000
 // resources/s in a 1,000-entry transaction, >= 2,000 concurrent creates/s):
 // go test ./cmd/cmts -run '^$' -bench '^BenchmarkTransaction$' -benchtime 5x
+// It runs with the garbage collector set as serve sets it (gcConfig;
+// GOGC and GOMEMLIMIT, when set, win as they do there).
 func BenchmarkTransaction(b *testing.B) {
+	b.Cleanup(defaultGC().apply())
 	st, err := sqlite.Open(context.Background(), b.TempDir())
 	if err != nil {
 		b.Fatal(err)
@@ -58,6 +61,7 @@ func BenchmarkTransaction(b *testing.B) {
 // (MongoDB) is: Transaction10000 there shows what such a transaction holds.
 // go test ./cmd/cmts -run '^$' -bench 'TransactionUnstreamed/Transaction10000$' -benchtime 2x
 func BenchmarkTransactionUnstreamed(b *testing.B) {
+	b.Cleanup(defaultGC().apply())
 	st, err := sqlite.Open(context.Background(), b.TempDir())
 	if err != nil {
 		b.Fatal(err)

@@ -52,6 +52,7 @@ func parseImportFlags(args []string, stderr io.Writer) (importConfig, error) {
 	fs.IntVar(&c.Batch, "batch", 500, "resources per atomic write")
 	fs.StringVar(&c.OnError, "on-error", "stop", "stop at the first bad resource, or skip it and go on")
 	fs.BoolVar(&c.RequireProfiles, "require-profiles", false, "Patient, Procedure, Specimen and AdverseEvent must claim a WMT profile")
+	gcFlags(fs, &c.GC)
 	// Flags may follow the paths (cmts import data/ --batch 100): parse
 	// what follows each path again.
 	left := args
@@ -64,6 +65,9 @@ func parseImportFlags(args []string, stderr io.Writer) (importConfig, error) {
 		}
 		c.Paths = append(c.Paths, fs.Arg(0))
 		left = fs.Args()[1:]
+	}
+	if err := c.GC.parsed(fs); err != nil {
+		return c, err
 	}
 	switch {
 	case len(c.Paths) == 0:
@@ -119,6 +123,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "cmts import:", err)
 		return 2
 	}
+	defer c.GC.apply()()
 	st, err := openStore(ctx, c.Config)
 	if err != nil {
 		fmt.Fprintln(stderr, "cmts import:", err)

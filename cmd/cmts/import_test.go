@@ -27,6 +27,7 @@ import (
 	"github.com/fmtbank/cmts/store"
 	"github.com/fmtbank/cmts/store/sqlite"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // importRun runs `cmts import` in this process and returns its exit code,
@@ -510,8 +511,10 @@ func codecRejections(codec *fhir.Codec, files []string) (int, error) {
 // embedded store (CMTS_BENCH_IMPORT_N of them, default 100,000) and reports
 // resources/s and the peak heap; beside it, the rate at which the codec
 // (google/fhir/go) alone parses the same lines, the ceiling import is a
-// fraction of. Run with -benchtime 1x.
+// fraction of. Run with -benchtime 1x. Both run with the garbage collector
+// set as import sets it (gcConfig).
 func BenchmarkImport(b *testing.B) {
+	b.Cleanup(defaultGC().apply())
 	n := 100_000
 	if s := os.Getenv("CMTS_BENCH_IMPORT_N"); s != "" {
 		var err error
@@ -621,9 +624,10 @@ func TestImportFlags(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", args: []string{"a.ndjson"},
-			want: importConfig{Config: Config{Data: "./data", MongoDB: "cmts"}, Tenant: "default", Batch: 500, OnError: "stop", Paths: []string{"a.ndjson"}}},
-		{name: "flags after paths", args: []string{"--data", "/d", "a", "--batch", "7", "b", "--on-error", "skip", "--tenant", "h1", "--require-profiles"},
-			want: importConfig{Config: Config{Data: "/d", MongoDB: "cmts", RequireProfiles: true}, Tenant: "h1", Batch: 7, OnError: "skip", Paths: []string{"a", "b"}}},
+			want: importConfig{Config: Config{Data: "./data", MongoDB: "cmts", GC: defaultGC()}, Tenant: "default", Batch: 500, OnError: "stop", Paths: []string{"a.ndjson"}}},
+		{name: "flags after paths", args: []string{"--data", "/d", "a", "--batch", "7", "b", "--on-error", "skip", "--tenant", "h1", "--require-profiles", "--gc-percent", "150", "--memory-limit", "300MiB"},
+			want: importConfig{Config: Config{Data: "/d", MongoDB: "cmts", RequireProfiles: true, GC: gcConfig{Percent: 150, Limit: 300 << 20}}, Tenant: "h1", Batch: 7, OnError: "skip", Paths: []string{"a", "b"}}},
+		{name: "bad gc percent", args: []string{"--gc-percent", "-3", "a"}, wantErr: "--gc-percent"},
 		{name: "no path", args: []string{"--batch", "2"}, wantErr: "no PATH"},
 		{name: "zero batch", args: []string{"--batch", "0", "a"}, wantErr: "--batch must be positive"},
 		{name: "bad on-error", args: []string{"--on-error", "ignore", "a"}, wantErr: "--on-error is stop or skip"},
@@ -639,7 +643,7 @@ func TestImportFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
+			if diff := cmp.Diff(tc.want, got, cmpopts.IgnoreUnexported(gcConfig{})); diff != "" {
 				t.Errorf("config (-want +got):\n%s", diff)
 			}
 		})

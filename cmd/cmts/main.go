@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "cmts serve:", err)
 			return 2
 		}
+		defer m.Config.GC.apply()()
 		if err := m.Open(ctx); err != nil {
 			fmt.Fprintln(stderr, "cmts serve:", err)
 			return 1

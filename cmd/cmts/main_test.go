@@ -19,6 +19,7 @@ import (
 	"github.com/fmtbank/cmts/fhir"
 	"github.com/fmtbank/cmts/fhir/search"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // TestMain lets the test binary act as the cmts command, so process-level
@@ -38,7 +39,7 @@ func TestMain(m *testing.M) {
 func defaultConfig(edit func(*Config)) Config {
 	c := Config{Addr: "127.0.0.1:8080", Data: "./data", MongoDB: "cmts", LogLevel: "info", MaxBody: 16 << 20, DefaultTenant: "default",
 		ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute, ExportLease: time.Minute, MaxConcurrent: 64, MaxBundleEntries: 10_000, Search: search.DefaultLimits,
-		Limits: fhir.DefaultLimits()}
+		Limits: fhir.DefaultLimits(), GC: defaultGC()}
 	if edit != nil {
 		edit(&c)
 	}
@@ -102,6 +103,10 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad address", args: []string{"--addr", "nonsense"}, wantErr: "--addr"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
+		{name: "garbage collector", args: []string{"--gc-percent", "100", "--memory-limit", "4GiB"},
+			want: defaultConfig(func(c *Config) { c.GC.Percent, c.GC.Limit = 100, 4<<30 })},
+		{name: "bad memory limit", env: map[string]string{"CMTS_MEMORY_LIMIT": "4GB"}, wantErr: "CMTS_MEMORY_LIMIT"},
+		{name: "zero gc percent", args: []string{"--gc-percent", "0"}, wantErr: "--gc-percent"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -118,7 +123,7 @@ func TestParseFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.want, m.Config); diff != "" {
+			if diff := cmp.Diff(tc.want, m.Config, cmpopts.IgnoreUnexported(gcConfig{})); diff != "" {
 				t.Errorf("config (-want +got):\n%s", diff)
 			}
 		})

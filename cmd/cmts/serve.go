@@ -69,6 +69,9 @@ type Config struct {
 	// ExportLease is how long an export job whose worker died (a kill, a
 	// crash) waits before another worker takes it up.
 	ExportLease time.Duration
+	// GC is how the garbage collector trades memory for CPU (serve,
+	// import).
+	GC gcConfig
 }
 
 // Main is the server the binary runs; end-to-end tests run the same one.
@@ -122,7 +125,11 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&sl.MaxParams, "max-search-params", search.DefaultLimits.MaxParams, "search parameters (repeats included) in one search")
 	fs.IntVar(&sl.MaxSortKeys, "max-sort-keys", search.DefaultLimits.MaxSortKeys, "keys in _sort")
 	fs.IntVar(&sl.MaxIncludes, "max-includes", search.DefaultLimits.MaxIncludes, "_include and _revinclude values in one search")
+	gcFlags(fs, &c.GC)
 	if err := parseWithEnv(fs, args); err != nil {
+		return err
+	}
+	if err := c.GC.parsed(fs); err != nil {
 		return err
 	}
 	return c.check()
