@@ -15,3 +15,7 @@ func CanonicalOf(r *Resource) ([]byte, bool) {
 
 // Marshalled is the marshaller's form of r.
 func (c *Codec) Marshalled(r *Resource) ([]byte, error) { return c.marshal(r) }
+
+// ForgetRaw drops r's received JSON, as a change Marshal cannot follow
+// does: RewriteReferences then walks the parsed resource whatever it holds.
+func (r *Resource) ForgetRaw() { r.raw = nil }

@@ -100,3 +100,31 @@ func sorted(xs []string) []string {
 	}
 	return out
 }
+
+// TestHoldsAny pins what RewriteReferences's look at the received JSON
+// finds: it may say yes when nothing is rewritten (the walk then decides),
+// never no when something would be.
+func TestHoldsAny(t *testing.T) {
+	to := map[string]string{"urn:uuid:1": "Patient/a", "Patient/old": "Patient/a", "http://x/Patient/9": "Patient/a"}
+	for _, tc := range []struct {
+		name, json string
+		want       bool
+	}{
+		{"no reference", `{"resourceType":"Patient","name":[{"family":"王"}]}`, false},
+		{"other references", `{"resourceType":"Observation","subject":{"reference":"Patient/other"},"focus":[{"reference":"urn:uuid:2"}]}`, false},
+		{"a key as a prefix only", `{"resourceType":"Observation","subject":{"reference":"urn:uuid:10"}}`, false},
+		{"urn:uuid", `{"resourceType":"Observation","subject":{"reference":"urn:uuid:1"}}`, true},
+		{"relative", `{"resourceType":"Observation","subject":{"reference":"Patient/old"}}`, true},
+		{"absolute", `{"resourceType":"Observation","subject":{"reference":"http://x/Patient/9"}}`, true},
+		{"escaped slash", `{"resourceType":"Observation","subject":{"reference":"Patient\/old"}}`, true},
+		{"escaped letter", `{"resourceType":"Observation","subject":{"reference":"\u0075rn:uuid:1"}}`, true},
+		{"in an extension's uri", `{"resourceType":"Patient","extension":[{"url":"http://e","valueUri":"urn:uuid:1"}]}`, true},
+		{"after an escaped quote", `{"resourceType":"Patient","name":[{"text":"a \"b\" c"}],"link":[{"other":{"reference":"Patient/old"}}]}`, true},
+		{"a narrative link", `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><a href=\"urn:uuid:2\">x</a></div>"}}`, true},
+		{"an escaped narrative link", `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><img \u0073rc=\"x\"/></div>"}}`, true},
+	} {
+		if got := holdsAny([]byte(tc.json), to); got != tc.want {
+			t.Errorf("%s: holdsAny = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

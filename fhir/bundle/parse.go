@@ -49,6 +49,9 @@ type Entry struct {
 	// (apart from meta) answer 200 with that version and store nothing, so
 	// that a rerun of an import writes no new versions.
 	KeepUnchanged bool
+	// validJSON: Resource is part of a body json.Valid accepted (Parse),
+	// so the codec need not check its syntax again (Codec.ParseValid).
+	validJSON bool
 }
 
 // Request is a parsed batch or transaction.
@@ -250,7 +253,7 @@ func readEntry(i int, w wireEntry, isType func(string) bool) (*Entry, error) {
 	if r == nil || r.method == "" || r.url == "" {
 		return nil, entryError(i, "request", "each entry needs request.method and request.url", "每一项都必须有 request.method 与 request.url")
 	}
-	e := &Entry{Index: i, FullURL: w.fullURL, Method: strings.ToUpper(r.method), URL: r.url, Resource: w.resource,
+	e := &Entry{Index: i, FullURL: w.fullURL, Method: strings.ToUpper(r.method), URL: r.url, Resource: w.resource, validJSON: true,
 		IfNoneExist: r.ifNoneExist, IfMatch: r.ifMatch, IfNoneMatch: r.ifNoneMatch, IfModifiedSince: r.ifModifiedSince}
 	path, rawQuery, hasQuery := strings.Cut(strings.TrimPrefix(r.url, "/"), "?")
 	if hasQuery {

@@ -330,6 +330,14 @@ func conflict(plans []*plan, err error) error {
 	return e
 }
 
+// parse parses and validates e's resource.
+func (e *Entry) parse(c *fhir.Codec) (*fhir.Resource, error) {
+	if e.validJSON {
+		return c.ParseValid(e.Resource)
+	}
+	return c.Parse(e.Resource)
+}
+
 // parseAll parses the resources of POST and PUT entries, on every core:
 // parsing and validating R4 is most of a write's CPU work, and it happens
 // before any lock is taken.
@@ -338,7 +346,7 @@ func (w *Writer) parseAll(entries []*Entry) ([]*fhir.Resource, error) {
 	errs := make([]error, len(entries))
 	forEach(len(entries), func(i int) {
 		if e := entries[i]; e.Method == http.MethodPost || e.Method == http.MethodPut {
-			out[i], errs[i] = w.opts.Codec.Parse(e.Resource)
+			out[i], errs[i] = e.parse(w.opts.Codec)
 		}
 	})
 	for i, err := range errs {
@@ -842,7 +850,7 @@ func (w *Writer) stream(ctx context.Context, st SeqStore, p *fhir.Principal, sp 
 func (w *Writer) buildStreamed(ctx context.Context, pl *plan, p *fhir.Principal, to map[string]string, now time.Time) (*store.Write, error) {
 	e := pl.e
 	if e.Method == http.MethodPost || e.Method == http.MethodPut {
-		res, err := w.opts.Codec.Parse(e.Resource)
+		res, err := e.parse(w.opts.Codec)
 		if err != nil {
 			return nil, err
 		}

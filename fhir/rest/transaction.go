@@ -3,7 +3,6 @@ package rest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -27,10 +26,7 @@ func (s *Server) transaction(c *gin.Context) {
 	// The budget of every entry's resource is checked before anything is
 	// parsed; each entry's resource is then parsed and validated once, by
 	// the writer (the Bundle around them is read by bundle.Parse).
-	if !json.Valid(body) {
-		s.fail(c, fhir.Invalid(fhir.IssueStructure, "The body is not a JSON object", "请求体不是合法的 JSON 对象"))
-		return
-	}
+	// Scan refuses a body that is not JSON first.
 	if err := s.opts.Codec.Limits().Scan(body); err != nil {
 		s.fail(c, err)
 		return
