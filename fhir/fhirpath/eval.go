@@ -69,13 +69,21 @@ func (e *Expr) run(ev *evaluator) ([]Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fhirpath: evaluating %q: %w", e.src, err)
 	}
-	res := out[:0:0]
-	for _, n := range out {
-		if n.Value != nil {
-			res = append(res, n)
+	// Keep the items with a value: all of them, mostly, and then the
+	// result is out itself (built afresh by this run).
+	for i, n := range out {
+		if n.Value == nil {
+			res := make([]Node, i, len(out)-1)
+			copy(res, out[:i])
+			for _, n := range out[i+1:] {
+				if n.Value != nil {
+					res = append(res, n)
+				}
+			}
+			return res, nil
 		}
 	}
-	return res, nil
+	return out, nil
 }
 
 // valueNode wraps a decoded JSON value, typing resources by resourceType.
@@ -162,7 +170,7 @@ func (ev *evaluator) eval(n *node, input []Node, sc *scope) ([]Node, error) {
 				out = append(out, item)
 				continue
 			}
-			out = appendChildren(out, item, n.name)
+			out = appendChildren(out, item, n.name, n.extName)
 		}
 		return out, nil
 	case nFunc:
@@ -234,13 +242,14 @@ func (ev *evaluator) focus(n *node, input []Node, sc *scope) ([]Node, bool, erro
 
 // appendChildren appends the children called name of item, flattening
 // arrays and resolving choice types (value -> valueQuantity).
-func appendChildren(out []Node, item Node, name string) []Node {
+// extName is "_" + name.
+func appendChildren(out []Node, item Node, name, extName string) []Node {
 	m, ok := item.Value.(map[string]any)
 	if !ok {
 		return out
 	}
 	v, has := m[name]
-	ext, hasExt := m["_"+name]
+	ext, hasExt := m[extName]
 	if has || hasExt {
 		return appendValues(out, v, ext, "")
 	}

@@ -284,7 +284,10 @@ type node struct {
 	args     []*node
 	lit      Node
 	typeName string // for nTypeOp and the type argument of ofType/as/is
-	pos      int
+	// extName is "_" + name for nMember: the JSON key of a primitive's
+	// id and extensions, built once rather than at every step.
+	extName string
+	pos     int
 }
 
 // ---- parser ----
@@ -516,7 +519,7 @@ func (p *parser) parseInvocation() (*node, error) {
 		if t.kind == tIdent && reservedWords[t.text] {
 			return nil, p.errorf(t, "unexpected keyword %q", t.text)
 		}
-		return &node{kind: nMember, name: t.text, pos: t.pos}, nil
+		return &node{kind: nMember, name: t.text, extName: "_" + t.text, pos: t.pos}, nil
 	}
 	p.next() // (
 	fn, ok := functions[t.text]
