@@ -184,6 +184,23 @@ func (c *Codec) ParseValid(data []byte) (*Resource, error) {
 	if err := c.limits.scan(trimmed); err != nil {
 		return nil, err
 	}
+	return c.parseScanned(trimmed)
+}
+
+// ParseScanned is Parse of a resource that the codec's Limits.Scan of a
+// larger body accepted, having read it as a resource of its own (its own
+// element budget, dom-2): a Bundle entry's, once the Bundle's resourceType
+// came first. It skips the syntax check and the scan.
+func (c *Codec) ParseScanned(data []byte) (*Resource, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, Invalid(IssueStructure, "The body is not a JSON object", "请求体不是合法的 JSON 对象")
+	}
+	return c.parseScanned(trimmed)
+}
+
+// parseScanned parses and validates trimmed, which passed the scan.
+func (c *Codec) parseScanned(trimmed []byte) (*Resource, error) {
 	typ, ok := resourceTypeOf(trimmed)
 	if !ok {
 		return nil, Invalid(IssueRequired, "The resource has no resourceType", "资源缺少 resourceType").WithExpression("resourceType")

@@ -50,8 +50,11 @@ type Entry struct {
 	// that a rerun of an import writes no new versions.
 	KeepUnchanged bool
 	// validJSON: Resource is part of a body json.Valid accepted (Parse),
-	// so the codec need not check its syntax again (Codec.ParseValid).
-	validJSON bool
+	// so the codec need not check its syntax again (Codec.ParseValid);
+	// scanned: part of one Limits.Scan accepted, which read it as a
+	// resource of its own, so the codec need not scan it again either
+	// (Codec.ParseScanned).
+	validJSON, scanned bool
 }
 
 // Request is a parsed batch or transaction.
@@ -84,12 +87,12 @@ func entryError(i int, elem, en, zh string) *fhir.Error {
 // Parse reads a batch or transaction Bundle and checks what R4 asks of its
 // entries: a request on each, a method the server knows, a resource where
 // the method needs one, fullUrls unique. More than maxEntries entries is a
-// 413. isType reports whether a name is a resource type. body must be valid
-// JSON (the REST handler checks it with the codec's limits first); each
+// 413. isType reports whether a name is a resource type. body must have
+// passed the codec's Limits.Scan (the REST handler's first check); each
 // entry's resource is left unparsed, as a slice of body (not a copy, so a
 // large Bundle is held once), for the writer to parse and validate.
 func Parse(body []byte, maxEntries int, isType func(string) bool) (*Request, error) {
-	typ, entries, err := readBundle(body)
+	typ, entries, typedFirst, err := readBundle(body)
 	if err != nil {
 		return nil, fhir.Invalid(fhir.IssueStructure, "The Bundle cannot be read", "无法读取该 Bundle")
 	}
@@ -107,6 +110,9 @@ func Parse(body []byte, maxEntries int, isType func(string) bool) (*Request, err
 		if err != nil {
 			return nil, err
 		}
+		// Limits.Scan reads an entry's resource as a resource (its own
+		// budget, dom-2) once it has read the Bundle's resourceType.
+		e.scanned = typedFirst
 		if e.FullURL != "" {
 			if j, dup := fullURLs[e.FullURL]; dup {
 				return nil, entryError(i, "fullUrl", "the fullUrl '"+e.FullURL+"' is also that of entry "+strconv.Itoa(j),
@@ -123,10 +129,11 @@ func Parse(body []byte, maxEntries int, isType func(string) bool) (*Request, err
 // walking body in place: only the strings of the entries' requests are
 // copied. A member of the wrong JSON type is an error, as it is to
 // encoding/json; members this package does not use are skipped.
-func readBundle(body []byte) (typ string, entries []wireEntry, err error) {
+// typedFirst reports that resourceType came before entry.
+func readBundle(body []byte) (typ string, entries []wireEntry, typedFirst bool, err error) {
 	i := jsonscan.SkipWS(body, 0)
 	if i >= len(body) || body[i] != '{' {
-		return "", nil, jsonscan.ErrSyntax
+		return "", nil, false, jsonscan.ErrSyntax
 	}
 	var resourceType string
 	end, err := jsonscan.Object(body, i, func(key []byte, at int) (int, error) {
@@ -136,6 +143,7 @@ func readBundle(body []byte) (typ string, entries []wireEntry, err error) {
 		case "type":
 			return stringAt(body, at, &typ)
 		case "entry":
+			typedFirst = resourceType == "Bundle"
 			return arrayAt(body, at, func(at int) (int, error) {
 				var w wireEntry
 				next, err := readWireEntry(body, at, &w)
@@ -146,15 +154,15 @@ func readBundle(body []byte) (typ string, entries []wireEntry, err error) {
 		return jsonscan.SkipValue(body, at)
 	})
 	if err != nil {
-		return "", nil, err
+		return "", nil, false, err
 	}
 	if jsonscan.SkipWS(body, end) != len(body) {
-		return "", nil, jsonscan.ErrSyntax
+		return "", nil, false, jsonscan.ErrSyntax
 	}
 	if resourceType != "Bundle" {
 		typ = ""
 	}
-	return typ, entries, nil
+	return typ, entries, typedFirst, nil
 }
 
 // readWireEntry reads the entry at body[at] (null: an empty one) into w.

@@ -332,6 +332,9 @@ func conflict(plans []*plan, err error) error {
 
 // parse parses and validates e's resource.
 func (e *Entry) parse(c *fhir.Codec) (*fhir.Resource, error) {
+	if e.scanned {
+		return c.ParseScanned(e.Resource)
+	}
 	if e.validJSON {
 		return c.ParseValid(e.Resource)
 	}

@@ -48,9 +48,31 @@ func testLimits(t *testing.T, newStore NewStore) {
 		{name: "patch []", method: "PATCH", path: "/Patient/p1", body: `[]`, header: jp, status: 400, code: fhir.IssueInvalid},
 		{name: "patch making a nested contained", method: "PATCH", path: "/Patient/p1", header: jp, status: 422, code: fhir.IssueInvariant,
 			body: `[{"op":"add","path":"/contained","value":[{"resourceType":"Patient","contained":[{"resourceType":"Patient"}]}]}]`},
+		// An entry's resource is checked as a resource by the scan of the
+		// whole Bundle once its resourceType is known, and by the codec
+		// when it comes last.
+		{name: "transaction entry with a nested contained", method: "POST", path: "", status: 400, code: fhir.IssueInvariant, expr: "Bundle.entry[0].resource.contained[0].contained",
+			body: `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","contained":[{"resourceType":"Patient","contained":[{"resourceType":"Patient"}]}]},"request":{"method":"POST","url":"Patient"}}]}`},
+		{name: "transaction entry with a nested contained, resourceType last", method: "POST", path: "", status: 400, code: fhir.IssueInvariant,
+			body: `{"type":"transaction","entry":[{"resource":{"resourceType":"Patient","contained":[{"resourceType":"Patient","contained":[{"resourceType":"Patient"}]}]},"request":{"method":"POST","url":"Patient"}}],"resourceType":"Bundle"}`},
+		{name: "batch entry with a nested contained, resourceType last", method: "POST", path: "", status: 200,
+			body: `{"type":"batch","entry":[{"resource":{"resourceType":"Patient","contained":[{"resourceType":"Patient","contained":[{"resourceType":"Patient"}]}]},"request":{"method":"POST","url":"Patient"}}],"resourceType":"Bundle"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			issue := outcome(t, c.Do(tc.method, tc.path, []byte(tc.body), tc.header...), tc.status, tc.code)
+			r := c.Do(tc.method, tc.path, []byte(tc.body), tc.header...)
+			if tc.status == 200 {
+				// a batch: the entry fails alone, as a create would
+				entry := asList(r.JSON(t)["entry"])
+				if r.Status != 200 || len(entry) != 1 {
+					t.Fatalf("batch: %d %.300s", r.Status, r.Body)
+				}
+				resp, _ := entry[0].(map[string]any)["response"].(map[string]any)
+				if st, _ := resp["status"].(string); !strings.HasPrefix(st, "400") {
+					t.Errorf("batch entry status %q, want 400", st)
+				}
+				return
+			}
+			issue := outcome(t, r, tc.status, tc.code)
 			if d, _ := issue["diagnostics"].(string); !strings.Contains(d, tc.diag) {
 				t.Errorf("diagnostics %q, want %q", d, tc.diag)
 			}
