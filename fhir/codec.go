@@ -2,7 +2,6 @@ package fhir
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -167,7 +166,7 @@ func unmarshalIssues(err error) []Issue {
 // codec's limits (413 naming the limit) and refuses duplicate keys and nested
 // contained resources (400), stopping at the first problem of that kind.
 func (c *Codec) Parse(data []byte) (*Resource, error) {
-	if !json.Valid(data) {
+	if !jsonscan.Valid(data) {
 		return nil, Invalid(IssueStructure, "The body is not a JSON object", "请求体不是合法的 JSON 对象")
 	}
 	return c.ParseValid(data)

@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unsafe"
+
+	"github.com/fmtbank/cmts/fhir/jsonscan"
 )
 
 // Limits bound the work one resource body may cause. The codec checks them
@@ -132,7 +135,7 @@ type scan struct {
 // with the element's path as expression. It does not check that the JSON is
 // a resource: the parser that runs after it does.
 func (l Limits) Scan(body []byte) error {
-	if !json.Valid(body) {
+	if !jsonscan.Valid(body) {
 		return Invalid(IssueStructure, "The body is not valid JSON", "请求体不是合法的 JSON")
 	}
 	return l.scan(body)
@@ -207,6 +210,18 @@ func unquote(raw []byte) string {
 	return str
 }
 
+// text is the text of a JSON string's contents, as unquote, but without
+// copying a plain one: the scan keeps a resource's keys to find duplicates,
+// and copying each cost an allocation. The string shares the body's bytes,
+// which do not change while the scan runs, and no such string outlives it
+// (paths in errors are built anew).
+func (s *scan) text(raw []byte) string {
+	if len(raw) == 0 || bytes.IndexByte(raw, '\\') >= 0 {
+		return unquote(raw)
+	}
+	return unsafe.String(&raw[0], len(raw))
+}
+
 func (s *scan) top() *frame {
 	if len(s.frames) == 0 {
 		return nil
@@ -224,7 +239,7 @@ func (s *scan) token(kind byte, raw []byte) error {
 	}
 	p := s.top()
 	if p != nil && !p.array && p.wantKey {
-		return s.key(p, unquote(raw))
+		return s.key(p, s.text(raw))
 	}
 	// a value: at the root, in an array, or after a key
 	budget := 0
@@ -238,7 +253,7 @@ func (s *scan) token(kind byte, raw []byte) error {
 		} else if p.typeNext {
 			p.typeNext = false
 			if kind == '"' {
-				p.typ = unquote(raw)
+				p.typ = s.text(raw)
 			}
 		}
 	}

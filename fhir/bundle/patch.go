@@ -8,6 +8,8 @@ import (
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/fmtbank/cmts/fhir"
+
+	"github.com/fmtbank/cmts/fhir/jsonscan"
 )
 
 // patchOps is a decoded JSON Patch.
@@ -18,7 +20,7 @@ type patchOps = jsonpatch.Patch
 // nothing is refused rather than answered with a new version.
 func decodePatch(body []byte, maxOps int) (jsonpatch.Patch, error) {
 	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 || trimmed[0] != '[' || !json.Valid(trimmed) {
+	if len(trimmed) == 0 || trimmed[0] != '[' || !jsonscan.Valid(trimmed) {
 		return nil, fhir.Invalid(fhir.IssueStructure, "The body is not a JSON Patch document (a JSON array of operations)",
 			"请求体不是 JSON Patch 文档（由操作组成的 JSON 数组）")
 	}

@@ -313,8 +313,11 @@ type idxRow struct {
 	e  *store.IndexEntry
 }
 
-// idxBatchRows is how many rows a batch gathers before it is written.
-const idxBatchRows = 1024
+// idxBatchRows is how many rows a batch gathers before it is written:
+// enough for statements of insertSizes[0] rows of the common shapes, few
+// enough that what is left to write when the last version comes (while
+// the other cores have nothing to do) takes little time.
+const idxBatchRows = 256
 
 func (b *idxBatch) add(pk int64, entries []store.IndexEntry) {
 	for i := range entries {
