@@ -327,6 +327,15 @@ func (b *idxBatch) add(pk int64, entries []store.IndexEntry) {
 	b.n += len(entries)
 }
 
+// reset empties b without writing its rows (their commit failed).
+func (b *idxBatch) reset() {
+	for shape := range b.rows {
+		clear(b.rows[shape])
+		b.rows[shape] = b.rows[shape][:0]
+	}
+	b.n = 0
+}
+
 // flushIndex writes b's rows and empties it.
 func (s *Store) flushIndex(ctx context.Context, tx *sql.Tx, b *idxBatch) error {
 	if b.n == 0 {
@@ -347,10 +356,8 @@ func (s *Store) flushIndex(ctx context.Context, tx *sql.Tx, b *idxBatch) error {
 				run = run[size:]
 			}
 		}
-		clear(b.rows[shape])
-		b.rows[shape] = b.rows[shape][:0]
 	}
-	b.n = 0
+	b.reset()
 	return nil
 }
 
@@ -724,29 +731,43 @@ func (s *Store) writeGroupTx(ctx context.Context, batch []*queuedPut, savepoints
 	}
 	defer s.unbind(tx)
 	defer tx.Rollback()
+	// The index rows of the commits are written together (idxBatch), each
+	// commit's before its savepoint is released.
+	b := &idxBatch{}
 	switch {
 	case len(batch) == 1:
-		if err := s.putAll(ctx, tx, batch[0]); err != nil {
+		if err := s.putAll(ctx, tx, batch[0], b); err != nil {
 			return fail(err) // rolled back: put may have written part
+		}
+		if err := s.flushIndex(ctx, tx, b); err != nil {
+			return fail(err)
 		}
 	case !savepoints:
 		for _, r := range batch {
-			if err := s.putAll(ctx, tx, r); err != nil {
+			if err := s.putAll(ctx, tx, r, b); err != nil {
 				if errors.Is(err, errCrashed) {
 					return fail(err)
 				}
 				return false // rolled back by the deferred Rollback
 			}
 		}
+		if err := s.flushIndex(ctx, tx, b); err != nil {
+			return false
+		}
 	default:
 		for i, r := range batch {
 			if _, err := s.exec(ctx, tx, `SAVEPOINT put`); err != nil {
 				return fail(wrap(err))
 			}
-			if errs[i] = s.putAll(ctx, tx, r); errs[i] != nil {
+			errs[i] = s.putAll(ctx, tx, r, b)
+			if errs[i] == nil {
+				errs[i] = s.flushIndex(ctx, tx, b)
+			}
+			if errs[i] != nil {
 				if errors.Is(errs[i], errCrashed) {
 					return fail(errs[i])
 				}
+				b.reset()
 				if _, err := s.exec(ctx, tx, `ROLLBACK TO put`); err != nil {
 					return fail(wrap(err))
 				}
@@ -777,14 +798,10 @@ func (s *Store) writeGroupTx(ctx context.Context, batch []*queuedPut, savepoints
 }
 
 // putAll writes r's writes in tx, stopping at the first failure (or at the
-// step a test stops a Transact at).
-func (s *Store) putAll(ctx context.Context, tx *sql.Tx, r *queuedPut) error {
-	b := &idxBatch{}
+// step a test stops a Transact at), gathering their index rows in b.
+func (s *Store) putAll(ctx context.Context, tx *sql.Tx, r *queuedPut, b *idxBatch) error {
 	if r.seq != nil {
-		if err := s.putSeq(ctx, tx, r, b); err != nil {
-			return err
-		}
-		return s.flushIndex(ctx, tx, b)
+		return s.putSeq(ctx, tx, r, b)
 	}
 	for i, w := range r.ws {
 		if err := s.put(ctx, tx, w, b); err != nil {
@@ -796,7 +813,7 @@ func (s *Store) putAll(ctx context.Context, tx *sql.Tx, r *queuedPut) error {
 			}
 		}
 	}
-	return s.flushIndex(ctx, tx, b)
+	return nil
 }
 
 // putSeq is putAll of the writes r.seq yields, refusing two of one
