@@ -296,8 +296,9 @@ func (s *Store) insertIndex(ctx context.Context, tx *sql.Tx, pk int64, entries [
 	return s.flushIndex(ctx, tx, &b)
 }
 
-// idxBatch gathers the idx rows of the versions one commit writes, so
-// that they are inserted together, by shape (which of their optional
+// idxBatch gathers the idx rows of the versions one write transaction
+// stores (a commit's, or a group's), so that they are inserted together,
+// by shape (which of their optional
 // columns hold something): a statement per shape names the empty columns
 // as literals, and one statement carries the rows of several versions
 // (per statement, SQLite and database/sql cost about as much as a row).
