@@ -1,13 +1,13 @@
 package fhir_test
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/fmtbank/cmts/fhir"
+	"github.com/fmtbank/cmts/fhir/jsonscan"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -218,7 +218,7 @@ const observation1KB = `{"resourceType":"Observation","id":"qc-0001","meta":{"pr
 	`"referenceRange":[{"text":"No growth"}]}`
 
 // BenchmarkScan measures the scan against the R4 parse it guards and the
-// syntax check before it: a typical resource, a 16 MiB attachment (the body
+// syntax check before it: a typical resource, a transaction of 1,000 of them, a 16 MiB attachment (the body
 // limit, few values) and a 16 MiB body of small values (refused at the
 // element limit, after 100,000 of its 8.4 million values).
 func BenchmarkScan(b *testing.B) {
@@ -228,25 +228,28 @@ func BenchmarkScan(b *testing.B) {
 	}
 	attachment := []byte(`{"resourceType":"Binary","contentType":"application/pdf","data":"` + strings.Repeat("QUJD", 4<<20-32) + `"}`)
 	values := []byte(`{"resourceType":"Patient","a":[` + strings.Repeat(`[`+nums(9999)+`],`, 839) + `[1]]}`)
+	entry := `{"fullUrl":"urn:uuid:00000000-0000-4000-8000-000000000001","resource":` + observation1KB + `,"request":{"method":"POST","url":"Observation"}}`
+	bundle := []byte(`{"resourceType":"Bundle","type":"transaction","entry":[` + strings.TrimSuffix(strings.Repeat(entry+",", 1000), ",") + `]}`)
 	for _, bc := range []struct {
 		name string
 		body []byte
 		ok   bool
 	}{
 		{"1KB", []byte(observation1KB), true},
+		{"bundle-1000x1KB", bundle, true},
 		{"16MiB-attachment", attachment, true},
 		{"16MiB-values", values, false},
 	} {
 		if err := (fhir.Limits{}).Scan(bc.body); (err == nil) != bc.ok {
 			b.Fatalf("%s (%d bytes): Scan: %v", bc.name, len(bc.body), err)
 		}
-		// Parse checks the syntax with json.Valid, then scans: the scan's
-		// own cost is what the codec adds.
+		// Parse checks the syntax with jsonscan.Valid, then scans: the
+		// scan's own cost is what the codec adds.
 		b.Run("valid/"+bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(bc.body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				_ = json.Valid(bc.body)
+				_ = jsonscan.Valid(bc.body)
 			}
 		})
 		b.Run("scan/"+bc.name, func(b *testing.B) {
