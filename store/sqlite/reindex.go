@@ -53,7 +53,11 @@ func (s *Store) SetIndex(ctx context.Context, v *store.Version, entries []store.
 	if err := s.insertIndex(ctx, tx, pk, entries); err != nil {
 		return err
 	}
-	return wrap(tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return wrap(err)
+	}
+	s.committed()
+	return nil
 }
 
 // Count counts current, non-deleted versions.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -444,6 +445,8 @@ type Store struct {
 	prepared map[string]*sql.Stmt
 	// txStmts holds them bound to the writer's transaction in progress.
 	txStmts txStmts
+	// ckpt copies the WAL into the database file in the background.
+	ckpt checkpoints
 	// crashAfter names a step of Transact ("searched", "first",
 	// "written") after which it stops as a writer that died there would.
 	// Only tests set it.
@@ -488,7 +491,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	// memory rather than in a temporary file: they hold the pages one
 	// batch changed, and writing them out cost a system call per page.
 	// Readers keep SQLite's default, so that a large sort may spill.
-	w, err := sql.Open("sqlite", dsn+"&_pragma=temp_store(MEMORY)")
+	// The writer checkpoints the WAL itself only once it holds
+	// walWriterCheckpoint pages: the checkpointer does it in the
+	// background after each commit (see checkpoints).
+	w, err := sql.Open("sqlite", dsn+"&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint("+strconv.Itoa(walWriterCheckpoint)+")")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -522,7 +528,56 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	r.SetMaxOpenConns(8)
-	return &Store{w: w, r: r, tuning: defaultTuning, prepared: prepared}, nil
+	st := &Store{w: w, r: r, tuning: defaultTuning, prepared: prepared}
+	st.startCheckpoints()
+	return st, nil
+}
+
+// walWriterCheckpoint is the size of the WAL, in pages, past which the
+// writer checkpoints it after a commit (SQLite's wal_autocheckpoint,
+// 1,000 by default): 64 MiB. Below it the checkpointer does.
+const walWriterCheckpoint = 16384
+
+// checkpoints copies the pages committed to the WAL into the database file
+// in the background, on a reader's connection, after each commit
+// (committed wakes it; wakes that come while it works make one more run).
+// SQLite's own checkpoint ran in the commit that filled 1,000 pages: a
+// 1,000-entry transaction waited for a copy of its pages and a second
+// fsync, a third of its commit. A checkpoint is PASSIVE: it copies what no
+// reader still needs and waits for nobody. The WAL restarts from its
+// beginning once all of it is copied; should the checkpointer fall
+// behind, the writer's own checkpoint (walWriterCheckpoint) bounds it.
+// A checkpoint that fails leaves the pages in the WAL, where the next
+// one finds them.
+type checkpoints struct {
+	wake   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (s *Store) startCheckpoints() {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &s.ckpt
+	c.wake, c.cancel, c.done = make(chan struct{}, 1), cancel, make(chan struct{})
+	go func() {
+		defer close(c.done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.wake:
+			}
+			_, _ = s.r.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}()
+}
+
+// committed tells the checkpointer that a transaction committed.
+func (s *Store) committed() {
+	select {
+	case s.ckpt.wake <- struct{}{}:
+	default:
+	}
 }
 
 // migrate brings a file written by an earlier release to the current
@@ -549,8 +604,11 @@ func migrate(ctx context.Context, w *sql.DB) error {
 	return nil
 }
 
-// Close closes both connection pools; WAL content is checkpointed by SQLite.
+// Close stops the checkpointer and closes both connection pools; WAL
+// content is checkpointed by SQLite.
 func (s *Store) Close() error {
+	s.ckpt.cancel()
+	<-s.ckpt.done
 	for _, st := range s.prepared {
 		st.Close()
 	}
@@ -791,6 +849,8 @@ func (s *Store) writeGroupTx(ctx context.Context, batch []*queuedPut, savepoints
 				errs[i] = err
 			}
 		}
+	} else {
+		s.committed()
 	}
 	for i, r := range batch {
 		r.done <- errs[i]
@@ -874,7 +934,11 @@ func (s *Store) TransactSeq(ctx context.Context, conds []store.Query, writes fun
 	if err := s.crash("written"); err != nil {
 		return err
 	}
-	return wrap(tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return wrap(err)
+	}
+	s.committed()
+	return nil
 }
 
 // PutIf is Transact with one condition and at most one write.

@@ -1,0 +1,100 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/fmtbank/cmts/store"
+)
+
+// TestCheckpointsInBackground checks that the pages transactions commit
+// reach the database file while the WAL is still far below the size at
+// which the writer would copy them itself (walWriterCheckpoint): the
+// checkpointer copied them. Without it the database file would stay at
+// its size after the first commits until the WAL held 64 MiB.
+func TestCheckpointsInBackground(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	size := func(name string) int64 {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	body := bytes.Repeat([]byte("x"), 2000)
+	const perTx, txs = 100, 20 // about 5 MiB in all, a tenth of the writer's threshold
+	for i := range txs {
+		ws := make([]store.Write, perTx)
+		for j := range ws {
+			id := "p" + strconv.Itoa(i*perTx+j)
+			ws[j] = store.Write{Version: store.Version{Tenant: "t1", Type: "Patient", ID: id, VersionID: 1, LastUpdated: now,
+				Resource: append([]byte(`{"resourceType":"Patient","id":"`+id+`","text":"`), append(body, `"}`...)...),
+				Index:    []store.IndexEntry{{Param: "name", Kind: store.KindString, Code: id, Value: id}}}}
+		}
+		if err := s.Transact(ctx, nil, func([][]*store.Version) ([]store.Write, error) { return ws, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const want = perTx * txs * 2000
+	deadline := time.Now().Add(10 * time.Second)
+	for size(FileName) < want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := size(FileName); got < want {
+		t.Fatalf("database file %d bytes after %d bytes committed (WAL %d bytes): nothing checkpointed it", got, want, size(FileName+"-wal"))
+	}
+	// and every resource reads back
+	n, err := s.Count(ctx)
+	if err != nil || n != perTx*txs {
+		t.Fatalf("Count = %d, %v; want %d", n, err, perTx*txs)
+	}
+}
+
+// TestCloseStopsCheckpoints checks that Close waits for the checkpointer
+// and that a store reopened on the same files reads what was committed.
+func TestCloseStopsCheckpoints(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	for i := range 50 {
+		id := "p" + strconv.Itoa(i)
+		if err := s.Put(ctx, store.Write{Version: store.Version{Tenant: "t1", Type: "Patient", ID: id, VersionID: 1, LastUpdated: now,
+			Resource: []byte(`{"resourceType":"Patient","id":"` + id + `"}`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.ckpt.done:
+	default:
+		t.Fatal("the checkpointer still runs after Close")
+	}
+	s, err = Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n, err := s.Count(ctx); err != nil || n != 50 {
+		t.Fatalf("after reopening: Count = %d, %v; want 50", n, err)
+	}
+}
