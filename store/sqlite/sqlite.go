@@ -538,9 +538,12 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 // 1,000 by default): 64 MiB. Below it the checkpointer does.
 const walWriterCheckpoint = 16384
 
+// checkpointEvery is the least time between two background checkpoints.
+const checkpointEvery = 100 * time.Millisecond
+
 // checkpoints copies the pages committed to the WAL into the database file
-// in the background, on a reader's connection, after each commit
-// (committed wakes it; wakes that come while it works make one more run).
+// in the background, on a reader's connection, after a commit (committed
+// wakes it), at most every checkpointEvery.
 // SQLite's own checkpoint ran in the commit that filled 1,000 pages: a
 // 1,000-entry transaction waited for a copy of its pages and a second
 // fsync, a third of its commit. A checkpoint is PASSIVE: it copies what no
@@ -568,6 +571,14 @@ func (s *Store) startCheckpoints() {
 			case <-c.wake:
 			}
 			_, _ = s.r.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+			// Commits that come meanwhile wait for the next round, so
+			// that many small ones (concurrent creates) make a few
+			// checkpoints, each with one fsync, not one each.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(checkpointEvery):
+			}
 		}
 	}()
 }
