@@ -187,65 +187,8 @@ func validValue(b []byte, i, depth int) (int, bool) {
 	switch c := b[i]; {
 	case c == '"':
 		return validString(b, i+1)
-	case c == '{':
-		if depth++; depth > maxDepth {
-			return 0, false
-		}
-		i = SkipWS(b, i+1)
-		if i < len(b) && b[i] == '}' {
-			return i + 1, true
-		}
-		for {
-			if i >= len(b) || b[i] != '"' {
-				return 0, false
-			}
-			var ok bool
-			if i, ok = validString(b, i+1); !ok {
-				return 0, false
-			}
-			if i = SkipWS(b, i); i >= len(b) || b[i] != ':' {
-				return 0, false
-			}
-			if i, ok = validValue(b, SkipWS(b, i+1), depth); !ok {
-				return 0, false
-			}
-			if i = SkipWS(b, i); i >= len(b) {
-				return 0, false
-			}
-			switch b[i] {
-			case ',':
-				i = SkipWS(b, i+1)
-			case '}':
-				return i + 1, true
-			default:
-				return 0, false
-			}
-		}
-	case c == '[':
-		if depth++; depth > maxDepth {
-			return 0, false
-		}
-		i = SkipWS(b, i+1)
-		if i < len(b) && b[i] == ']' {
-			return i + 1, true
-		}
-		for {
-			var ok bool
-			if i, ok = validValue(b, i, depth); !ok {
-				return 0, false
-			}
-			if i = SkipWS(b, i); i >= len(b) {
-				return 0, false
-			}
-			switch b[i] {
-			case ',':
-				i = SkipWS(b, i+1)
-			case ']':
-				return i + 1, true
-			default:
-				return 0, false
-			}
-		}
+	case c == '{', c == '[':
+		return validContainer(b, i, depth, c == '{')
 	case c == '-' || c >= '0' && c <= '9':
 		return validNumber(b, i)
 	case c == 't':
@@ -256,6 +199,51 @@ func validValue(b []byte, i, depth int) (int, bool) {
 		return validLiteral(b, i, "null")
 	}
 	return 0, false
+}
+
+// validContainer checks the object (or array) at b[i]: members, each a
+// key, a colon and a value (or items, each a value), between commas.
+func validContainer(b []byte, i, depth int, object bool) (int, bool) {
+	if depth++; depth > maxDepth {
+		return 0, false
+	}
+	end := byte(']')
+	if object {
+		end = '}'
+	}
+	i = SkipWS(b, i+1)
+	if i < len(b) && b[i] == end {
+		return i + 1, true
+	}
+	for {
+		var ok bool
+		if object {
+			if i >= len(b) || b[i] != '"' {
+				return 0, false
+			}
+			if i, ok = validString(b, i+1); !ok {
+				return 0, false
+			}
+			if i = SkipWS(b, i); i >= len(b) || b[i] != ':' {
+				return 0, false
+			}
+			i = SkipWS(b, i+1)
+		}
+		if i, ok = validValue(b, i, depth); !ok {
+			return 0, false
+		}
+		if i = SkipWS(b, i); i >= len(b) {
+			return 0, false
+		}
+		switch b[i] {
+		case ',':
+			i = SkipWS(b, i+1)
+		case end:
+			return i + 1, true
+		default:
+			return 0, false
+		}
+	}
 }
 
 // validString checks a string whose opening quote is before b[i]: no
