@@ -65,6 +65,11 @@ func isType(have, spec string) bool {
 	if have == "" {
 		return false
 	}
+	if have == spec {
+		// every path below agrees; the start of each search
+		// parameter's path (Patient.name) asks this of its resource
+		return true
+	}
 	if strings.HasPrefix(spec, "System.") {
 		return have == spec
 	}
