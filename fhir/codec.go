@@ -176,9 +176,9 @@ func (c *Codec) Parse(data []byte) (*Resource, error) {
 // entry's resource in a body json.Valid accepted: it checks everything
 // Parse does but the JSON syntax, which a large Bundle paid for twice.
 func (c *Codec) ParseValid(data []byte) (*Resource, error) {
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, Invalid(IssueStructure, "The body is not a JSON object", "请求体不是合法的 JSON 对象")
+	trimmed, err := object(data)
+	if err != nil {
+		return nil, err
 	}
 	if err := c.limits.scan(trimmed); err != nil {
 		return nil, err
@@ -191,11 +191,21 @@ func (c *Codec) ParseValid(data []byte) (*Resource, error) {
 // element budget, dom-2): a Bundle entry's, once the Bundle's resourceType
 // came first. It skips the syntax check and the scan.
 func (c *Codec) ParseScanned(data []byte) (*Resource, error) {
+	trimmed, err := object(data)
+	if err != nil {
+		return nil, err
+	}
+	return c.parseScanned(trimmed)
+}
+
+// object is data without the white space around it, refused unless it is
+// a JSON object.
+func object(data []byte) ([]byte, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, Invalid(IssueStructure, "The body is not a JSON object", "请求体不是合法的 JSON 对象")
 	}
-	return c.parseScanned(trimmed)
+	return trimmed, nil
 }
 
 // parseScanned parses and validates trimmed, which passed the scan.

@@ -8,7 +8,6 @@ import (
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/fmtbank/cmts/fhir"
-
 	"github.com/fmtbank/cmts/fhir/jsonscan"
 )
 

@@ -1038,24 +1038,10 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, w store.Write, b *idxBatch)
 	if v.VersionID != w.PrevVersion+1 {
 		return fmt.Errorf("sqlite: version %d does not follow %d: %w", v.VersionID, w.PrevVersion, store.ErrConflict)
 	}
-	var pk, cur int64
-	var tenant string
-	err := sql.ErrNoRows
-	// A create (no previous version) inserts without looking first: if
-	// the resource exists after all, current's UNIQUE (type, id) refuses
-	// it (ErrConflict), as the check below would.
-	if w.PrevVersion != 0 {
-		st, berr := s.bound(ctx, tx, selectCurrent)
-		if berr != nil {
-			return berr
-		}
-		err = st.QueryRowContext(ctx, v.Type, v.ID).Scan(&pk, &cur, &tenant)
-	}
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		if w.PrevVersion != 0 {
-			return fmt.Errorf("sqlite: %s/%s does not exist: %w", v.Type, v.ID, store.ErrConflict)
-		}
+	var pk int64
+	if w.PrevVersion == 0 {
+		// A create inserts without looking first: if the resource exists
+		// after all, current's UNIQUE (type, id) refuses it (ErrConflict).
 		res, err := s.exec(ctx, tx, insertCurrent,
 			v.Type, v.ID, v.Tenant, v.VersionID, v.LastUpdated.UnixMicro(), boolInt(v.Deleted), int(v.Reach), v.Addressee)
 		if err != nil {
@@ -1064,10 +1050,20 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, w store.Write, b *idxBatch)
 		if pk, err = res.LastInsertId(); err != nil {
 			return wrap(err)
 		}
-	case err != nil:
-		return wrap(err)
-	default:
-		if tenant != v.Tenant || cur != w.PrevVersion {
+	} else {
+		st, err := s.bound(ctx, tx, selectCurrent)
+		if err != nil {
+			return err
+		}
+		var cur int64
+		var tenant string
+		err = st.QueryRowContext(ctx, v.Type, v.ID).Scan(&pk, &cur, &tenant)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("sqlite: %s/%s does not exist: %w", v.Type, v.ID, store.ErrConflict)
+		case err != nil:
+			return wrap(err)
+		case tenant != v.Tenant || cur != w.PrevVersion:
 			return fmt.Errorf("sqlite: %s/%s is at version %d, not %d: %w", v.Type, v.ID, cur, w.PrevVersion, store.ErrConflict)
 		}
 		if _, err := s.exec(ctx, tx, updateCurrent,
