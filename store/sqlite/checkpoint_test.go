@@ -98,3 +98,67 @@ func TestCloseStopsCheckpoints(t *testing.T) {
 		t.Fatalf("after reopening: Count = %d, %v; want 50", n, err)
 	}
 }
+
+// TestWALTrimmed checks that the writer trims the WAL file when it starts
+// it over (walSizeLimit): after a transaction larger than the limit is
+// checkpointed, the next commit leaves the file no larger than the limit.
+// The test lowers the limit on the writer's one connection, so as not to
+// write 64 MiB; without a limit the file would keep the transaction's size.
+// The checkpointer is stopped first: the WAL starts over only when a write
+// begins with every page of it copied and no checkpoint under way, which
+// the checkpointer, woken by each commit, makes a matter of timing here.
+func TestWALTrimmed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var limit int64
+	if err := s.w.QueryRowContext(ctx, `PRAGMA journal_size_limit`).Scan(&limit); err != nil || limit != walSizeLimit {
+		t.Fatalf("the writer's journal_size_limit = %d, %v; want %d", limit, err, walSizeLimit)
+	}
+	const small = 1 << 20
+	if _, err := s.w.ExecContext(ctx, `PRAGMA journal_size_limit = `+strconv.Itoa(small)); err != nil {
+		t.Fatal(err)
+	}
+	s.ckpt.cancel()
+	<-s.ckpt.done
+	walSize := func() int64 {
+		fi, err := os.Stat(filepath.Join(dir, FileName+"-wal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	put := func(id string, body []byte) store.Write {
+		return store.Write{Version: store.Version{Tenant: "t1", Type: "Patient", ID: id, VersionID: 1, LastUpdated: now,
+			Resource: append([]byte(`{"resourceType":"Patient","id":"`+id+`","text":"`), append(body, `"}`...)...)}}
+	}
+	ws := make([]store.Write, 1500)
+	for i := range ws {
+		ws[i] = put("p"+strconv.Itoa(i), bytes.Repeat([]byte("x"), 4000))
+	}
+	if err := s.Transact(ctx, nil, func([][]*store.Version) ([]store.Write, error) { return ws, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := walSize(); got < 4*small {
+		t.Fatalf("WAL %d bytes after a 6 MB transaction; the test needs it above %d", got, 4*small)
+	}
+	var busy, logged, copied int
+	if err := s.r.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logged, &copied); err != nil || logged != copied {
+		t.Fatalf("checkpoint copied %d of %d pages: %v", copied, logged, err)
+	}
+	if err := s.Put(ctx, put("after", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := walSize(); got > small {
+		t.Errorf("WAL %d bytes after a small commit; want it trimmed to %d", got, small)
+	}
+	if v, err := s.Read(ctx, store.Tenant("t1"), "Patient", "p1499"); err != nil || v.VersionID != 1 {
+		t.Errorf("Read p1499 = %+v, %v", v, err)
+	}
+}

@@ -493,8 +493,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	// Readers keep SQLite's default, so that a large sort may spill.
 	// The writer checkpoints the WAL itself only once it holds
 	// walWriterCheckpoint pages: the checkpointer does it in the
-	// background after each commit (see checkpoints).
-	w, err := sql.Open("sqlite", dsn+"&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint("+strconv.Itoa(walWriterCheckpoint)+")")
+	// background after each commit (see checkpoints). A WAL file keeps the
+	// largest size it reached unless told (walSizeLimit).
+	w, err := sql.Open("sqlite", dsn+"&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint("+strconv.Itoa(walWriterCheckpoint)+")"+
+		"&_pragma=journal_size_limit("+strconv.Itoa(walSizeLimit)+")")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -537,6 +539,16 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 // writer checkpoints it after a commit (SQLite's wal_autocheckpoint,
 // 1,000 by default): 64 MiB. Below it the checkpointer does.
 const walWriterCheckpoint = 16384
+
+// walSizeLimit is the size, in bytes, to which the writer trims the WAL
+// file when it starts it over (SQLite's journal_size_limit): the first
+// commit after a restart truncates what lies past it and past that
+// commit's own frames. Without it, a large transaction (a 10,000-entry
+// one writes some 50 MiB) or a checkpointer that fell behind left a file
+// of that size for good. It is the size at which the writer checkpoints
+// anyway (walWriterCheckpoint pages of 4 KiB), so that a WAL working
+// below it is never trimmed and grown again.
+const walSizeLimit = walWriterCheckpoint * 4096
 
 // checkpointEvery is the least time between two background checkpoints.
 const checkpointEvery = 100 * time.Millisecond
