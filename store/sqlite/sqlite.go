@@ -543,9 +543,9 @@ const walWriterCheckpoint = 16384
 // walSizeLimit is the size, in bytes, to which the writer trims the WAL
 // file when it starts it over (SQLite's journal_size_limit): the first
 // commit after a restart truncates what lies past it and past that
-// commit's own frames. Without it, a large transaction (a 10,000-entry
-// one writes some 50 MiB) or a checkpointer that fell behind left a file
-// of that size for good. It is the size at which the writer checkpoints
+// commit's own frames. Without it, the file kept the largest size it
+// reached: up to 64 MiB and a whole transaction on top (a 10,000-entry
+// one writes some 50 MiB), when the checkpointer fell behind. It is the size at which the writer checkpoints
 // anyway (walWriterCheckpoint pages of 4 KiB), so that a WAL working
 // below it is never trimmed and grown again.
 const walSizeLimit = walWriterCheckpoint * 4096
