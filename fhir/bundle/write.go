@@ -42,8 +42,9 @@ type Store interface {
 
 // SeqStore is a Store that can store the writes of a transaction as they
 // are made, beginning with the first while later ones are still being
-// built (store/sqlite has it): building a write (marshal, validate, index)
-// and storing one then overlap, on different cores.
+// built (store/sqlite and store/mongo have it): building a write (marshal,
+// validate, index) and storing one then overlap, on different cores, and
+// the writes stored need not be held.
 type SeqStore interface {
 	// TransactSeq is Transact for writes made one by one: with the
 	// matches of conds (searched as Transact does, under the lock that

@@ -11,3 +11,7 @@ func (s *Store) CrashAfter(step string) { s.txnCrash = step }
 // marks at once (the default except on FerretDB v1) or leaves them until
 // a writer builds on a marked version.
 func (s *Store) ClearOnCommit(on bool) { s.clearOnCommit = on }
+
+// SetTxnBatch sets how many writes of a transaction go in one batch (0:
+// txnBatch).
+func (s *Store) SetTxnBatch(n int) { s.txnBatch = n }

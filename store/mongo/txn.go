@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"strings"
 	"time"
@@ -33,7 +34,16 @@ type decisionDoc struct {
 	Keys    []string `bson:"keys,omitempty"`
 	// Done: rolled forward but for the clear (see Store.rollForward).
 	Done bool `bson:"done,omitempty"`
+	// Until is, on a transaction's live document (liveKey) instead of its
+	// decision, until when its writer is known to be at work on it.
+	Until int64 `bson:"until,omitempty"`
 }
+
+// liveKey is the _id, in txns, of the live document of the transaction
+// txn (see txnWriter.keepAlive).
+func liveKey(txn string) string { return livePrefix + txn }
+
+const livePrefix = "live/"
 
 // seqColl numbers transactions in the order their versions were all
 // inserted: one document {_id: n, txn} per transaction about to commit.
@@ -112,8 +122,23 @@ func (s *Store) watermark(ctx context.Context) (int64, error) {
 // are deleted, by its writer or by whoever finds them, so their version
 // numbers are free again.
 //
+// Steps 1 to 3 run for each batch of writes in turn (TransactSeq), all of
+// them before step 4; a transaction of several batches keeps itself from
+// going stale while they come (txnWriter.keepAlive).
+//
 // A single write is stored by Put, which is atomic by itself.
-func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([][]*store.Version) ([]store.Write, error)) (err error) {
+func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([][]*store.Version) ([]store.Write, error)) error {
+	return s.TransactSeq(ctx, conds, func(matches [][]*store.Version) iter.Seq2[store.Write, error] {
+		return store.Writes(decide(matches))
+	})
+}
+
+// TransactSeq is Transact for writes made one by one (bundle.SeqStore):
+// steps 1 to 3 run for each batch of writes (txnBatch) as they come, so
+// that the store holds one batch and the keys of those before it rather
+// than every write of a large transaction; steps 4 to 6 follow the last.
+// Nothing of it is visible before step 5, however many batches are in.
+func (s *Store) TransactSeq(ctx context.Context, conds []store.Query, writes func(matches [][]*store.Version) iter.Seq2[store.Write, error]) (err error) {
 	var c *claim
 	crashed := false
 	matches := make([][]*store.Version, len(conds))
@@ -138,11 +163,83 @@ func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([
 			matches[i] = page.Versions
 		}
 	}
-	ws, err := decide(matches)
-	if err != nil || len(ws) == 0 {
+	next, stop := iter.Pull2(writes(matches))
+	defer stop()
+	size := txnBatch
+	if s.txnBatch > 0 {
+		size = s.txnBatch
+	}
+	batch, more, err := nextBatch(next, nil, size)
+	if err != nil || len(batch) == 0 {
 		return err
 	}
-	seen := make(map[string]bool, len(ws))
+	if len(batch) == 1 && !more && s.txnCrash == "" {
+		if err := checkWrites(batch, map[string]bool{}); err != nil {
+			return err
+		}
+		if c != nil {
+			if err := c.check(); err != nil {
+				return err
+			}
+		}
+		return s.Put(ctx, batch[0])
+	}
+	t := &txnWriter{s: s, txn: newToken(), seen: map[string]bool{}}
+	for {
+		if err := t.add(ctx, batch); err != nil {
+			crashed = errors.Is(err, errCrashed)
+			if !crashed {
+				t.abort(ctx)
+			}
+			return err
+		}
+		if !more {
+			break
+		}
+		if batch, more, err = nextBatch(next, batch[:0], size); err != nil {
+			t.abort(ctx)
+			return err
+		}
+		if err := t.keepAlive(ctx); err != nil {
+			t.abort(ctx)
+			return err
+		}
+	}
+	err = t.commit(ctx, c)
+	crashed = errors.Is(err, errCrashed)
+	return err
+}
+
+// txnBatch is how many writes of a transaction are checked, marked and
+// inserted together (steps 1 to 3), unless txnBatchBytes of resources
+// come first.
+const (
+	txnBatch      = 256
+	txnBatchBytes = 4 << 20
+)
+
+// nextBatch appends to batch the next writes of next, up to n (or
+// txnBatchBytes); more reports that some may follow.
+func nextBatch(next func() (store.Write, error, bool), batch []store.Write, n int) (_ []store.Write, more bool, err error) {
+	size := 0
+	for len(batch) < n && size < txnBatchBytes {
+		w, err, ok := next()
+		if !ok {
+			return batch, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		batch = append(batch, w)
+		size += len(w.Version.Resource)
+	}
+	return batch, true, nil
+}
+
+// checkWrites refuses a write that does not follow its previous version,
+// has an unusable type or id, or writes a resource seen already in the
+// transaction.
+func checkWrites(ws []store.Write, seen map[string]bool) error {
 	for _, w := range ws {
 		v := &w.Version
 		if v.VersionID != w.PrevVersion+1 {
@@ -156,23 +253,78 @@ func (s *Store) Transact(ctx context.Context, conds []store.Query, decide func([
 		}
 		seen[v.Type+"/"+v.ID] = true
 	}
-	if len(ws) == 1 && s.txnCrash == "" {
-		if c != nil {
-			if err := c.check(); err != nil {
-				return err
-			}
-		}
-		return s.Put(ctx, ws[0])
-	}
-	err = s.transact(ctx, c, ws)
-	crashed = errors.Is(err, errCrashed)
-	return err
+	return nil
 }
 
-// transact is steps 1 to 6 of Transact.
-func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error {
-	txn := newToken()
-	exp := time.Now().Add(s.lease).UnixMilli()
+// txnWriter is one transaction of Transact in progress: what it keeps of
+// the batches it has inserted.
+type txnWriter struct {
+	s   *Store
+	txn string
+	// exp is when the transaction goes stale, set at its first batch.
+	exp int64
+	// keys are the versions inserted, marks the markers of the updates
+	// among them (small: no resource).
+	keys  []string
+	marks []any
+	seen  map[string]bool
+	// freed: an insert freed a number of an aborted transaction, deleting
+	// its marker, which may have stood for one of ours.
+	freed bool
+	// until is when the transaction goes stale: exp, or later once its
+	// live document says so (live).
+	until int64
+	live  bool
+}
+
+// keepAlive keeps a transaction of several batches from going stale while
+// they come: building the writes of the later ones takes time that a
+// lease counted from the first insert did not allow for. Past half of
+// it, the transaction's live document in txns (liveKey) says until when
+// its writer is at work, and readers consult it before they judge the
+// transaction stale (outcomes). Safety does not depend on it: a reader
+// that judged the transaction stale all the same decided it aborted, and
+// then the writer's decision fails. The versions keep their txnexp: on
+// FerretDB an update of each would scan the collection.
+func (t *txnWriter) keepAlive(ctx context.Context) error {
+	s, now := t.s, time.Now()
+	if now.UnixMilli() < t.until-s.lease.Milliseconds()/2 {
+		return nil
+	}
+	until := now.Add(s.lease).UnixMilli()
+	var err error
+	if t.live {
+		_, err = s.txns.UpdateOne(ctx, bson.D{{Key: "_id", Value: liveKey(t.txn)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "until", Value: until}}}})
+	} else {
+		_, err = s.txns.InsertOne(ctx, bson.D{{Key: "_id", Value: liveKey(t.txn)}, {Key: "until", Value: until}})
+	}
+	if err != nil {
+		return translate(ctx, "keep transaction "+t.txn+" alive", err)
+	}
+	t.live, t.until = true, until
+	return nil
+}
+
+// forgetLive deletes the live document once the transaction is decided
+// (errors dropped: Open deletes those left).
+func (t *txnWriter) forgetLive(ctx context.Context) {
+	if t.live {
+		_, _ = t.s.txns.DeleteOne(ctx, bson.D{{Key: "_id", Value: liveKey(t.txn)}})
+		t.live = false
+	}
+}
+
+// add runs steps 1 to 3 for a batch of writes.
+func (t *txnWriter) add(ctx context.Context, ws []store.Write) error {
+	s := t.s
+	if err := checkWrites(ws, t.seen); err != nil {
+		return err
+	}
+	first := t.exp == 0
+	if first {
+		t.exp = time.Now().Add(s.lease).UnixMilli()
+		t.until = t.exp
+	}
 	keys := make([]string, len(ws))
 	var marks []any
 	for i, w := range ws {
@@ -186,42 +338,45 @@ func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error 
 		}
 		marks = append(marks, append(bson.D{
 			{Key: "_id", Value: keys[i]}, {Key: "tenant", Value: v.Tenant}, {Key: "type", Value: v.Type},
-			{Key: "id", Value: v.ID}, {Key: "vid", Value: v.VersionID}, {Key: "txn", Value: txn}, {Key: "txnexp", Value: exp},
+			{Key: "id", Value: v.ID}, {Key: "vid", Value: v.VersionID}, {Key: "txn", Value: t.txn}, {Key: "txnexp", Value: t.exp},
 		}, append(reachField(v.Reach), toField(v.Addressee)...)...))
 	}
 	if s.txnCrash == "checked" {
 		return errCrashed
 	}
+	// From here an abort deletes what of keys carries the transaction's
+	// mark, markers and versions.
+	t.keys = append(t.keys, keys...)
 	if len(marks) > 0 {
 		// A duplicate marker is another writer's of the same version, which
 		// the insert of the version settles.
 		if _, err := s.pending.InsertMany(ctx, marks, options.InsertMany().SetOrdered(false)); err != nil && !onlyDuplicates(err) {
 			return translate(ctx, "mark", err)
 		}
+		t.marks = append(t.marks, marks...)
 	}
 	if s.txnCrash == "marked" {
 		return errCrashed
 	}
 	docs := make([]any, len(ws))
 	for i, w := range ws {
-		docs[i] = append(newVersionDoc(&w.Version), bson.E{Key: "txn", Value: txn}, bson.E{Key: "txnexp", Value: exp})
+		docs[i] = append(newVersionDoc(&w.Version), bson.E{Key: "txn", Value: t.txn}, bson.E{Key: "txnexp", Value: t.exp})
 	}
-	remark, err := s.insertVersions(ctx, keys, docs)
-	if errors.Is(err, errCrashed) {
-		return err
-	}
-	if err != nil {
-		// The deletes match only the versions carrying txn.
-		s.abort(ctx, txn, keys, keys)
-		return err
-	}
-	if remark && len(marks) > 0 {
+	freed, err := s.insertVersions(ctx, keys, docs, first)
+	t.freed = t.freed || freed
+	return err
+}
+
+// commit runs steps 4 to 6 once every batch is inserted.
+func (t *txnWriter) commit(ctx context.Context, c *claim) error {
+	s, txn, keys := t.s, t.txn, t.keys
+	if t.freed && len(t.marks) > 0 {
 		// Freeing a version of an aborted transaction deleted its marker,
 		// which may have stood for ours; readers rely on the markers of
 		// a transaction's updates standing from before it takes its
 		// number until its roll-forward (see Store.visible).
-		if _, err := s.pending.InsertMany(ctx, marks, options.InsertMany().SetOrdered(false)); err != nil && !onlyDuplicates(err) {
-			s.abort(ctx, txn, keys, keys)
+		if _, err := s.pending.InsertMany(ctx, t.marks, options.InsertMany().SetOrdered(false)); err != nil && !onlyDuplicates(err) {
+			t.abort(ctx)
 			return translate(ctx, "mark", err)
 		}
 	}
@@ -230,13 +385,13 @@ func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error 
 	}
 	if c != nil {
 		if err := c.check(); err != nil {
-			s.abort(ctx, txn, keys, keys)
+			t.abort(ctx)
 			return err
 		}
 	}
 	seq, err := s.nextSeq(ctx, txn)
 	if err != nil {
-		s.abort(ctx, txn, keys, keys)
+		t.abort(ctx)
 		return err
 	}
 	outcome, err := s.decide(ctx, txn, committed, keys, seq)
@@ -244,8 +399,9 @@ func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error 
 		// The decision may or may not have been written.
 		return err
 	}
+	t.forgetLive(ctx)
 	if outcome != committed {
-		s.abort(ctx, txn, keys, keys)
+		t.abort(ctx)
 		return fmt.Errorf("mongo: the transaction went stale before it was committed and was aborted by a recovery: %w", store.ErrConflict)
 	}
 	if s.txnCrash == "decided" {
@@ -261,21 +417,36 @@ func (s *Store) transact(ctx context.Context, c *claim, ws []store.Write) error 
 	return nil
 }
 
-// insertVersions inserts the version documents docs under keys: the first
-// alone (a test may stop the writer after it), the others in one round
-// trip, and those refused for a duplicate _id again one by one, by
-// insertVersion. freed reports that insertVersion freed some number.
-func (s *Store) insertVersions(ctx context.Context, keys []string, docs []any) (freed bool, err error) {
-	if freed, err = s.insertVersion(ctx, keys[0], docs[0].(bson.D)); err != nil {
-		return freed, err
+// abort decides the transaction aborted and deletes what of it is in (the
+// deletes match only documents carrying its mark).
+func (t *txnWriter) abort(ctx context.Context) {
+	if len(t.keys) > 0 {
+		t.s.abort(ctx, t.txn, t.keys, t.keys)
 	}
-	if s.txnCrash == "first" {
-		return freed, errCrashed
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	t.forgetLive(fctx)
+}
+
+// insertVersions inserts the version documents docs under keys: in one
+// round trip, but for the first of a transaction (first), inserted alone
+// before (a test may stop the writer after it); those refused for a
+// duplicate _id again one by one, by insertVersion. freed reports that
+// insertVersion freed some number.
+func (s *Store) insertVersions(ctx context.Context, keys []string, docs []any, first bool) (freed bool, err error) {
+	if first {
+		if freed, err = s.insertVersion(ctx, keys[0], docs[0].(bson.D)); err != nil {
+			return freed, err
+		}
+		if s.txnCrash == "first" {
+			return freed, errCrashed
+		}
+		keys, docs = keys[1:], docs[1:]
 	}
-	if len(docs) == 1 {
+	if len(docs) == 0 {
 		return freed, nil
 	}
-	_, err = s.versions.InsertMany(ctx, docs[1:], options.InsertMany().SetOrdered(false))
+	_, err = s.versions.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	var bwe mongodrv.BulkWriteException
 	if err == nil || !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
 		return freed, translate(ctx, "write", err)
@@ -286,7 +457,7 @@ func (s *Store) insertVersions(ctx context.Context, keys []string, docs []any) (
 		}
 	}
 	for _, we := range bwe.WriteErrors {
-		i := we.Index + 1
+		i := we.Index
 		f, err := s.insertVersion(ctx, keys[i], docs[i].(bson.D))
 		if err != nil {
 			return freed, err
@@ -548,6 +719,10 @@ func (s *Store) recoverCommitted(ctx context.Context) {
 	for _, d := range ds {
 		_ = s.rollForward(ctx, d.ID, d.Seq, d.Keys, s.clearOnCommit)
 	}
+	// The live documents of writers that died (or could not delete them):
+	// those past a lease are read by nobody.
+	_, _ = s.txns.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$regex", Value: "^" + livePrefix}}},
+		{Key: "until", Value: bson.D{{Key: "$lt", Value: time.Now().Add(-s.lease).UnixMilli()}}}})
 }
 
 // splitKey is the inverse of versionKey.
@@ -580,7 +755,7 @@ func (s *Store) outcomes(ctx context.Context, docs []*versionDoc) (map[string]de
 		if d.Txn != "" {
 			if _, ok := out[d.Txn]; !ok {
 				out[d.Txn] = decisionDoc{}
-				ids = append(ids, d.Txn)
+				ids = append(ids, d.Txn, liveKey(d.Txn))
 			}
 		}
 	}
@@ -595,7 +770,14 @@ func (s *Store) outcomes(ctx context.Context, docs []*versionDoc) (map[string]de
 	if err != nil {
 		return nil, translate(ctx, "read decisions", err)
 	}
+	// live: until when the writer of each transaction still in the works
+	// is at it (txnWriter.keepAlive)
+	live := map[string]int64{}
 	for _, d := range decided {
+		if txn, ok := strings.CutPrefix(d.ID, livePrefix); ok {
+			live[txn] = d.Until
+			continue
+		}
 		out[d.ID] = d
 	}
 	// A stamp proves its transaction committed, whatever txns says: the
@@ -633,7 +815,7 @@ func (s *Store) outcomes(ctx context.Context, docs []*versionDoc) (map[string]de
 	}
 	now := time.Now().UnixMilli()
 	for _, d := range docs {
-		if d.Txn == "" || out[d.Txn].Outcome != "" || now <= d.TxnExp {
+		if d.Txn == "" || out[d.Txn].Outcome != "" || now <= d.TxnExp || now <= live[d.Txn] {
 			continue
 		}
 		o, err := s.decide(ctx, d.Txn, aborted, nil, 0)

@@ -17,7 +17,8 @@ const crashLease = time.Second
 
 // TestCrash runs the shared crash suite on the commit-record protocol, with
 // the marks of a committed transaction cleared as it is rolled forward (as
-// on MongoDB) and left until a writer builds on them (as on FerretDB v1).
+// on MongoDB) and left until a writer builds on them (as on FerretDB v1),
+// the latter with the writes stored in batches of two.
 // It runs before the parallel tests, so that no load of theirs stretches
 // a step past the one-second lease; its two halves, each a database of its
 // own and mostly waiting for leases to run out, run side by side.
@@ -42,6 +43,11 @@ func TestCrash(t *testing.T) {
 					t.Cleanup(func() { s.Close() })
 					s.CrashAfter(step)
 					s.ClearOnCommit(clear)
+					if !clear {
+						// in batches of two: the suite's transaction
+						// of three writes takes two
+						s.SetTxnBatch(2)
+					}
 					return s
 				}
 			}})

@@ -21,8 +21,8 @@ func TestREST(t *testing.T) { resttest.Run(t, openStore) }
 
 // TestTransactionsUnstreamed runs the transaction tests with the store
 // behind store.Store alone, without TransactSeq: the way a store that
-// cannot take writes as they are built (MongoDB) is written to, large
-// transactions parsed entry by entry as they are built.
+// cannot take writes as they are built is written to, large transactions
+// parsed entry by entry as they are built.
 func TestTransactionsUnstreamed(t *testing.T) {
 	resttest.RunTransactions(t, func(t testing.TB) store.Store { return struct{ store.Store }{openStore(t)} })
 }
