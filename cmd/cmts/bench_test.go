@@ -57,8 +57,8 @@ func BenchmarkTransaction(b *testing.B) {
 
 // BenchmarkTransactionUnstreamed is BenchmarkTransaction on the embedded
 // store hidden behind the store.Store interface alone (no TransactSeq), as
-// a store that cannot take a transaction's writes as they are built
-// (MongoDB) is: Transaction10000 there shows what such a transaction holds.
+// a store that cannot take a transaction's writes as they are built is:
+// Transaction10000 there shows what such a transaction holds.
 // go test ./cmd/cmts -run '^$' -bench 'TransactionUnstreamed/Transaction10000$' -benchtime 2x
 func BenchmarkTransactionUnstreamed(b *testing.B) {
 	b.Cleanup(defaultGC().apply())
@@ -68,4 +68,19 @@ func BenchmarkTransactionUnstreamed(b *testing.B) {
 	}
 	b.Cleanup(func() { st.Close() })
 	resttest.BenchTransaction(b, struct{ store.Store }{st})
+}
+
+// BenchmarkTransactionMongo is BenchmarkTransaction on MongoDB (FerretDB, or
+// CMTS_TEST_MONGO_URI): what a large transaction holds there (peak-MiB,
+// live-MiB) against its body, and its rate:
+// go test ./cmd/cmts -run '^$' -bench 'TransactionMongo/Transaction10000$' -benchtime 1x -timeout 20m
+func BenchmarkTransactionMongo(b *testing.B) {
+	b.Cleanup(defaultGC().apply())
+	srv := mongotest.Start(b)
+	st, err := mongo.Open(context.Background(), mongo.Options{URI: srv.URI(), Database: srv.Database(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	resttest.BenchTransaction(b, st)
 }
