@@ -28,15 +28,7 @@ func BenchmarkREST(b *testing.B) {
 		b.Cleanup(func() { st.Close() })
 		resttest.Bench(b, st)
 	})
-	b.Run("mongo", func(b *testing.B) {
-		srv := mongotest.Start(b)
-		st, err := mongo.Open(context.Background(), mongo.Options{URI: srv.URI(), Database: srv.Database(b)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { st.Close() })
-		resttest.Bench(b, st)
-	})
+	b.Run("mongo", func(b *testing.B) { resttest.Bench(b, benchMongo(b)) })
 }
 
 // BenchmarkTransaction measures transactions, concurrent creates and the
@@ -76,11 +68,17 @@ func BenchmarkTransactionUnstreamed(b *testing.B) {
 // go test ./cmd/cmts -run '^$' -bench 'TransactionMongo/Transaction10000$' -benchtime 1x -timeout 20m
 func BenchmarkTransactionMongo(b *testing.B) {
 	b.Cleanup(defaultGC().apply())
+	resttest.BenchTransaction(b, benchMongo(b))
+}
+
+// benchMongo opens a MongoDB store on FerretDB (or CMTS_TEST_MONGO_URI),
+// closed when b ends.
+func benchMongo(b *testing.B) *mongo.Store {
 	srv := mongotest.Start(b)
 	st, err := mongo.Open(context.Background(), mongo.Options{URI: srv.URI(), Database: srv.Database(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	resttest.BenchTransaction(b, st)
+	return st
 }

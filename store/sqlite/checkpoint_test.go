@@ -26,13 +26,7 @@ func TestCheckpointsInBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	size := func(name string) int64 {
-		fi, err := os.Stat(filepath.Join(dir, name))
-		if err != nil {
-			return 0
-		}
-		return fi.Size()
-	}
+	size := func(name string) int64 { return fileSize(dir, name) }
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	body := bytes.Repeat([]byte("x"), 2000)
 	const perTx, txs = 100, 20 // about 5 MiB in all, a tenth of the writer's threshold
@@ -40,9 +34,8 @@ func TestCheckpointsInBackground(t *testing.T) {
 		ws := make([]store.Write, perTx)
 		for j := range ws {
 			id := "p" + strconv.Itoa(i*perTx+j)
-			ws[j] = store.Write{Version: store.Version{Tenant: "t1", Type: "Patient", ID: id, VersionID: 1, LastUpdated: now,
-				Resource: append([]byte(`{"resourceType":"Patient","id":"`+id+`","text":"`), append(body, `"}`...)...),
-				Index:    []store.IndexEntry{{Param: "name", Kind: store.KindString, Code: id, Value: id}}}}
+			ws[j] = textPatient(id, body, now)
+			ws[j].Version.Index = []store.IndexEntry{{Param: "name", Kind: store.KindString, Code: id, Value: id}}
 		}
 		if err := s.Transact(ctx, nil, func([][]*store.Version) ([]store.Write, error) { return ws, nil }); err != nil {
 			t.Fatal(err)
@@ -126,21 +119,11 @@ func TestWALTrimmed(t *testing.T) {
 	}
 	s.ckpt.cancel()
 	<-s.ckpt.done
-	walSize := func() int64 {
-		fi, err := os.Stat(filepath.Join(dir, FileName+"-wal"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fi.Size()
-	}
+	walSize := func() int64 { return fileSize(dir, FileName+"-wal") }
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	put := func(id string, body []byte) store.Write {
-		return store.Write{Version: store.Version{Tenant: "t1", Type: "Patient", ID: id, VersionID: 1, LastUpdated: now,
-			Resource: append([]byte(`{"resourceType":"Patient","id":"`+id+`","text":"`), append(body, `"}`...)...)}}
-	}
 	ws := make([]store.Write, 1500)
 	for i := range ws {
-		ws[i] = put("p"+strconv.Itoa(i), bytes.Repeat([]byte("x"), 4000))
+		ws[i] = textPatient("p"+strconv.Itoa(i), bytes.Repeat([]byte("x"), 4000), now)
 	}
 	if err := s.Transact(ctx, nil, func([][]*store.Version) ([]store.Write, error) { return ws, nil }); err != nil {
 		t.Fatal(err)
@@ -152,7 +135,7 @@ func TestWALTrimmed(t *testing.T) {
 	if err := s.r.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logged, &copied); err != nil || logged != copied {
 		t.Fatalf("checkpoint copied %d of %d pages: %v", copied, logged, err)
 	}
-	if err := s.Put(ctx, put("after", []byte("x"))); err != nil {
+	if err := s.Put(ctx, textPatient("after", []byte("x"), now)); err != nil {
 		t.Fatal(err)
 	}
 	if got := walSize(); got > small {
@@ -161,4 +144,19 @@ func TestWALTrimmed(t *testing.T) {
 	if v, err := s.Read(ctx, store.Tenant("t1"), "Patient", "p1499"); err != nil || v.VersionID != 1 {
 		t.Errorf("Read p1499 = %+v, %v", v, err)
 	}
+}
+
+// textPatient is the creation of Patient id whose text is body.
+func textPatient(id string, body []byte, now time.Time) store.Write {
+	return store.Write{Version: store.Version{Tenant: "t1", Type: "Patient", ID: id, VersionID: 1, LastUpdated: now,
+		Resource: append([]byte(`{"resourceType":"Patient","id":"`+id+`","text":"`), append(body, `"}`...)...)}}
+}
+
+// fileSize is the size of the file name under dir (0 if there is none).
+func fileSize(dir, name string) int64 {
+	fi, err := os.Stat(filepath.Join(dir, name))
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
