@@ -21,11 +21,7 @@ func TestCheckpointsInBackground(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openIn(t, dir)
 	size := func(name string) int64 { return fileSize(dir, name) }
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	body := bytes.Repeat([]byte("x"), 2000)
@@ -104,11 +100,7 @@ func TestWALTrimmed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openIn(t, dir)
 	var limit int64
 	if err := s.w.QueryRowContext(ctx, `PRAGMA journal_size_limit`).Scan(&limit); err != nil || limit != walSizeLimit {
 		t.Fatalf("the writer's journal_size_limit = %d, %v; want %d", limit, err, walSizeLimit)
@@ -159,4 +151,15 @@ func fileSize(dir, name string) int64 {
 		return 0
 	}
 	return fi.Size()
+}
+
+// openIn opens a store on dir, closed when t ends.
+func openIn(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
