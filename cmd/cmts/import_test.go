@@ -624,9 +624,9 @@ func TestImportFlags(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", args: []string{"a.ndjson"},
-			want: importConfig{Config: Config{Data: "./data", MongoDB: "cmts", GC: defaultGC()}, Tenant: "default", Batch: 500, OnError: "stop", Paths: []string{"a.ndjson"}}},
+			want: importConfig{Config: Config{Data: "./data", MongoDB: "cmts", MongoLease: 30 * time.Second, GC: defaultGC()}, Tenant: "default", Batch: 500, OnError: "stop", Paths: []string{"a.ndjson"}}},
 		{name: "flags after paths", args: []string{"--data", "/d", "a", "--batch", "7", "b", "--on-error", "skip", "--tenant", "h1", "--require-profiles", "--gc-percent", "150", "--memory-limit", "300MiB"},
-			want: importConfig{Config: Config{Data: "/d", MongoDB: "cmts", RequireProfiles: true, GC: gcConfig{Percent: 150, Limit: 300 << 20}}, Tenant: "h1", Batch: 7, OnError: "skip", Paths: []string{"a", "b"}}},
+			want: importConfig{Config: Config{Data: "/d", MongoDB: "cmts", MongoLease: 30 * time.Second, RequireProfiles: true, GC: gcConfig{Percent: 150, Limit: 300 << 20}}, Tenant: "h1", Batch: 7, OnError: "skip", Paths: []string{"a", "b"}}},
 		{name: "bad gc percent", args: []string{"--gc-percent", "-3", "a"}, wantErr: "--gc-percent"},
 		{name: "no path", args: []string{"--batch", "2"}, wantErr: "no PATH"},
 		{name: "zero batch", args: []string{"--batch", "0", "a"}, wantErr: "--batch must be positive"},

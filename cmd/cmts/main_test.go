@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 // defaultConfig is serve's configuration with no flags or env, changed by
 // edit.
 func defaultConfig(edit func(*Config)) Config {
-	c := Config{Addr: "127.0.0.1:8080", Data: "./data", MongoDB: "cmts", LogLevel: "info", MaxBody: 16 << 20, DefaultTenant: "default",
+	c := Config{Addr: "127.0.0.1:8080", Data: "./data", MongoDB: "cmts", MongoLease: 30 * time.Second, LogLevel: "info", MaxBody: 16 << 20, DefaultTenant: "default",
 		ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute, ExportLease: time.Minute, MaxConcurrent: 64, MaxBundleEntries: 10_000, Search: search.DefaultLimits,
 		Limits: fhir.DefaultLimits(), GC: defaultGC()}
 	if edit != nil {
@@ -56,9 +56,10 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{name: "defaults", want: defaultConfig(nil)},
 		{name: "flags", args: []string{"--addr", "127.0.0.1:9000", "--data", "/tmp/x", "--mongo-uri", "mongodb://h", "--mongo-db", "reg", "--base-url", "https://fhir.example/fhir", "--insecure-no-auth", "--log-level", "debug",
-			"--read-timeout", "5s", "--write-timeout", "1m30s", "--idle-timeout", "10s", "--max-concurrent", "8", "--max-search-values", "10", "--max-sort-keys", "2"},
+			"--read-timeout", "5s", "--write-timeout", "1m30s", "--idle-timeout", "10s", "--max-concurrent", "8", "--max-search-values", "10", "--max-sort-keys", "2", "--mongo-lease", "2m"},
 			want: defaultConfig(func(c *Config) {
 				c.Addr, c.Data, c.MongoURI, c.MongoDB, c.BaseURL, c.InsecureNoAuth, c.LogLevel = "127.0.0.1:9000", "/tmp/x", "mongodb://h", "reg", "https://fhir.example/fhir", true, "debug"
+				c.MongoLease = 2 * time.Minute
 				c.ReadTimeout, c.WriteTimeout, c.IdleTimeout, c.MaxConcurrent = 5*time.Second, 90*time.Second, 10*time.Second, 8
 				c.Search.MaxValues, c.Search.MaxSortKeys = 10, 2
 			})},
@@ -82,6 +83,7 @@ func TestParseFlags(t *testing.T) {
 		{name: "zero limit", args: []string{"--max-sort-keys", "0"}, wantErr: "--max-sort-keys"},
 		{name: "negative body limit", env: map[string]string{"CMTS_MAX_BODY": "-1"}, wantErr: "--max-body"},
 		{name: "zero timeout", args: []string{"--write-timeout", "0s"}, wantErr: "--write-timeout"},
+		{name: "negative MongoDB lease", env: map[string]string{"CMTS_MONGO_LEASE": "-5s"}, wantErr: "--mongo-lease"},
 		{name: "limits", args: []string{"--max-depth", "10", "--max-array", "20", "--max-elements", "30", "--max-patch-ops", "5"},
 			want: defaultConfig(func(c *Config) { c.Limits = fhir.Limits{Depth: 10, Array: 20, Elements: 30, PatchOps: 5} })},
 		{name: "limits env twins", env: map[string]string{"CMTS_MAX_DEPTH": "11", "CMTS_MAX_ARRAY": "21", "CMTS_MAX_ELEMENTS": "31", "CMTS_MAX_PATCH_OPS": "6"},

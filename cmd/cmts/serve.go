@@ -29,10 +29,13 @@ import (
 
 // Config is what `serve` is told by flags and their CMTS_* environment twins.
 type Config struct {
-	Addr           string
-	Data           string
-	MongoURI       string
-	MongoDB        string
+	Addr     string
+	Data     string
+	MongoURI string
+	MongoDB  string
+	// MongoLease is how long a MongoDB writer's claims and transactions
+	// outlive it when it dies (mongo.Options.ClaimLease).
+	MongoLease     time.Duration
 	BaseURL        string
 	InsecureNoAuth bool
 	LogLevel       string
@@ -141,6 +144,7 @@ func storeFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Data, "data", "./data", "data directory of the embedded store")
 	fs.StringVar(&c.MongoURI, "mongo-uri", "", "MongoDB URI; switches from the embedded store to MongoDB")
 	fs.StringVar(&c.MongoDB, "mongo-db", "cmts", "MongoDB database name")
+	fs.DurationVar(&c.MongoLease, "mongo-lease", mongo.DefaultClaimLease, "how long a MongoDB writer that died holds what it was writing; a live writer must take less than half of it over each batch of a transaction")
 }
 
 // envName is a flag's environment twin: CMTS_ and the name in capitals,
@@ -174,7 +178,7 @@ func (c *Config) check() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"--read-timeout", c.ReadTimeout}, {"--write-timeout", c.WriteTimeout}, {"--idle-timeout", c.IdleTimeout}, {"--export-lease", c.ExportLease}} {
+	}{{"--read-timeout", c.ReadTimeout}, {"--write-timeout", c.WriteTimeout}, {"--idle-timeout", c.IdleTimeout}, {"--export-lease", c.ExportLease}, {"--mongo-lease", c.MongoLease}} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s must be positive, not %v", d.name, d.v)
 		}
@@ -324,7 +328,7 @@ func openStore(ctx context.Context, c Config) (store.Store, error) {
 	var st store.Store
 	var err error
 	if c.MongoURI != "" {
-		st, err = mongo.Open(ctx, mongo.Options{URI: c.MongoURI, Database: c.MongoDB})
+		st, err = mongo.Open(ctx, mongo.Options{URI: c.MongoURI, Database: c.MongoDB, ClaimLease: c.MongoLease})
 	} else {
 		st, err = sqlite.Open(ctx, c.Data)
 	}
