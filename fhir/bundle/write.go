@@ -534,7 +534,10 @@ func (w *Writer) conditionalReferences(p *fhir.Principal, plans []*plan, conds *
 	var out []condRef
 	seen := map[string]bool{}
 	for _, pl := range plans {
-		if pl.res == nil {
+		// A conditional reference holds a '?', which the received JSON
+		// shows (mayHaveQuery): most resources hold none, and their
+		// references are not walked.
+		if pl.res == nil || !mayHaveQuery(pl.e.Resource) {
 			continue
 		}
 		for _, ref := range pl.res.References() {
