@@ -14,4 +14,4 @@ func (s *Store) ClearOnCommit(on bool) { s.clearOnCommit = on }
 
 // SetTxnBatch sets how many writes of a transaction go in one batch (0:
 // txnBatch).
-func (s *Store) SetTxnBatch(n int) { s.txnBatch = n }
+func (s *Store) SetTxnBatch(n int) { s.batchSize = n }

@@ -123,10 +123,10 @@ type Store struct {
 	// errCrashed, leaving the database as a writer that died there would.
 	// Only tests set it.
 	txnCrash string
-	// txnBatch, when not 0, is how many writes of a transaction go in one
-	// batch instead of txnBatch (tests make transactions of several
+	// batchSize, when not 0, is how many writes of a transaction go in
+	// one batch instead of txnBatch (tests make transactions of several
 	// batches with it).
-	txnBatch int
+	batchSize int
 }
 
 // Open connects, checks the server answers (store.ErrUnavailable if it does

@@ -166,8 +166,8 @@ func (s *Store) TransactSeq(ctx context.Context, conds []store.Query, writes fun
 	next, stop := iter.Pull2(writes(matches))
 	defer stop()
 	size := txnBatch
-	if s.txnBatch > 0 {
-		size = s.txnBatch
+	if s.batchSize > 0 {
+		size = s.batchSize
 	}
 	batch, more, err := nextBatch(next, nil, size)
 	if err != nil || len(batch) == 0 {

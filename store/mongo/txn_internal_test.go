@@ -234,7 +234,7 @@ func TestTransactSeqBatches(t *testing.T) {
 				}
 			}
 			// Cleared at once, so that the versions carry their number.
-			s.txnBatch, s.clearOnCommit = 2, true
+			s.batchSize, s.clearOnCommit = 2, true
 			ws := writes("B")
 			if tc.spoil != nil {
 				ws = tc.spoil(ws)
@@ -321,7 +321,7 @@ func TestTransactSeqKeptAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	s.txnBatch = 2
+	s.batchSize = 2
 	search := func() int {
 		t.Helper()
 		p, err := s.Search(ctx, store.Query{Access: store.Tenant("h1"), Filter: store.Token{Param: "identifier", Code: "B"}, Count: 10, WantTotal: true})

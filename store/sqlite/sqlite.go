@@ -545,9 +545,10 @@ const walWriterCheckpoint = 16384
 // commit after a restart truncates what lies past it and past that
 // commit's own frames. Without it, the file kept the largest size it
 // reached: up to 64 MiB and a whole transaction on top (a 10,000-entry
-// one writes some 50 MiB), when the checkpointer fell behind. It is the size at which the writer checkpoints
-// anyway (walWriterCheckpoint pages of 4 KiB), so that a WAL working
-// below it is never trimmed and grown again.
+// one writes some 50 MiB), when the checkpointer fell behind. It is the
+// size at which the writer checkpoints anyway (walWriterCheckpoint pages
+// of 4 KiB), so that a WAL working below it is never trimmed and grown
+// again.
 const walSizeLimit = walWriterCheckpoint * 4096
 
 // checkpointEvery is the least time between two background checkpoints.
