@@ -441,6 +441,11 @@ type Store struct {
 		mu  sync.Mutex
 		sql map[int]string
 	}
+	// readStmts holds the read pool's statements by their SQL (queryRow).
+	readStmts struct {
+		mu    sync.Mutex
+		stmts map[string]*sql.Stmt
+	}
 	// prepared holds the writer's statements by their SQL (see prepare).
 	prepared map[string]*sql.Stmt
 	// txStmts holds them bound to the writer's transaction in progress.
@@ -636,6 +641,9 @@ func (s *Store) Close() error {
 	for _, st := range s.prepared {
 		st.Close()
 	}
+	for _, st := range s.readStmts.stmts {
+		st.Close()
+	}
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
@@ -672,7 +680,7 @@ func scanVersion(row interface{ Scan(...any) error }) (*store.Version, error) {
 // Read returns the current version.
 func (s *Store) Read(ctx context.Context, a store.Access, typ, id string) (*store.Version, error) {
 	vis := access(a, "c", true, true)
-	v, err := scanVersion(s.r.QueryRowContext(ctx,
+	v, err := scanVersion(s.queryRow(ctx,
 		`SELECT `+currentCols+` FROM `+currentFrom+` WHERE c.type = ? AND c.id = ? AND `+vis.sql, append([]any{typ, id}, vis.args...)...))
 	if err != nil {
 		return nil, wrap(err)
@@ -680,10 +688,40 @@ func (s *Store) Read(ctx context.Context, a store.Access, typ, id string) (*stor
 	return v, nil
 }
 
+// queryRow runs q on the read pool as a statement prepared once: SQLite
+// compiling a read's join again on every call was about a third of its
+// cost (an import reads every resource it updates). Only the few texts
+// that reads by id build are kept (maxReadStmts); others run unprepared.
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	rs := &s.readStmts
+	rs.mu.Lock()
+	st := rs.stmts[q]
+	if st == nil && len(rs.stmts) < maxReadStmts {
+		var err error
+		if st, err = s.r.PrepareContext(context.WithoutCancel(ctx), q); err != nil {
+			rs.mu.Unlock()
+			return s.r.QueryRowContext(ctx, q, args...)
+		}
+		if rs.stmts == nil {
+			rs.stmts = map[string]*sql.Stmt{}
+		}
+		rs.stmts[q] = st
+	}
+	rs.mu.Unlock()
+	if st == nil {
+		return s.r.QueryRowContext(ctx, q, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// maxReadStmts bounds the statements queryRow keeps: one per shape of
+// access a read is made with.
+const maxReadStmts = 64
+
 // ReadVersion returns one version.
 func (s *Store) ReadVersion(ctx context.Context, a store.Access, typ, id string, vid int64) (*store.Version, error) {
 	vis := access(a, "v", true, true)
-	v, err := scanVersion(s.r.QueryRowContext(ctx,
+	v, err := scanVersion(s.queryRow(ctx,
 		`SELECT `+versionCols+` FROM versions v WHERE v.type = ? AND v.id = ? AND v.vid = ? AND `+vis.sql, append([]any{typ, id, vid}, vis.args...)...))
 	if err != nil {
 		return nil, wrap(err)
