@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"testing"
 
 	"github.com/fmtbank/cmts/fhir/rest/resttest"
@@ -45,6 +47,46 @@ func BenchmarkTransaction(b *testing.B) {
 	}
 	b.Cleanup(func() { st.Close() })
 	resttest.BenchTransaction(b, st)
+}
+
+// BenchmarkTransactionServe is BenchmarkTransaction against `serve` itself
+// on a new embedded store (--insecure-no-auth), over loopback HTTP: with
+// what the bare REST API of BenchmarkTransaction leaves out, the guide's
+// profile checks, the access policy and the audit trail (an AuditEvent
+// stored with every write: one per create, one per transaction).
+// go test ./cmd/cmts -run '^$' -bench '^BenchmarkTransactionServe$/^(Transaction1000|ConcurrentCreates16)$' -benchtime 20x
+func BenchmarkTransactionServe(b *testing.B) {
+	b.Cleanup(defaultGC().apply())
+	base, _ := startMain(b, "--data", b.TempDir(), "--insecure-no-auth")
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 32
+	client := &http.Client{Transport: tr}
+	b.Cleanup(client.CloseIdleConnections)
+	resttest.BenchTransactionOn(b, forward{base: base, client: client})
+}
+
+// forward is an http.Handler that sends each request to the server at base
+// and copies back its status and body.
+type forward struct {
+	base   string
+	client *http.Client
+}
+
+func (f forward) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, f.base+r.URL.RequestURI(), r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	req.Header = r.Header.Clone()
+	resp, err := f.client.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
 }
 
 // BenchmarkTransactionUnstreamed is BenchmarkTransaction on the embedded

@@ -166,7 +166,7 @@ func TestRunCommands(t *testing.T) {
 }
 
 // startMain runs the server in-process on a free port.
-func startMain(t *testing.T, args ...string) (base string, stop func()) {
+func startMain(t testing.TB, args ...string) (base string, stop func()) {
 	t.Helper()
 	m := NewMain(io.Discard)
 	if err := m.ParseFlags(append([]string{"--addr", "127.0.0.1:0"}, args...)); err != nil {

@@ -102,8 +102,11 @@ func Bench(b *testing.B, st store.Store) {
 //
 // Each also reports the process's CPU time per resource (cpu-µs), which
 // on a machine shared with other work says more than the wall clock.
-func BenchTransaction(b *testing.B, st store.Store) {
-	h := Handler(b, st)
+func BenchTransaction(b *testing.B, st store.Store) { BenchTransactionOn(b, Handler(b, st)) }
+
+// BenchTransactionOn is BenchTransaction on the REST API h: requests are
+// made for http://127.0.0.1/fhir (authentication off, or h's to supply).
+func BenchTransactionOn(b *testing.B, h http.Handler) {
 	serve := func(b *testing.B, method, path string, body []byte, want int) {
 		req := httptest.NewRequest(method, "http://127.0.0.1/fhir"+path, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/fhir+json")
