@@ -118,7 +118,7 @@ func compileFor(t testing.TB, s *Store, q store.Query) searchSQL {
 		t.Fatal(err)
 	}
 	defer tx.Rollback()
-	st, err := compileSearch(q, q.Count, estimator(ctx, tx, s.tuning))
+	st, err := compileSearch(q, q.Count, s.estimator(ctx, tx))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,17 +45,17 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 		return nil, wrap(err)
 	}
 	defer tx.Rollback()
-	st, err := compileSearch(q, count, estimator(ctx, tx, s.tuning))
+	st, err := compileSearch(q, count, s.estimator(ctx, tx))
 	if err != nil {
 		return nil, err
 	}
 	page := &store.SearchPage{Total: -1}
 	if q.WantTotal && !st.pageTotal {
-		if err := tx.QueryRowContext(ctx, st.count.sql, st.count.args...).Scan(&page.Total); err != nil {
+		if err := s.txQueryRow(ctx, tx, st.count.sql, st.count.args...).Scan(&page.Total); err != nil {
 			return nil, wrap(err)
 		}
 	}
-	rows, err := tx.QueryContext(ctx, st.page.sql, st.page.args...)
+	rows, err := s.txQuery(ctx, tx, st.page.sql, st.page.args...)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -79,7 +79,7 @@ func (s *Store) Search(ctx context.Context, q store.Query) (*store.SearchPage, e
 		// end.
 		page.Total = 0
 		if q.Offset > 0 {
-			if err := tx.QueryRowContext(ctx, st.count.sql, st.count.args...).Scan(&page.Total); err != nil {
+			if err := s.txQueryRow(ctx, tx, st.count.sql, st.count.args...).Scan(&page.Total); err != nil {
 				return nil, wrap(err)
 			}
 		}
@@ -107,24 +107,25 @@ func (w withTotal) Scan(dest ...any) error { return w.rows.Scan(append(dest, w.t
 // estimator counts a candidate set's rows up to the cap and one more; with
 // keep, it also returns the set's distinct pks as a JSON array when they are
 // no more than the cap.
-func estimator(ctx context.Context, tx *sql.Tx, t tuning) *estimates {
+func (s *Store) estimator(ctx context.Context, tx *sql.Tx) *estimates {
+	t := s.tuning
 	limit := strconv.Itoa(t.estimateCap + 1)
 	return &estimates{tuning: t, shared: func(f frag) (bool, error) {
 		var yes bool
-		err := tx.QueryRowContext(ctx, f.sql, f.args...).Scan(&yes)
+		err := s.txQueryRow(ctx, tx, f.sql, f.args...).Scan(&yes)
 		return yes, wrap(err)
 	}, size: func(f frag, keep bool) (int, string, error) {
 		var n int
 		var pks string
 		var err error
 		if keep {
-			err = tx.QueryRowContext(ctx, `SELECT count(*), json_group_array(pk) FROM (SELECT DISTINCT pk FROM (`+f.sql+`) LIMIT `+limit+`)`,
+			err = s.txQueryRow(ctx, tx, `SELECT count(*), json_group_array(pk) FROM (SELECT DISTINCT pk FROM (`+f.sql+`) LIMIT `+limit+`)`,
 				f.args...).Scan(&n, &pks)
 			if n > t.estimateCap {
 				pks = ""
 			}
 		} else {
-			err = tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM (`+f.sql+`) LIMIT `+limit+`)`, f.args...).Scan(&n)
+			err = s.txQueryRow(ctx, tx, `SELECT count(*) FROM (SELECT 1 FROM (`+f.sql+`) LIMIT `+limit+`)`, f.args...).Scan(&n)
 		}
 		return n, pks, wrap(err)
 	}}

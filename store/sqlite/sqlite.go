@@ -441,11 +441,8 @@ type Store struct {
 		mu  sync.Mutex
 		sql map[int]string
 	}
-	// readStmts holds the read pool's statements by their SQL (queryRow).
-	readStmts struct {
-		mu    sync.Mutex
-		stmts map[string]*sql.Stmt
-	}
+	// reads keeps the read pool's statements prepared (queryRow).
+	reads *stmtCache
 	// prepared holds the writer's statements by their SQL (see prepare).
 	prepared map[string]*sql.Stmt
 	// txStmts holds them bound to the writer's transaction in progress.
@@ -535,7 +532,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	r.SetMaxOpenConns(8)
-	st := &Store{w: w, r: r, tuning: defaultTuning, prepared: prepared}
+	st := &Store{w: w, r: r, tuning: defaultTuning, prepared: prepared, reads: newStmtCache(r, maxReadStmts)}
 	st.startCheckpoints()
 	return st, nil
 }
@@ -641,9 +638,7 @@ func (s *Store) Close() error {
 	for _, st := range s.prepared {
 		st.Close()
 	}
-	for _, st := range s.readStmts.stmts {
-		st.Close()
-	}
+	s.reads.close()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
@@ -687,36 +682,6 @@ func (s *Store) Read(ctx context.Context, a store.Access, typ, id string) (*stor
 	}
 	return v, nil
 }
-
-// queryRow runs q on the read pool as a statement prepared once: SQLite
-// compiling a read's join again on every call was about a third of its
-// cost (an import reads every resource it updates). Only the few texts
-// that reads by id build are kept (maxReadStmts); others run unprepared.
-func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	rs := &s.readStmts
-	rs.mu.Lock()
-	st := rs.stmts[q]
-	if st == nil && len(rs.stmts) < maxReadStmts {
-		var err error
-		if st, err = s.r.PrepareContext(context.WithoutCancel(ctx), q); err != nil {
-			rs.mu.Unlock()
-			return s.r.QueryRowContext(ctx, q, args...)
-		}
-		if rs.stmts == nil {
-			rs.stmts = map[string]*sql.Stmt{}
-		}
-		rs.stmts[q] = st
-	}
-	rs.mu.Unlock()
-	if st == nil {
-		return s.r.QueryRowContext(ctx, q, args...)
-	}
-	return st.QueryRowContext(ctx, args...)
-}
-
-// maxReadStmts bounds the statements queryRow keeps: one per shape of
-// access a read is made with.
-const maxReadStmts = 64
 
 // ReadVersion returns one version.
 func (s *Store) ReadVersion(ctx context.Context, a store.Access, typ, id string, vid int64) (*store.Version, error) {
