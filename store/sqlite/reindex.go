@@ -15,7 +15,7 @@ func (s *Store) Scan(ctx context.Context, after *store.SearchCursor, limit int) 
 		q += ` AND (c.type > ? OR (c.type = ? AND c.id > ?))`
 		args = append(args, after.Type, after.Type, after.ID)
 	}
-	rows, err := s.r.QueryContext(ctx, q+` ORDER BY c.type, c.id LIMIT ?`, append(args, limit)...)
+	rows, err := s.query(ctx, q+` ORDER BY c.type, c.id LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, wrap(err)
 	}

@@ -1145,7 +1145,7 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.Histo
 		all = append(append(all, arm.args...), args...)
 	}
 	all = append(all, count+1)
-	rows, err := s.r.QueryContext(ctx, strings.Join(sels, " UNION ALL ")+` ORDER BY lu DESC, type, id, vid DESC LIMIT ?`, all...)
+	rows, err := s.query(ctx, strings.Join(sels, " UNION ALL ")+` ORDER BY lu DESC, type, id, vid DESC LIMIT ?`, all...)
 	if err != nil {
 		return nil, wrap(err)
 	}

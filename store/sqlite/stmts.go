@@ -73,6 +73,14 @@ func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	return s.r.QueryRowContext(ctx, q, args...)
 }
 
+// query is queryRow for several rows.
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := s.reads.get(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.r.QueryContext(ctx, q, args...)
+}
+
 // txQueryRow is queryRow in the read transaction tx.
 func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
 	if st := s.reads.get(ctx, q); st != nil {
