@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/fmtbank/cmts/store/sqlite/walvfs"
 	"iter"
 	"net/url"
 	"os"
@@ -488,6 +489,11 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
+	// vfs: the WAL's frames go out in one write per commit (walvfs).
+	if err := walvfs.Register(); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	q.Set("vfs", walvfs.Name)
 	dsn := "file:" + path + "?" + q.Encode()
 	// The writer keeps its savepoint journals (group commit, see Put) in
 	// memory rather than in a temporary file: they hold the pages one
