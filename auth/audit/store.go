@@ -27,6 +27,11 @@ type Maker struct {
 	// NoTenant is the tenant under which events of unauthenticated requests
 	// are stored (a request refused with 401 has no tenant); "" by default.
 	NoTenant string
+	// OrderedIDs gives the events ids that grow with time
+	// (bundle.NewOrderedID), for a store that writes those cheaper
+	// (bundle.WantsOrderedIDs): every write stores an event, and a random
+	// id put each on pages of its own in the store's id-keyed B-trees.
+	OrderedIDs bool
 }
 
 // check reports a Maker that cannot work.
@@ -48,7 +53,11 @@ func (m *Maker) Write(r Record, now time.Time) (store.Write, error) {
 	if r.Time.IsZero() {
 		r.Time = now
 	}
-	return NewWrite(Event(r, m.Server), m.tenant(r), now, m.Indexer)
+	id := bundle.NewID()
+	if m.OrderedIDs {
+		id = bundle.NewOrderedID(now)
+	}
+	return NewWrite(Event(r, m.Server), id, m.tenant(r), now, m.Indexer)
 }
 
 func (m *Maker) tenant(r Record) string {
@@ -59,11 +68,11 @@ func (m *Maker) tenant(r Record) string {
 }
 
 // NewWrite makes the store write that creates ev as a new AuditEvent of
-// tenant at now: a new id (bundle.NewID), VersionID 1, Method POST, meta
-// set, index entries computed by ix. ev is changed (id and meta).
-func NewWrite(ev *AuditEvent, tenant string, now time.Time, ix Indexer) (store.Write, error) {
+// tenant at now: id (new), VersionID 1, Method POST, meta set, index
+// entries computed by ix. ev is changed (id and meta).
+func NewWrite(ev *AuditEvent, id, tenant string, now time.Time, ix Indexer) (store.Write, error) {
 	now = now.UTC().Truncate(time.Microsecond)
-	ev.ID = bundle.NewID()
+	ev.ID = id
 	ev.Meta = &Meta{VersionID: "1", LastUpdated: instant(now)}
 	body, err := json.Marshal(ev)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,5 +161,31 @@ func TestMakerNoTenantNoTime(t *testing.T) {
 	}
 	if want := instant(testTime); ev.Recorded != want || ev.Meta.LastUpdated != want {
 		t.Errorf("recorded %s, lastUpdated %s; want both %s", ev.Recorded, ev.Meta.LastUpdated, want)
+	}
+}
+
+// TestWriteIDs checks the ids of events: random by default, and with
+// OrderedIDs growing with the time of the write (the embedded store's
+// B-trees then append them), both 32 hex digits.
+func TestWriteIDs(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	for _, ordered := range []bool{false, true} {
+		m := newMaker(t)
+		m.OrderedIDs = ordered
+		var ids []string
+		for i := range 50 {
+			w, err := m.Write(goldenRecords["create"], at.Add(time.Duration(i)*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(w.Version.ID) != 32 || strings.Trim(w.Version.ID, "0123456789abcdef") != "" {
+				t.Fatalf("id %q", w.Version.ID)
+			}
+			ids = append(ids, w.Version.ID)
+		}
+		if got := sort.StringsAreSorted(ids); got != ordered {
+			t.Errorf("OrderedIDs %v: ids in the order written: %v (%v)", ordered, got, ids[:3])
+		}
 	}
 }

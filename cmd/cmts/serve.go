@@ -258,7 +258,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if recorder == "" {
 		recorder = "http://" + m.Config.Addr + "/fhir"
 	}
-	maker := &audit.Maker{Server: audit.Server{BaseURL: recorder}, Indexer: engine}
+	maker := &audit.Maker{Server: audit.Server{BaseURL: recorder}, Indexer: engine, OrderedIDs: bundle.WantsOrderedIDs(m.store)}
 	if m.audit, err = audit.NewBatcher(audit.BatcherOptions{Store: m.store, Maker: maker, Logger: m.logger}); err != nil {
 		return err
 	}

@@ -63,6 +63,13 @@ type OrderedIDStore interface {
 	OrderedIDs() bool
 }
 
+// WantsOrderedIDs reports whether s is an OrderedIDStore that asks for
+// ordered ids.
+func WantsOrderedIDs(s any) bool {
+	o, ok := s.(OrderedIDStore)
+	return ok && o.OrderedIDs()
+}
+
 // Options configure a Writer. Store, Codec and Indexer are required.
 type Options struct {
 	Store   Store
@@ -128,7 +135,7 @@ func NewWriter(opts Options) (*Writer, error) {
 		opts.PatchOps = fhir.DefaultPatchOps
 	}
 	w := &Writer{opts: opts, newID: NewID}
-	if o, ok := opts.Store.(OrderedIDStore); ok && o.OrderedIDs() {
+	if WantsOrderedIDs(opts.Store) {
 		w.newID = func() string { return NewOrderedID(opts.Now()) }
 	}
 	return w, nil
