@@ -820,8 +820,18 @@ func (w *Writer) stream(ctx context.Context, st SeqStore, p *fhir.Principal, sp 
 			// it (a transaction's event names every version: for 1,000
 			// entries, some 20 ms of indexing that the store's one writer
 			// would otherwise wait for).
-			var built atomic.Int64
 			audited := make(chan auditWrites, 1)
+			audit := func() {
+				var a auditWrites
+				if w.opts.Auditor != nil {
+					a.writes, a.err = w.opts.Auditor.AuditWrites(ctx, p, now, entries, results)
+				}
+				audited <- a
+			}
+			if len(plans) == 0 {
+				audit()
+			}
+			var built atomic.Int64
 			b := newBuilders(len(plans), func(i int) (*store.Write, error) {
 				wr, err := w.buildStreamed(ctx, plans[i], p, to, now)
 				if err != nil {
@@ -829,13 +839,7 @@ func (w *Writer) stream(ctx context.Context, st SeqStore, p *fhir.Principal, sp 
 				}
 				results[i] = keep(plans[i].result, &kept[i], &versions[i], bodies)
 				if built.Add(1) == int64(len(plans)) {
-					go func() {
-						var a auditWrites
-						if w.opts.Auditor != nil {
-							a.writes, a.err = w.opts.Auditor.AuditWrites(ctx, p, now, entries, results)
-						}
-						audited <- a
-					}()
+					go audit()
 				}
 				return wr, nil
 			})
