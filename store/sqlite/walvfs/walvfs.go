@@ -21,9 +21,14 @@
 //     frames are still here;
 //   - before any other use of the file (read, size, truncate, file control,
 //     close), so that the writer reads back what it wrote;
-//   - before a write that does not extend the gathered run (a page
-//     rewritten in place), so that writes reach the file in their order;
+//   - before a write that does not extend the gathered run, so that writes
+//     reach the file in their order;
 //   - when the run reaches maxRun bytes.
+//
+// Only appended frames are gathered. A write below the end of what was
+// appended (a page a large transaction rewrites in place, and the frame
+// headers whose checksums SQLite then rewrites at its commit, the last of
+// which no other write follows) goes straight to the file.
 //
 // Only WAL files are wrapped; the database file, its shared memory and the
 // journals go to the default VFS untouched.
@@ -86,8 +91,12 @@ type file struct {
 	buf uintptr
 	n   int   // bytes gathered in buf
 	off int64 // file offset of buf[0]
-	// commitPage: the last write was the header of a commit frame, whose
-	// page comes next.
+	// end is the end of the frames appended since the WAL last started
+	// over (from offset 0), the gathered ones included: a write below it
+	// rewrites the file in place.
+	end int64
+	// commitPage: the last write appended the header of a commit frame,
+	// whose page comes next.
 	commitPage bool
 }
 
@@ -180,15 +189,22 @@ func write(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
 
 func xWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
 	f := lookup(pFile)
-	commit := f.commitPage
 	b := unsafe.Slice(cptr[byte](zBuf), iAmt)
-	f.commitPage = iAmt == frameHeader && binary.BigEndian.Uint32(b[4:8]) != 0
-	if f.n > 0 && (iOfst != f.off+int64(f.n) || f.n+int(iAmt) > maxRun) {
+	commit := f.commitPage
+	f.commitPage = false
+	if f.n > 0 && (iOfst != f.end || f.n+int(iAmt) > maxRun) {
 		if rc := f.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
 			return rc
 		}
 	}
-	if iAmt > maxRun {
+	if iOfst == 0 {
+		f.end = 0 // the WAL header: SQLite starts the WAL over
+	}
+	if iOfst < f.end || iAmt > maxRun {
+		// A page or a frame's header rewritten in place (within a large
+		// transaction, which then rewrites the checksums of the frames
+		// after it): straight to the file, so that nothing but appended
+		// frames waits here.
 		return write(tls, pFile, zBuf, iAmt, iOfst)
 	}
 	if f.buf == 0 {
@@ -201,10 +217,12 @@ func xWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
 	}
 	copy(unsafe.Slice(cptr[byte](f.buf+uintptr(f.n)), iAmt), b)
 	f.n += int(iAmt)
+	f.end = iOfst + int64(iAmt)
 	if commit {
 		// the page of a commit frame: the commit is complete
 		return f.flush(tls, pFile)
 	}
+	f.commitPage = iAmt == frameHeader && binary.BigEndian.Uint32(b[4:8]) != 0
 	return sqlite3.SQLITE_OK
 }
 
