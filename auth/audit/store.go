@@ -53,9 +53,11 @@ func (m *Maker) Write(r Record, now time.Time) (store.Write, error) {
 	if r.Time.IsZero() {
 		r.Time = now
 	}
-	id := bundle.NewID()
+	var id string
 	if m.OrderedIDs {
 		id = bundle.NewOrderedID(now)
+	} else {
+		id = bundle.NewID()
 	}
 	return NewWrite(Event(r, m.Server), id, m.tenant(r), now, m.Indexer)
 }
